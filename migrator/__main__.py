@@ -1,0 +1,4 @@
+"""``python -m migrator``: the same as the ``migrator`` command."""
+from migrator.cli import main
+
+main()

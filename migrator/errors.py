@@ -1,0 +1,239 @@
+"""The one exception hierarchy of migrator.
+
+Every error a user can act on is a :class:`MigratorError`. Each class carries the process exit
+code the CLI uses (the CLI holds the only mapping from exception to exit code, and reads it
+from here) and an optional ``hint``: what the user can do about it. Raise them ``from`` the
+underlying exception so ``-v`` shows the whole chain.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+# A non-JSON response body (an HTML page from a proxy, a plain-text 503) is quoted in the
+# message up to this many characters: enough to recognise it, never a wall of text.
+_BODY_EXCERPT = 200
+
+
+class MigratorError(Exception):
+    """Root of every error migrator raises on purpose; exit code 1 unless a child says else."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MigratorError):
+    """The user's input (kubeconfig, options, plan file) cannot be used as given."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class KubeconfigNotFound(ConfigError):
+    """No kubeconfig file could be read at the paths we were given or defaulted to."""
+
+    def __init__(self, paths: Sequence[str], reason: str = "no such file") -> None:
+        self.paths = list(paths)
+        self.reason = reason
+        where = ", ".join(self.paths) or "(no path)"
+        super().__init__(
+            f"cannot read kubeconfig {where}: {reason}",
+            hint="pass --kubeconfig FILE or set KUBECONFIG to an existing file",
+        )
+
+
+class ContextNotFound(ConfigError):
+    """The requested context (or the current-context) is not in the kubeconfig."""
+
+    def __init__(self, context: str | None, available: Sequence[str], source: str) -> None:
+        self.context = context
+        self.available = sorted(available)
+        self.source = source
+        existing = ", ".join(self.available) if self.available else "none"
+        if context is None:
+            text = f"no current-context set in {source} (contexts: {existing})"
+        else:
+            text = f"context {context!r} not found in {source} (contexts: {existing})"
+        super().__init__(text, hint="pass --context with one of the contexts listed")
+
+
+class ClusterUnreachable(MigratorError):
+    """The API server could not be reached (refused, reset, timed out, TLS failure)."""
+
+    exit_code: ClassVar[int] = 3
+
+    def __init__(self, context: str, server: str, reason: str) -> None:
+        self.context = context
+        self.server = server
+        self.reason = reason
+        super().__init__(
+            f"cannot reach cluster {context!r} at {server}: {reason}",
+            hint="check that the API server is running and reachable from here",
+        )
+
+
+# Hints for statuses whose cause the user can usually fix on their side.
+_STATUS_HINTS: Mapping[int, str] = {
+    401: "the credentials in the kubeconfig were rejected; refresh or replace them",
+    403: "the kubeconfig user lacks RBAC permission for this request",
+    429: "the API server is throttling requests; retry later or lower the concurrency",
+}
+
+
+class ApiError(MigratorError):
+    """The API server answered with a non-2xx status.
+
+    Built from the Kubernetes ``Status`` body when there is one. The message names the
+    request (method and path) and the server's words; it never includes a request body, which
+    may carry secret data.
+    """
+
+    exit_code: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        reason: str = "",
+        details: Mapping[str, Any] | None = None,
+        method: str = "",
+        path: str = "",
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint if hint is not None else _STATUS_HINTS.get(status))
+        self.status = status
+        self.reason = reason
+        self.details = dict(details or {})
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_response(
+        cls,
+        status: int,
+        body: bytes | str | None,
+        method: str,
+        path: str,
+        *,
+        retry_after: float | None = None,
+    ) -> ApiError:
+        """Build the error from a response status and body (a ``Status`` JSON or anything else).
+
+        ``retry_after`` is the parsed ``Retry-After`` header, if any; otherwise the Status'
+        ``details.retryAfterSeconds`` is used.
+        """
+        raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+        doc = _parse_status(raw)
+        request = f"{method.upper()} {path}"
+        if doc is None:
+            excerpt = " ".join(raw.split())[:_BODY_EXCERPT]
+            text = f"{request}: HTTP {status}" + (f": {excerpt}" if excerpt else "")
+            return cls(text, status=status, method=method, path=path, retry_after=retry_after)
+        code = doc.get("code") if isinstance(doc.get("code"), int) else status
+        reason = str(doc.get("reason") or "")
+        details = doc.get("details") if isinstance(doc.get("details"), dict) else {}
+        server_message = str(doc.get("message") or reason or "no message")
+        if retry_after is None and isinstance(details.get("retryAfterSeconds"), int | float):
+            retry_after = float(details["retryAfterSeconds"])
+        label = f"{code} {reason}" if reason else str(code)
+        return cls(
+            f"{request}: {label}: {server_message}",
+            status=code,
+            reason=reason,
+            details=details,
+            method=method,
+            path=path,
+            retry_after=retry_after,
+        )
+
+
+def _parse_status(raw: str) -> dict[str, Any] | None:
+    """The decoded body if it looks like a Kubernetes ``Status`` object, else None."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and (doc.get("kind") == "Status" or "message" in doc):
+        return doc
+    return None
+
+
+class PartialFailure(MigratorError):
+    """The work finished for most objects but some failed; the report lists which."""
+
+    exit_code: ClassVar[int] = 5
+
+    def __init__(self, message: str = "partially done", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+
+class PlanInvalid(ConfigError):
+    """The migration plan file does not validate; the message points at the offending field."""
+
+
+class ObjectRejected(ApiError):
+    """The target API server refused one object (validation, admission, conflict)."""
+
+
+class StoreError(MigratorError):
+    """The object store (local directory or S3 bucket) cannot be used."""
+
+    exit_code: ClassVar[int] = 6
+
+
+class StoreNotFound(StoreError):
+    """The bucket or directory named by the store URL does not exist."""
+
+
+class StoreKeyNotFound(StoreError):
+    """One key asked for is not in the store (the store itself exists)."""
+
+    def __init__(self, message: str, *, key: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.key = key
+
+
+class StoreAccessDenied(StoreError):
+    """The store refused our credentials or lacks a permission we need."""
+
+
+class StoreUnreachable(StoreError):
+    """The store's endpoint could not be reached (refused, DNS failure, timeout)."""
+
+
+class SnapshotError(MigratorError):
+    """A snapshot cannot be written or read as asked."""
+
+
+class SnapshotNotFound(SnapshotError):
+    """No snapshot with this id exists in the store."""
+
+
+class SnapshotIncomplete(SnapshotError):
+    """The snapshot has parts but no manifest: its export was interrupted or is still running."""
+
+
+class SnapshotExists(SnapshotError):
+    """A complete snapshot with this id already exists and overwriting was not asked for."""
+
+
+class SnapshotCorrupt(SnapshotError):
+    """A snapshot's manifest or a part of it is missing or fails its checksum."""
+
+    def __init__(self, message: str, *, part: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.part = part
+
+
+class DecryptionError(SnapshotError):
+    """The snapshot is encrypted and the key is missing or is not the one it was written with."""

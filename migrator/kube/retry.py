@@ -1,0 +1,186 @@
+"""The one place that decides what is transient and how long to wait before trying again.
+
+Transient: the connection broke (refused, reset, protocol error, read timeout) or the server
+said "not now" (429, 500, 502, 503, 504). Everything else, in particular every other 4xx,
+fails at once: retrying a 403 or a 422 only delays the bad news.
+
+Waits grow exponentially with jitter, are capped per wait and in total, and a 429's
+``Retry-After`` is honoured (capped too). Attempts are capped. When the attempts run out, the
+last error is raised as it was classified: an :class:`~migrator.errors.ApiError` stays one, and
+a connection failure becomes whatever the caller's ``on_connection_error`` makes of it
+(``Cluster`` makes a :class:`~migrator.errors.ClusterUnreachable`).
+
+Tests never sleep: replace :data:`DEFAULT_POLICY` (or pass a policy) whose ``sleep`` records
+the waits instead.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import tenacity
+import urllib3.exceptions
+
+from migrator.errors import ApiError, MigratorError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+# Transport failures worth another try. NewConnectionError covers a refused connection
+# (the API server restarting); ProtocolError covers a reset or a half-closed keep-alive socket.
+_TRANSIENT_TRANSPORT: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError is a subclass
+    ConnectionError,  # ConnectionResetError, ConnectionRefusedError, BrokenPipeError
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times and how long to retry a transient failure."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_total_wait: float = 60.0
+    max_retry_after: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def backoff(self, attempt: int, error: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if isinstance(error, ApiError) and error.status == 429 and error.retry_after is not None:
+            return max(0.0, min(error.retry_after, self.max_retry_after))
+        exponential = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        # "Equal jitter": at least half the exponential step, so waits still grow, plus a random
+        # share of the other half, so many clients retrying together spread out.
+        return exponential / 2 + exponential / 2 * self.jitter()
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """True for failures below HTTP: no response was received at all."""
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if trying the same request again may well succeed."""
+    if isinstance(exc, ApiError):
+        return exc.status in TRANSIENT_STATUSES
+    if isinstance(exc, MigratorError):
+        return False
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        return exc.reason is not None and is_transient(exc.reason)
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return False  # a certificate problem does not heal by itself
+    return isinstance(exc, _TRANSIENT_TRANSPORT)
+
+
+def describe(exc: BaseException) -> str:
+    """A short human reason for a transport failure ("connection refused", "read timed out")."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return describe(exc.reason)
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return "read timed out"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ProtocolError):
+        inner = _innermost_os_error(exc)
+        if inner is not None and inner.strerror:
+            return inner.strerror.lower()
+        if isinstance(exc, urllib3.exceptions.NewConnectionError):
+            return "connection failed"
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return "connect timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _innermost_os_error(exc: BaseException) -> OSError | None:
+    """The OSError that started a wrapped transport failure, searching causes and args."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return None
+
+
+def _short_reason(error: BaseException | None) -> str:
+    """Why an attempt failed, briefly: the status, or the transport failure described."""
+    if isinstance(error, ApiError):
+        return f"{error.status} {error.reason}".strip()
+    return describe(error) if error is not None else "unknown error"
+
+
+def call(
+    fn: Callable[[], T],
+    *,
+    on_connection_error: Callable[[BaseException], MigratorError],
+    what: str = "request",
+    policy: RetryPolicy | None = None,
+) -> T:
+    """Run ``fn`` until it succeeds, fails for good, or the policy's budget runs out.
+
+    ``fn`` raises :class:`ApiError` for HTTP errors and raw urllib3/OS exceptions for transport
+    failures; transport failures that end the retrying are turned into the error that
+    ``on_connection_error`` returns, raised from the original. Requests that are not safe to
+    repeat are the caller's business: server-side apply and GET, which are, make up nearly all
+    of migrator's traffic.
+    """
+    active = policy or DEFAULT_POLICY
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        planned = active.backoff(state.attempt_number, error)
+        return max(0.0, min(planned, active.max_total_wait - state.idle_for))
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        return state.attempt_number >= active.attempts or state.idle_for >= active.max_total_wait
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.info(
+            "%s failed (%s); retrying in %.1fs (attempt %d of %d)",
+            what,
+            _short_reason(error),
+            delay,
+            state.attempt_number + 1,
+            active.attempts,
+        )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        stop=stop,
+        wait=wait,
+        sleep=lambda seconds: active.sleep(seconds),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(fn)
+    except MigratorError:
+        raise
+    except Exception as exc:
+        if is_transport_error(exc):
+            raise on_connection_error(exc) from exc
+        raise

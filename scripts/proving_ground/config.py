@@ -1,0 +1,35 @@
+"""Versions, locations and names shared by every part of the proving ground."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The old release still serves the deprecated group/versions removed in 1.22 to 1.25; the
+# new one is a current release.
+KUBE_VERSIONS = {"old": "1.21.14", "new": "1.33.13"}
+ETCD_VERSION = "v3.5.35"
+KWOK_VERSION = "v0.7.0"
+MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+
+def cache_dir() -> Path:
+    """Built binaries and fixtures, kept across runs (and across clones of the repo)."""
+    root = os.environ.get("MIGRATOR_PG_CACHE") or Path.home() / ".cache" / "migrator-proving-ground"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_dir() -> Path:
+    """State of the running proving ground: data, certificates, logs, kubeconfigs, ports."""
+    return Path(os.environ.get("MIGRATOR_PG_DIR") or REPO / ".proving-ground")
+
+
+def state_file() -> Path:
+    return run_dir() / "state.json"
+
+
+def bin_dir(name: str, version: str) -> Path:
+    return cache_dir() / "bin" / f"{name}-{version.lstrip('v')}"

@@ -1,0 +1,61 @@
+"""The RBAC manifests shipped in manifests/ do what their comments promise, on both releases."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrator.errors import ApiError
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+PATHS = {
+    "Namespace": "/api/v1/namespaces",
+    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+}
+
+
+def _docs(role: str) -> list[dict]:
+    docs = [d for d in yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()) if d]
+    return [d for d in docs if d["metadata"]["labels"]["migrator.io/role"] == role]
+
+
+def _apply(api, docs: list[dict]) -> list[tuple[str, str]]:
+    created = []
+    for doc in docs:
+        path = PATHS[doc["kind"]].format(ns=doc["metadata"].get("namespace", ""))
+        try:
+            api.request("POST", path, body=doc)
+            created.append((path, doc["metadata"]["name"]))
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+    return created
+
+
+def _allowed(api, user: str, verb: str, resource: str, group: str = "") -> bool:
+    review = api.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body={
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
+                 "resourceAttributes": {"verb": verb, "resource": resource, "group": group,
+                                        "namespace": "default"}}})
+    return review["status"]["allowed"]
+
+
+@pytest.mark.parametrize("which,role", [("old", "exporter"), ("new", "importer"),
+                                        ("old", "importer"), ("new", "exporter")])
+def test_rbac_manifest_grants_what_it_says(which, role, request):
+    api = request.getfixturevalue(f"{which}_cluster").client
+    created = _apply(api, _docs(role))
+    user = f"system:serviceaccount:migrator:migrator-{role}"
+    try:
+        assert _allowed(api, user, "list", "secrets")
+        assert _allowed(api, user, "get", "deployments", "apps")
+        assert _allowed(api, user, "create", "configmaps") is (role == "importer")
+        assert _allowed(api, user, "delete", "namespaces") is (role == "importer")
+    finally:
+        for path, name in reversed(created):
+            if not path.endswith("/namespaces"):
+                api.request("DELETE", f"{path}/{name}")
