@@ -109,12 +109,13 @@ def _report_rows(report: Mapping[str, Any]) -> Rows:
 def _comparison_rows(source: str, target: Mapping[str, Any]) -> Rows:
     return [
         (f"served by {source} only", _removal_list(target["missingInTarget"]) or "none"),
-        (f"served by {target['target']} only", ", ".join(target["onlyInTarget"]) or "none"),
+        (f"served by {target['target']} only", "\n".join(target["onlyInTarget"]) or "none"),
     ]
 
 
 def _removal_list(entries: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(
+    """One group/version a line, with the release that removed it."""
+    return "\n".join(
         f"{entry['groupVersion']} (removed in {entry['removedIn']})"
         if entry["removedIn"]
         else entry["groupVersion"]
@@ -135,7 +136,10 @@ def _render(console: Console, title: str, rows: Rows) -> None:
     width = max(len(key) for key, _value in rows)
     click.echo(title)
     for key, value in rows:
-        click.echo(f"  {key.ljust(width)}  {value}")
+        first, *rest = value.split("\n")
+        click.echo(f"  {key.ljust(width)}  {first}")
+        for line in rest:
+            click.echo(f"  {' ' * width}  {line}")
     click.echo()
 
 

@@ -1,6 +1,7 @@
 """The RBAC manifests shipped in manifests/ do what their comments promise, on both releases."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,10 @@ def test_rbac_manifest_grants_what_it_says(which, role, request):
     created = _apply(api, _docs(role))
     user = f"system:serviceaccount:migrator:migrator-{role}"
     try:
+        # The authorizer learns of new bindings through a watch: give it a moment.
+        deadline = time.time() + 20
+        while not _allowed(api, user, "list", "secrets") and time.time() < deadline:
+            time.sleep(0.5)
         assert _allowed(api, user, "list", "secrets")
         assert _allowed(api, user, "get", "deployments", "apps")
         assert _allowed(api, user, "create", "configmaps") is (role == "importer")

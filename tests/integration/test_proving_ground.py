@@ -123,3 +123,17 @@ def test_bind_rfc2136_update_then_resolve(dns_zone):
     unsigned.replace(dns_zone.label, 30, "A", "192.0.2.99")
     refused = dns.query.tcp(unsigned, dns_zone.server, port=dns_zone.port, timeout=5)
     assert refused.rcode() == dns.rcode.REFUSED
+
+
+def test_k8s_api_fixtures_of_the_old_release(k8s_api_fixtures):
+    import json
+
+    files = {p.name for p in k8s_api_fixtures.iterdir()}
+    for kind in ("extensions.v1beta1.Ingress", "admissionregistration.k8s.io.v1beta1.MutatingWebhookConfiguration",
+                 "policy.v1beta1.PodDisruptionBudget", "autoscaling.v2beta1.HorizontalPodAutoscaler",
+                 "batch.v1beta1.CronJob", "apps.v1.Deployment"):
+        assert f"{kind}.json" in files and f"{kind}.yaml" in files, kind
+    ingress = json.loads((k8s_api_fixtures / "extensions.v1beta1.Ingress.json").read_text())
+    assert ingress["apiVersion"] == "extensions/v1beta1"
+    assert ingress["spec"]["backend"]["serviceName"]  # every field filled
+    assert len([f for f in files if f.endswith(".json")]) > 100

@@ -1,0 +1,107 @@
+"""Where everything of a snapshot lives, and the shape of its metadata.
+
+A snapshot is a folder ``<snapshot_id>/`` in a store, readable with ordinary tools::
+
+    <snapshot_id>/
+      _snapshot.json                      written first: id, start time, key id (for resume)
+      resources/<group|core>/<version>/<resource>/
+        part-00000.jsonl.gz[.enc]         one object per line, gzip'd (then encrypted)
+        aside-00000.jsonl.gz[.enc]        data kept aside (e.g. status), one line per object
+        _done.json                        written when all parts of the resource are stored
+      manifest.json                       written last: the snapshot is complete
+
+Part keys in ``_done.json`` and the manifest are relative to the snapshot folder, so a
+snapshot can be copied elsewhere and still read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import IO, Any, TypedDict
+
+from migrator.errors import SnapshotCorrupt, StoreKeyNotFound
+from migrator.store.base import Store
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STATE = "_snapshot.json"
+DONE = "_done.json"
+RESOURCES = "resources"
+CORE_GROUP = "core"  # the folder of the group "" (CRD groups always contain a dot)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class PartInfo(TypedDict):
+    """One stored part: its key, checksum and size as stored, and how many lines it holds."""
+
+    key: str
+    sha256: str
+    bytes: int
+    objects: int
+
+
+class ResourceEntry(TypedDict):
+    """One resource of the snapshot, as recorded in ``_done.json`` and the manifest."""
+
+    group: str
+    version: str
+    resource: str
+    kind: str
+    namespaced: bool
+    objects: int
+    parts: list[PartInfo]
+    aside_parts: list[PartInfo]
+
+
+def check_snapshot_id(snapshot_id: str) -> str:
+    """Return ``snapshot_id`` if it is usable as one folder name everywhere, else ValueError."""
+    if not _ID.match(snapshot_id) or ".." in snapshot_id:
+        raise ValueError(
+            f"invalid snapshot id {snapshot_id!r}: use letters, digits, '.', '_' and '-' (max 128)"
+        )
+    return snapshot_id
+
+
+def resource_folder(group: str, version: str, resource: str) -> str:
+    """``resources/apps/v1/deployments``; the core group is spelt ``core``."""
+    return f"{RESOURCES}/{group or CORE_GROUP}/{version}/{resource}"
+
+
+def part_key(folder: str, stem: str, index: int, encrypted: bool) -> str:
+    """``<folder>/<stem>-00000.jsonl.gz`` (stem ``part`` or ``aside``), ``.enc`` if encrypted."""
+    return f"{folder}/{stem}-{index:05d}.jsonl.gz" + (".enc" if encrypted else "")
+
+
+def identity(entry: ResourceEntry) -> tuple[str, str, str]:
+    """The (group, version, resource) that names an entry."""
+    return entry["group"], entry["version"], entry["resource"]
+
+
+def dump_json(doc: Any) -> bytes:
+    """Metadata as indented JSON: meant to be read by people and ``jq``."""
+    return json.dumps(doc, indent=2).encode() + b"\n"
+
+
+def load_json(store: Store, key: str) -> dict[str, Any]:
+    """A metadata file of a snapshot; :class:`SnapshotCorrupt` if it is not a JSON object."""
+    try:
+        doc = json.loads(store.get_bytes(key))
+    except StoreKeyNotFound as err:
+        raise SnapshotCorrupt(f"{key} is missing from {store.url}", part=key) from err
+    except ValueError as err:
+        raise SnapshotCorrupt(f"{key} in {store.url} is not valid JSON: {err}", part=key) from err
+    if not isinstance(doc, dict):
+        raise SnapshotCorrupt(f"{key} in {store.url} is not a JSON object", part=key)
+    return doc
+
+
+def sha256_stream(stream: IO[bytes]) -> tuple[str, int]:
+    """sha256 (hex) and length of what remains in ``stream``, read in bounded chunks."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(1024 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size

@@ -1,0 +1,101 @@
+"""The one small interface every object store implements.
+
+Snapshots, volume chunks and run state all go through it, so the stages never care whether
+they write to a local directory or an S3 bucket. Keys are relative, ``/``-separated strings
+(``snap-1/resources/core/v1/secrets/part-00000.jsonl.gz``); a backend maps them onto files
+or object names under its own root.
+
+Errors are :class:`~migrator.errors.StoreError` children: the store itself missing
+(:class:`~migrator.errors.StoreNotFound`), refused credentials, an unreachable endpoint, or a
+single missing key (:class:`~migrator.errors.StoreKeyNotFound`).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import BinaryIO
+
+# What ``put_file`` accepts: a path to copy from, or an open binary file read from its
+# current position to the end.
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a clean relative key, else raise ``ValueError``.
+
+    Refusing ``..``, empty segments and absolute keys keeps a local store inside its root
+    and makes both backends agree on what a key means.
+    """
+    if not key or key.startswith("/") or "\\" in key:
+        raise ValueError(f"invalid store key {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid store key {key!r}")
+    return key
+
+
+class Store(ABC):
+    """A flat key → bytes store with streaming reads and writes."""
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where this store lives, as a URL a user can pass back (``file:///…``, ``s3://…``)."""
+
+    @abstractmethod
+    def check(self, *, create: bool = False) -> None:
+        """Fail now, with a clear error, if the store cannot be used.
+
+        Called before long work so a typo in a bucket name fails in a second, not after an
+        hour of export. With ``create`` a local store makes its directory (a bucket is never
+        created for the user).
+        """
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing what was there, all or nothing."""
+
+    @abstractmethod
+    def put_file(self, key: str, source: Source) -> None:
+        """Store a file's content under ``key``, streamed (multipart on S3 for big files)."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """The whole content of ``key``."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A binary stream over the content of ``key``; the caller closes it."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """The size in bytes of ``key`` (without reading it)."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is in the store."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix`` (plain string prefix), in sorted order."""
+
+    @abstractmethod
+    def children(self, prefix: str = "") -> Iterator[str]:
+        """The names one level below ``prefix`` (which ends with ``/`` or is empty), sorted.
+
+        Like ``ls``: for keys ``a/x`` and ``a/b/y`` under ``a/``, yields ``x`` and ``b``.
+        Lets a caller list snapshots without listing every key of every snapshot.
+        """
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a key that is not there is not an error."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every key starting with ``prefix``."""
+        for key in list(self.list(prefix)):
+            self.delete(key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
