@@ -237,3 +237,36 @@ class SnapshotCorrupt(SnapshotError):
 
 class DecryptionError(SnapshotError):
     """The snapshot is encrypted and the key is missing or is not the one it was written with."""
+
+
+class RulesInvalid(ConfigError):
+    """The transform rules file does not validate; the message names file, rule and field."""
+
+    def __init__(self, file: str, where: str, problem: str) -> None:
+        self.file = file
+        self.where = where
+        self.problem = problem
+        super().__init__(
+            f"{file}: {where}: {problem}" if where else f"{file}: {problem}",
+            hint="fix the rules file; nothing was read or written",
+        )
+
+
+class ValidationRejected(MigratorError):
+    """The target API server rejected some transformed objects in a server-side dry-run."""
+
+
+class NeedsAttention(MigratorError):
+    """Some objects cannot move as they are: a person must review, accept a loss or replace."""
+
+
+class ImportLocked(MigratorError):
+    """Another import into the same target cluster holds its lock (and its holder is alive)."""
+
+    exit_code: ClassVar[int] = 8
+
+
+class VerificationFailed(MigratorError):
+    """The target does not match the snapshot: objects missing or differing, or not ready."""
+
+    exit_code: ClassVar[int] = 7

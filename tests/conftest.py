@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,8 @@ def make_namespace(request: pytest.FixtureRequest) -> Iterator[Callable[[TestClu
     made: list[tuple[TestCluster, str]] = []
 
     def make(cluster: TestCluster) -> str:
-        name = _unique("t-" + request.node.name.lower().replace("_", "-")[:40].strip("-"))
+        slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+        name = _unique("t-" + slug)
         cluster.client.request("POST", "/api/v1/namespaces",
                                body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         made.append((cluster, name))

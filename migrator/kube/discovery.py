@@ -110,6 +110,30 @@ class Discovery:
         """Distinct (group, plural) pairs: a resource served in several versions counts once."""
         return {(r.group, r.name) for r in self.iter_resources()}
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (a snapshot manifest records what its source served)."""
+        return {
+            "serverVersion": self.version.git_version,
+            "groups": [
+                {"name": g.name, "versions": list(g.versions), "preferredVersion": g.preferred}
+                for g in self.groups
+            ],
+            "resources": {
+                gv: [
+                    {
+                        "name": r.name,
+                        "kind": r.kind,
+                        "namespaced": r.namespaced,
+                        "verbs": list(r.verbs),
+                        "shortNames": list(r.short_names),
+                    }
+                    for r in listed
+                ]
+                for gv, listed in self.resource_lists.items()
+            },
+            "failed": dict(self.failed),
+        }
+
 
 def group_version_path(group_version: str) -> str:
     """The URL path of a group/version: ``/api/v1`` for core, ``/apis/<group>/<version>`` else."""

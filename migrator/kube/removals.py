@@ -44,6 +44,69 @@ REMOVED_IN: dict[str, Release] = {
 }
 
 
+# Kinds that left a group/version earlier than the group/version itself. A kind not listed
+# here is removed when its group/version is (``REMOVED_IN``).
+KIND_REMOVED_IN: dict[tuple[str, str], Release] = {
+    # extensions/v1beta1 kept Ingress until 1.22; everything else went in 1.16.
+    ("extensions/v1beta1", "DaemonSet"): (1, 16),
+    ("extensions/v1beta1", "Deployment"): (1, 16),
+    ("extensions/v1beta1", "ReplicaSet"): (1, 16),
+    ("extensions/v1beta1", "NetworkPolicy"): (1, 16),
+    ("extensions/v1beta1", "PodSecurityPolicy"): (1, 16),
+    # storage.k8s.io/v1beta1 kept CSIStorageCapacity until 1.27; the rest went in 1.22.
+    ("storage.k8s.io/v1beta1", "StorageClass"): (1, 22),
+    ("storage.k8s.io/v1beta1", "VolumeAttachment"): (1, 22),
+    ("storage.k8s.io/v1beta1", "CSIDriver"): (1, 22),
+    ("storage.k8s.io/v1beta1", "CSINode"): (1, 22),
+}
+
+# The release that first served each replacement group/version (or kind, where a kind came
+# later than its group/version): with ``--target-version`` this says which replacements the
+# target serves, so a conversion chain stops at the newest version the target knows.
+ADDED_IN: dict[str, Release] = {
+    "apps/v1": (1, 9),
+    "networking.k8s.io/v1": (1, 8),
+    "apiextensions.k8s.io/v1": (1, 16),
+    "admissionregistration.k8s.io/v1": (1, 16),
+    "apiregistration.k8s.io/v1": (1, 10),
+    "rbac.authorization.k8s.io/v1": (1, 8),
+    "storage.k8s.io/v1": (1, 6),
+    "scheduling.k8s.io/v1": (1, 14),
+    "coordination.k8s.io/v1": (1, 14),
+    "node.k8s.io/v1": (1, 20),
+    "certificates.k8s.io/v1": (1, 19),
+    "events.k8s.io/v1": (1, 19),
+    "discovery.k8s.io/v1": (1, 21),
+    "policy/v1": (1, 21),
+    "batch/v1": (1, 2),
+    "autoscaling/v2beta2": (1, 12),
+    "autoscaling/v2": (1, 23),
+    "flowcontrol.apiserver.k8s.io/v1beta2": (1, 23),
+    "flowcontrol.apiserver.k8s.io/v1beta3": (1, 26),
+    "flowcontrol.apiserver.k8s.io/v1": (1, 29),
+}
+
+KIND_ADDED_IN: dict[tuple[str, str], Release] = {
+    ("networking.k8s.io/v1", "Ingress"): (1, 19),
+    ("networking.k8s.io/v1", "IngressClass"): (1, 19),
+    ("batch/v1", "CronJob"): (1, 21),
+    ("storage.k8s.io/v1", "VolumeAttachment"): (1, 13),
+    ("storage.k8s.io/v1", "CSINode"): (1, 17),
+    ("storage.k8s.io/v1", "CSIDriver"): (1, 18),
+    ("storage.k8s.io/v1", "CSIStorageCapacity"): (1, 24),
+}
+
+
+def kind_removed_in(api_version: str, kind: str) -> Release | None:
+    """The release that stopped serving ``kind`` at ``api_version``, or None."""
+    return KIND_REMOVED_IN.get((api_version, kind)) or REMOVED_IN.get(api_version)
+
+
+def kind_added_in(api_version: str, kind: str) -> Release | None:
+    """The release that first served ``kind`` at ``api_version``, or None when unknown."""
+    return KIND_ADDED_IN.get((api_version, kind)) or ADDED_IN.get(api_version)
+
+
 def removed_in(group_version: str) -> Release | None:
     """The release that stopped serving ``group_version``, or None if it is not removed."""
     return REMOVED_IN.get(group_version)

@@ -19,6 +19,11 @@ from migrator.snapshot.layout import PartInfo, part_key, sha256_stream
 from migrator.store.base import Store
 
 _SPOOL_MEMORY = 2 * 1024 * 1024  # a part's compressed bytes stay in memory up to this
+# zlib's fast levels (1-3) compress JSON lines several times faster than the default 9, for
+# parts about a fifth larger: export is CPU-bound on the client, the store is not.
+COMPRESS_LEVEL = 3
+_BATCH_BYTES = 256 * 1024  # lines reach gzip in batches: one compress call per batch
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once, not per line
 
 
 class PartRoller:
@@ -47,16 +52,23 @@ class PartRoller:
         self._gzip: gzip.GzipFile | None = None
         self._bytes = 0
         self._objects = 0
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
 
     def add(self, doc: dict[str, Any]) -> None:
         """Append one document as a compact JSON line; store the part if it is now full."""
-        line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        line = _ENCODER.encode(doc).encode() + b"\n"
         if self._gzip is None:
             # Closed in _store_part or discard: it lives across many add() calls.
             self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115
-            self._gzip = gzip.GzipFile(fileobj=self._spool, mode="wb", mtime=0)
+            self._gzip = gzip.GzipFile(
+                fileobj=self._spool, mode="wb", mtime=0, compresslevel=COMPRESS_LEVEL
+            )
             self._bytes = self._objects = 0
-        self._gzip.write(line)
+        self._batch.append(line)
+        self._batch_bytes += len(line)
+        if self._batch_bytes >= _BATCH_BYTES:
+            self._flush_batch()
         self._bytes += len(line)
         self._objects += 1
         if self._bytes >= self._max_bytes or self._objects >= self._max_objects:
@@ -70,12 +82,19 @@ class PartRoller:
 
     def discard(self) -> None:
         """Drop the part being filled (after a failure); stored parts stay where they are."""
+        self._batch, self._batch_bytes = [], 0
         if self._spool is not None:
             self._spool.close()
         self._spool = self._gzip = None
 
+    def _flush_batch(self) -> None:
+        assert self._gzip is not None
+        self._gzip.write(b"".join(self._batch))
+        self._batch, self._batch_bytes = [], 0
+
     def _store_part(self) -> None:
         assert self._spool is not None and self._gzip is not None
+        self._flush_batch()
         self._gzip.close()
         spool = self._spool
         relative = part_key(self._folder, self._stem, len(self.parts), self._key is not None)

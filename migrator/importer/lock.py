@@ -1,0 +1,243 @@
+"""One import at a time per target cluster: a Lease in the target that expires if its holder dies.
+
+The lock lives in the cluster being imported into (``kube-system/migrator-import``, a
+``coordination.k8s.io/v1`` Lease, the object Kubernetes itself uses for leader election), not
+in the snapshot's store: two imports of *different* snapshots, or from different stores, into
+the same cluster must still exclude each other, and the API server gives what an object store
+does not, an atomic create and a compare-and-swap on ``resourceVersion``.
+
+The holder renews the lease every ``renew_every`` seconds (a heartbeat thread); a lease not
+renewed for ``leaseDurationSeconds`` (plus a margin for clock skew between machines) belongs
+to a dead holder and is taken over (at once if that holder ran on this machine and its
+process is gone). Who holds it (host, pid, snapshot, store, start) is kept
+in an annotation, so the refusal can say who to look for. :func:`lease_state` is the pure
+decision, tested without a cluster.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from migrator.errors import ApiError, ClusterUnreachable, ImportLocked
+from migrator.kube import Cluster
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "kube-system"
+NAME = "migrator-import"
+HOLDER_ANNOTATION = "migrator.io/holder"
+DEFAULT_DURATION = 30
+CLOCK_SKEW = 5.0  # seconds of disagreement between two machines' clocks we tolerate
+_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
+
+
+def micro_time(when: float) -> str:
+    """A Kubernetes MicroTime: ``2024-05-01T12:00:00.123456Z``."""
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    """Seconds since the epoch of a MicroTime or Time string; None if absent or malformed."""
+    if not text:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What a lease says: who holds it, and whether that holder is alive at ``now``."""
+
+    holder: str
+    alive: bool
+    age: float | None  # seconds since the last heartbeat (None: never renewed)
+    expires_in: float  # seconds until a dead holder's lease may be taken over
+    details: Mapping[str, Any]
+
+
+def lease_state(lease: Mapping[str, Any], now: float, skew: float = CLOCK_SKEW) -> LeaseState:
+    """Decide whether ``lease`` is held by a live holder at ``now`` (pure).
+
+    Alive means renewed less than ``leaseDurationSeconds`` + ``skew`` ago. A lease with no
+    holder, or no renew time, is free.
+    """
+    spec = lease.get("spec") or {}
+    holder = str(spec.get("holderIdentity") or "")
+    renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime"))
+    duration = float(spec.get("leaseDurationSeconds") or DEFAULT_DURATION)
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    try:
+        details = json.loads(annotations.get(HOLDER_ANNOTATION) or "{}")
+    except ValueError:
+        details = {}
+    if not holder or renewed is None:
+        return LeaseState(holder, False, None, 0.0, details)
+    age = now - renewed
+    limit = duration + skew
+    return LeaseState(holder, age < limit, age, max(0.0, limit - age), details)
+
+
+def describe_holder(state: LeaseState) -> str:
+    """A person's description of a lock holder (for the refusal message)."""
+    info = state.details
+    who = f"{info.get('host', '?')} pid {info.get('pid', '?')}"
+    what = f"snapshot {info.get('snapshot', '?')} from {info.get('store', '?')}"
+    since = f", started {info['started']}" if info.get("started") else ""
+    return f"{who} ({what}{since})"
+
+
+def holder_died_here(details: Mapping[str, Any], host: str | None = None) -> bool:
+    """True if the holder ran on this machine and its process is gone (killed, crashed).
+
+    Lets a re-run right after a crash start at once instead of waiting for the lease to
+    expire; a holder on another machine is always waited for.
+    """
+    if details.get("host") != (host or socket.gethostname()):
+        return False
+    try:
+        os.kill(int(details.get("pid", 0)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    return False
+
+
+class ImportLock:
+    """The import lease on one cluster; use as a context manager around the import.
+
+    :meth:`check` raises :class:`ImportLocked` if the lease was lost meanwhile (another
+    process took it over after this one stalled longer than the lease duration).
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        details: Mapping[str, Any],
+        *,
+        duration: int = DEFAULT_DURATION,
+        renew_every: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cluster = cluster
+        self._duration = duration
+        self._renew_every = renew_every if renew_every is not None else duration / 3
+        self._clock = clock
+        self._details = {"host": socket.gethostname(), "pid": os.getpid(),
+                         "started": micro_time(clock()), **details}
+        self.identity = f"{self._details['host']}/{self._details['pid']}/{id(self):x}"
+        self._lease: dict[str, Any] | None = None
+        self._stop = threading.Event()
+        self._lost: str | None = None
+        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+
+    def acquire(self) -> None:
+        """Take the lease, or raise :class:`ImportLocked` naming the live holder."""
+        body = self._body()
+        try:
+            self._lease = self._cluster.request("POST", _PATH, body=body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            self._take_over(body)
+        self._thread = threading.Thread(target=self._heartbeat, name="import-lock", daemon=True)
+        self._thread.start()
+        log.info("import lock taken on %s as %s", self._cluster.context, self.identity)
+
+    def check(self) -> None:
+        """Raise :class:`ImportLocked` if the lease has been lost since :meth:`acquire`."""
+        if self._lost:
+            raise ImportLocked(self._lost, hint="another import took over; re-run when it ends")
+
+    def release(self) -> None:
+        """Stop the heartbeat and delete the lease (only if it is still ours)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._renew_every + 5)
+        with self._mutex:
+            lease, self._lease = self._lease, None
+        if lease is None or self._lost:
+            return
+        meta = lease.get("metadata") or {}
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {
+            "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            self._cluster.request("DELETE", f"{_PATH}/{NAME}", body=options)
+        except (ApiError, ClusterUnreachable) as exc:
+            log.warning("could not release the import lock (it expires by itself): %s", exc)
+
+    def __enter__(self) -> ImportLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _body(self, resource_version: str | None = None) -> dict[str, Any]:
+        now = micro_time(self._clock())
+        meta: dict[str, Any] = {"name": NAME, "namespace": NAMESPACE,
+                                "annotations": {HOLDER_ANNOTATION: json.dumps(self._details)}}
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+                "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self._duration,
+                         "acquireTime": now, "renewTime": now}}
+
+    def _take_over(self, body: dict[str, Any]) -> None:
+        current = self._cluster.request("GET", f"{_PATH}/{NAME}")
+        state = lease_state(current, self._clock())
+        if state.alive and not holder_died_here(state.details):
+            raise ImportLocked(
+                f"another import into cluster {self._cluster.context!r} is running: "
+                f"{describe_holder(state)}, last heartbeat {state.age:.0f}s ago",
+                hint=f"wait for it to finish; if its process died, the lock expires in "
+                f"{state.expires_in:.0f}s and a new import may start",
+            )
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        log.info("taking over the expired import lock of %s", describe_holder(state))
+        try:
+            self._lease = self._cluster.request(
+                "PUT", f"{_PATH}/{NAME}", body=self._body(str(version)))
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            raise ImportLocked(
+                f"another import into cluster {self._cluster.context!r} took the lock just now",
+                hint="wait for it to finish",
+            ) from exc
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self._renew_every):
+            with self._mutex:
+                lease = self._lease
+                if lease is None:
+                    return
+                spec = dict(lease.get("spec") or {})
+                spec["renewTime"] = micro_time(self._clock())
+                try:
+                    self._lease = self._cluster.request(
+                        "PUT", f"{_PATH}/{NAME}", body={**lease, "spec": spec})
+                except ApiError as exc:
+                    if exc.status in (404, 409):
+                        self._lost = f"the import lock on {self._cluster.context!r} was lost " \
+                                     f"({exc.reason or exc.status})"
+                        self._lease = None
+                        return
+                    log.warning("import lock heartbeat failed: %s", exc)
+                except ClusterUnreachable as exc:
+                    log.warning("import lock heartbeat failed: %s", exc)

@@ -1,0 +1,427 @@
+"""Running an import: phase after phase, objects of a phase in parallel, progress recorded.
+
+:func:`import_snapshot` plans the import (:mod:`~migrator.importer.scan`), takes the target's
+import lock, then runs each phase of :mod:`~migrator.importer.order`: the phase's objects are
+read part by part, cut into batches, and applied by a bounded thread pool (at most a few
+objects per worker in flight, so memory stays flat however big the snapshot). When every
+object of a batch has an outcome the batch is recorded in the store
+(:mod:`~migrator.importer.progress`); a re-run skips what is recorded. After the CRD phase the
+import waits until each CRD is Established and re-reads the target's discovery, so the
+custom resources that follow find their types.
+
+An object the API server refuses does not stop anything: its outcome is ``failed`` with the
+server's message, and the report lists it. Only losing the cluster (or the lock) stops the
+run, with everything finished so far recorded for the next one.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.errors import ApiError
+from migrator.importer import order
+from migrator.importer.apply import (
+    Applier,
+    ConflictPolicy,
+    Existing,
+    NotServed,
+    UNCHECKED,
+    api_version,
+    list_existing,
+    prepare,
+)
+from migrator.importer.lock import ImportLock
+from migrator.importer.owners import Key, object_key, relink
+from migrator.importer.progress import (
+    FAILED,
+    BatchId,
+    ImportProgress,
+    ObjectOutcome,
+    cluster_id,
+)
+from migrator.importer.ratelimit import RateLimiter
+from migrator.importer.report import ImportReport
+from migrator.importer.scan import ImportPlan, folder_of, iter_part, kinds_by_folder, plan_import
+from migrator.importer.scope import ImportScope
+from migrator.kube import Cluster, Discovery, discover
+from migrator.readiness import READY, WAITING, readiness
+from migrator.snapshot import ResourceEntry, SnapshotReader
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, objects done, objects in phase)
+
+_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+_IN_FLIGHT_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import; see ``migrator import --help`` for each."""
+
+    conflict: ConflictPolicy = ConflictPolicy.SKIP
+    scope: ImportScope = field(default_factory=ImportScope)
+    dry_run: bool = False
+    workers: int = 8
+    qps: float = 0.0
+    restore_status: bool = False
+    restart: bool = False
+    batch_size: int = 200
+    crd_timeout: float = 120.0
+
+    def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
+        """What makes two runs the same import (and so lets them share progress)."""
+        return {"snapshotCompletedAt": reader.manifest.get("completed_at"),
+                "conflict": self.conflict.value, "scope": self.scope.to_dict(),
+                "restoreStatus": self.restore_status}
+
+
+def import_snapshot(
+    reader: SnapshotReader,
+    cluster: Cluster,
+    options: ImportOptions,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import the snapshot of ``reader`` into ``cluster``; see the module doc.
+
+    Raises :class:`~migrator.errors.ImportLocked` if another import holds the target, and
+    :class:`~migrator.errors.ClusterUnreachable` if the target goes away; otherwise returns
+    the report, whose ``partial`` says whether some objects failed.
+    """
+    started = time.monotonic()
+    options.scope.check(reader.resources())
+    plan = plan_import(reader, options.scope)
+    target = {"context": cluster.context, "server": cluster.server, "clusterId": ""}
+    report = ImportReport(
+        snapshot_id=reader.snapshot_id, store=reader.store.url, target=target,
+        conflict=options.conflict.value, dry_run=options.dry_run,
+        scope=options.scope.to_dict(), restore_status=options.restore_status,
+        out_of_scope=plan.out_of_scope,
+    )
+    target["clusterId"] = cluster_id(cluster)
+    with contextlib.ExitStack() as stack:
+        progress = None
+        if not options.dry_run:
+            stack.enter_context(ImportLock(cluster, {
+                "snapshot": reader.snapshot_id, "store": reader.store.url}))
+            progress = ImportProgress(reader.store, reader.snapshot_id, target["clusterId"],
+                                      options.fingerprint(reader), target,
+                                      restart=options.restart)
+            report.resumed, report.discarded_progress = progress.resumed, progress.discarded
+        run = _Run(reader, cluster, options, plan, report, progress, on_progress)
+        run.execute()
+        report.seconds = time.monotonic() - started
+        if progress is not None:
+            progress.save_report(report.to_dict())
+    return report
+
+
+class _Batch:
+    """The objects of one batch still waiting for an outcome; recorded when none is left."""
+
+    def __init__(self, batch_id: BatchId, size: int, on_complete: Callable[[_Batch], None]):
+        self.batch_id = batch_id
+        self.remaining = size
+        self.outcomes: list[ObjectOutcome] = []
+        self.fresh = 0  # outcomes of this run (not copied from an earlier run's record)
+        self._on_complete = on_complete
+        self._lock = threading.Lock()
+
+    def finish(self, outcome: ObjectOutcome, *, earlier: bool = False) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+            self.fresh += not earlier
+            self.remaining -= 1
+            complete = self.remaining == 0
+        if complete:
+            self._on_complete(self)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.outcome == FAILED for o in self.outcomes)
+
+
+@dataclass
+class _EntryContext:
+    """What every object of one type needs in one phase."""
+
+    phase: str
+    entry: ResourceEntry
+    existing: dict[tuple[str, str], Existing]
+    not_served: str | None = None
+    statuses: dict[tuple[str, str], Any] | None = None
+    status_subresource: bool = False
+
+
+class _Run:
+    """One execution of an import plan (the state shared by the producer and the workers)."""
+
+    def __init__(
+        self,
+        reader: SnapshotReader,
+        cluster: Cluster,
+        options: ImportOptions,
+        plan: ImportPlan,
+        report: ImportReport,
+        progress: ImportProgress | None,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.reader = reader
+        self.cluster = cluster
+        self.options = options
+        self.plan = plan
+        self.report = report
+        self.progress = progress
+        self.on_progress = on_progress
+        self.applier = Applier(cluster, options.conflict, dry_run=options.dry_run,
+                               resumed=bool(progress and progress.resumed),
+                               limiter=RateLimiter(options.qps))
+        self.discovery: Discovery = discover(cluster)
+        self.uids: dict[Key, str] = {}
+        self.fatal: BaseException | None = None
+        self._slots = threading.BoundedSemaphore(options.workers * _IN_FLIGHT_PER_WORKER)
+        self._done_in_phase = 0
+        self._count_lock = threading.Lock()
+        self._part_failures: dict[tuple[str, str, int], bool] = {}
+        self._load_uids()
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="import")
+        try:
+            for phase in self.plan.phases():
+                total = self.plan.total(phase)
+                if not total:
+                    continue
+                self._run_phase(pool, phase, total)
+                if phase == order.CRDS:
+                    self._wait_crds()
+                    self.discovery = discover(self.cluster)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._raise_fatal()
+
+    def _run_phase(self, pool: ThreadPoolExecutor, phase: str, total: int) -> None:
+        started = time.monotonic()
+        report = self.report.add_phase(phase, total)
+        self._done_in_phase = 0
+        self._part_failures = {}
+        self._tick(phase)
+        pending: list[Future[ObjectOutcome]] = []
+        for entry in self.plan.entries_in(phase):
+            self._run_entry(pool, self._context(phase, entry), pending)
+        for future in pending:
+            with contextlib.suppress(BaseException):
+                future.result()
+        self._raise_fatal()
+        if self.progress is not None:
+            for (p, folder, part), failed in self._part_failures.items():
+                if not failed:
+                    self.progress.record_part(p, folder, part, 0)
+        report.seconds = time.monotonic() - started
+
+    def _context(self, phase: str, entry: ResourceEntry) -> _EntryContext:
+        context = _EntryContext(phase, entry, {})
+        served = [r.name for r in self.discovery.resources(api_version(entry), subresources=True)]
+        if entry["resource"] not in served:
+            context.not_served = (f"the target does not serve {entry['resource']} in "
+                                  f"{api_version(entry)}: transform the snapshot for this "
+                                  "target, or install the API (CRD) first")
+            return context
+        namespaces = (sorted(self.plan.namespaces) if self.options.scope.include_namespaces
+                      else None)
+        try:
+            context.existing = list_existing(self.cluster, entry, namespaces)
+        except NotServed as exc:
+            context.not_served = str(exc)
+            return context
+        except ApiError as exc:
+            context.not_served = f"cannot list what the target holds: {exc}"
+            return context
+        if self.options.restore_status and order.is_custom(entry["group"]):
+            context.statuses = {
+                (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
+                for line in self.reader.iter_aside(entry) if line.get("status")
+            }
+            context.status_subresource = f"{entry['resource']}/status" in served
+        return context
+
+    def _run_entry(
+        self, pool: ThreadPoolExecutor, context: _EntryContext, pending: list[Future[Any]]
+    ) -> None:
+        entry, phase = context.entry, context.phase
+        folder = folder_of(entry)
+        scope, size = self.options.scope, self.options.batch_size
+        for part in range(len(entry["parts"])):
+            if self.progress is not None and self.progress.part_done(phase, folder, part):
+                self._replay_part(context, folder, part)
+                continue
+            self._part_failures.setdefault((phase, folder, part), False)
+            batch: list[dict[str, Any]] = []
+            index = 0
+            for obj in iter_part(self.reader, entry, part):
+                if not scope.admits(entry, obj) or self.plan.phase_of(entry, obj) != phase:
+                    continue
+                batch.append(obj)
+                if len(batch) == size:
+                    self._submit(pool, context, (phase, folder, part, index), batch, pending)
+                    batch, index = [], index + 1
+            if batch:
+                self._submit(pool, context, (phase, folder, part, index), batch, pending)
+
+    def _replay_part(self, context: _EntryContext, folder: str, part: int) -> None:
+        """Count a part an earlier run finished, from its records, without reading it."""
+        assert self.progress is not None
+        index = 0
+        while (recorded := self.progress.batch((context.phase, folder, part, index))) is not None:
+            for outcome in recorded.values():
+                self.report.add(context.phase, context.entry, outcome, earlier=True)
+                self._tick(context.phase, 1)
+            index += 1
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        context: _EntryContext,
+        batch_id: BatchId,
+        objects: list[dict[str, Any]],
+        pending: list[Future[Any]],
+    ) -> None:
+        self._raise_fatal()
+        recorded = self.progress.batch(batch_id) if self.progress is not None else None
+        tracker = _Batch(batch_id, len(objects), self._batch_complete)
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            ident = (str(meta.get("namespace") or ""), str(meta.get("name")))
+            prior = recorded.get(ident) if recorded else None
+            if prior is not None and prior.outcome != FAILED:
+                self.report.add(context.phase, context.entry, prior, earlier=True)
+                self._tick(context.phase, 1)
+                tracker.finish(prior, earlier=True)
+                continue
+            self._slots.acquire()
+            if self.fatal is not None:
+                self._slots.release()
+                self._raise_fatal()
+            future = pool.submit(self._import_one, context, obj)
+            future.add_done_callback(
+                lambda f, c=context, t=tracker: self._object_done(f, c, t))
+            pending.append(future)
+
+    def _import_one(self, context: _EntryContext, obj: dict[str, Any]) -> ObjectOutcome:
+        entry = context.entry
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name"))
+        if context.not_served:
+            state = UNCHECKED if self.options.dry_run else FAILED
+            return ObjectOutcome(namespace, name, state, None, context.not_served)
+        key = object_key(entry["group"], entry["kind"], obj)
+        body = prepare(obj, entry)
+        relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
+        status = context.statuses.get((namespace, name)) if context.statuses else None
+        outcome = self.applier.apply(entry, body, context.existing.get((namespace, name)),
+                                     status=status,
+                                     status_subresource=context.status_subresource)
+        if outcome.outcome not in (FAILED, "skipped") and (relinked or dropped):
+            self.report.add_owner_refs(relinked, dropped)
+        if outcome.uid and key in self.plan.owners.present:
+            self.uids[key] = outcome.uid
+        return outcome
+
+    def _object_done(
+        self, future: Future[ObjectOutcome], context: _EntryContext, tracker: _Batch
+    ) -> None:
+        self._slots.release()
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            if self.fatal is None:
+                self.fatal = exc
+            return
+        outcome = future.result()
+        self.report.add(context.phase, context.entry, outcome)
+        self._tick(context.phase, 1)
+        tracker.finish(outcome)
+
+    def _batch_complete(self, batch: _Batch) -> None:
+        phase, folder, part, _index = batch.batch_id
+        if batch.failed:
+            self._part_failures[(phase, folder, part)] = True
+        if self.progress is not None and batch.fresh:
+            try:
+                self.progress.record_batch(batch.batch_id, batch.outcomes)
+            except BaseException as exc:  # a store failure stops the run: nothing unrecorded
+                if self.fatal is None:
+                    self.fatal = exc
+
+    def _tick(self, phase: str, done: int = 0) -> None:
+        if self.on_progress is None:
+            return
+        with self._count_lock:
+            self._done_in_phase += done
+            count = self._done_in_phase
+        self.on_progress(phase, count, self.plan.total(phase))
+
+    def _raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+    # -- CRDs and owners -------------------------------------------------------------------
+
+    def _wait_crds(self) -> None:
+        """Wait until each imported CRD is Established (or says it never will be)."""
+        failed = {f["name"] for f in self.report.failures if f["phase"] == order.CRDS}
+        crds = sorted({str((o.get("metadata") or {}).get("name"))
+                       for e in self.plan.entries_in(order.CRDS)
+                       for o in self.reader.iter_objects(e)
+                       if self.options.scope.admits(e, o)} - failed)
+        if self.options.dry_run:
+            self.report.crds = {name: "not created (dry run)" for name in crds}
+            return
+        deadline = time.monotonic() + self.options.crd_timeout
+        waiting = set(crds)
+        while waiting:
+            for name in sorted(waiting):
+                try:
+                    live = self.cluster.request("GET", f"{_CRD_PATH}/{name}")
+                except ApiError as exc:
+                    self.report.crds[name] = str(exc)
+                    waiting.discard(name)
+                    continue
+                state = readiness("apiextensions.k8s.io", "CustomResourceDefinition", live)
+                if state.state != WAITING:
+                    self.report.crds[name] = "Established" if state.state == READY else state.reason
+                    waiting.discard(name)
+            if waiting and time.monotonic() > deadline:
+                for name in waiting:
+                    self.report.crds[name] = (f"not Established after "
+                                              f"{self.options.crd_timeout:.0f}s")
+                break
+            if waiting:
+                time.sleep(0.2)
+
+    def _load_uids(self) -> None:
+        """Uids of owners an earlier run created, from its records."""
+        if self.progress is None or not self.progress.resumed:
+            return
+        kinds = kinds_by_folder(self.plan.entries)
+        present = self.plan.owners.present
+        for (_phase, folder, _part, _index), outcome in self.progress.outcomes():
+            group_kind = kinds.get(folder)
+            if group_kind is None or not outcome.uid:
+                continue
+            key = (*group_kind, outcome.namespace, outcome.name)
+            if key in present:
+                self.uids[key] = outcome.uid
+

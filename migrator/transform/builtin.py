@@ -1,0 +1,58 @@
+"""The built-in conversions, seen from the runner: one narrow seam to the registry.
+
+The registry (``migrator.transform.registry``) and the per-group conversions are a separate
+piece of work; the runner, ``check-apis`` and their tests reach them only through this module,
+so the seam is one place and tests can hand the runner their own converter instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from migrator.transform.base import Conversion, Result
+
+Obj = dict[str, Any]
+Serves = Callable[[str], bool]
+Converter = Callable[[Obj, Serves], Result]
+Normalizer = Callable[[Obj], Result]
+Finder = Callable[[str, str], Conversion | None]
+
+
+KindServes = Callable[[str, str], bool]
+
+
+def convert(obj: Obj, serves: Serves, *, kind_serves: KindServes | None = None,
+            last_applied: str = "rewrite") -> Result:
+    """The registry's conversion of ``obj`` for a target that serves what ``serves`` says.
+
+    It also rewrites what embeds manifests (Helm release records, and the last-applied
+    annotation as ``last_applied`` says: rewrite, drop or keep).
+    """
+    from migrator.transform import registry
+
+    return registry.convert_for(obj, serves, kind_serves=kind_serves, last_applied=last_applied)
+
+
+def converter(*, kind_serves: KindServes | None = None, last_applied: str = "rewrite",
+              ) -> Converter:
+    """:func:`convert` with its settings bound, as the runner and check-apis take it."""
+    return lambda obj, serves: convert(obj, serves, kind_serves=kind_serves,
+                                       last_applied=last_applied)
+
+
+def find(api_version: str, kind: str) -> Conversion | None:
+    """The registry's conversion for ``api_version``/``kind``, or None."""
+    from migrator.transform import registry
+
+    return registry.find(api_version, kind)
+
+
+def normalize_pod_template(obj: Obj) -> Result:
+    """Pod template clean-ups every target needs (seccomp annotations → securityContext)."""
+    from migrator.transform.conversions.podtemplate import normalize_pod_template as normalize
+
+    return normalize(obj)
+
+
+LAST_APPLIED_MODES = ("rewrite", "drop", "keep")
+NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (("podtemplate", normalize_pod_template),)

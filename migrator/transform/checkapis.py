@@ -1,0 +1,165 @@
+"""``check-apis``: what the transform will do to each object whose API the target lacks.
+
+Like pluto or kubent, but from the objects themselves, not from last-applied annotations
+(which miss everything deployed by operators or server-side apply). For a snapshot, every
+object's own apiVersion is checked. For a live cluster, objects are read through each
+group/version the target does not serve, and kept when they were written through it (their
+``managedFields`` say so, or a last-applied annotation as a fallback) or when no other
+version serves them at all (PodSecurityPolicy, a beta-only CronJob).
+
+Verdicts: ``ok``, ``convert``, ``review`` (converted, meaning may differ), ``loss``
+(converted, something dropped), ``drop`` (no successor: the suggested replacement is in the
+details), ``unsupported`` (not served by the target and no conversion known).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.export import rules as export_rules
+from migrator.export.selection import ResourceType, identity_of, listable
+from migrator.kube import Cluster, Discovery, iter_items
+from migrator.snapshot import SnapshotReader
+from migrator.transform import builtin
+from migrator.transform.base import Severity
+from migrator.transform.report import describe_ref, object_ref
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Serves = Callable[[str], bool]
+NEEDS_PERSON = ("review", "loss", "drop", "unsupported")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+@dataclass
+class ApiCheck:
+    """The verdict on one object."""
+
+    object: dict[str, Any]
+    verdict: str
+    becomes: str | None = None  # "networking.k8s.io/v1 Ingress" when converted
+    details: list[str] = field(default_factory=list)
+    written_via: dict[str, Any] | None = None  # live clusters: group/version and managers
+
+    @property
+    def needs_person(self) -> bool:
+        return self.verdict in NEEDS_PERSON
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"object": self.object, "verdict": self.verdict, "needsPerson": self.needs_person,
+                "details": self.details}
+        if self.becomes:
+            data["becomes"] = self.becomes
+        if self.written_via:
+            data["writtenVia"] = self.written_via
+        return data
+
+
+@dataclass
+class CheckReport:
+    """Every object that is not simply ``ok``, and counts of all verdicts."""
+
+    target: dict[str, Any]
+    checks: list[ApiCheck] = field(default_factory=list)
+    verdicts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def needs_person(self) -> list[ApiCheck]:
+        return [c for c in self.checks if c.needs_person]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "verdicts": dict(sorted(self.verdicts.items())),
+                "needsPerson": [describe_ref(c.object) for c in self.needs_person],
+                "objects": [c.to_dict() for c in self.checks]}
+
+
+def verdict(obj: Obj, serves: Serves, converter: builtin.Converter = builtin.convert) -> ApiCheck:
+    """What the transform does to ``obj`` for a target that serves what ``serves`` says."""
+    ref = object_ref(obj)
+    if serves(str(obj.get("apiVersion") or "")):
+        return ApiCheck(ref, "ok")
+    result = converter(obj, serves)
+    worst = {c.severity for c in result.changes}
+    details = [c.reason for c in result.changes
+               if c.severity in (Severity.REVIEW, Severity.LOSS, Severity.DROP)]
+    if result.obj is None:
+        return ApiCheck(ref, "drop", details=details or [c.reason for c in result.changes])
+    becomes = f"{result.obj.get('apiVersion')} {result.obj.get('kind')}"
+    if not serves(str(result.obj.get("apiVersion") or "")):
+        return ApiCheck(ref, "unsupported", details=[
+            f"the target does not serve {obj.get('apiVersion')} and no conversion is known"])
+    name = "loss" if Severity.LOSS in worst else "review" if Severity.REVIEW in worst else \
+        "convert"
+    return ApiCheck(ref, name, becomes=becomes, details=details)
+
+
+def check_apis(objects: Iterable[Obj | tuple[Obj, dict[str, Any]]], serves: Serves, *,
+               target: dict[str, Any], converter: builtin.Converter = builtin.convert,
+               ) -> CheckReport:
+    """Check every object; live objects come as (object, written_via) pairs."""
+    report = CheckReport(target=target)
+    for item in objects:
+        obj, via = item if isinstance(item, tuple) else (item, None)
+        check = verdict(obj, serves, converter)
+        check.written_via = via
+        report.verdicts[check.verdict] += 1
+        if check.verdict != "ok":
+            report.checks.append(check)
+    return report
+
+
+def snapshot_objects(reader: SnapshotReader) -> Iterator[Obj]:
+    """Every object of a snapshot, streamed."""
+    for entry in reader.resources():
+        yield from reader.iter_objects(entry)
+
+
+def _writers(obj: Obj, group_version: str) -> list[str] | None:
+    """Managers that wrote ``obj`` through ``group_version``; None if the object cannot say."""
+    meta = obj.get("metadata") or {}
+    managed = meta.get("managedFields")
+    if managed:
+        return sorted({str(m.get("manager", "?")) for m in managed
+                       if m.get("apiVersion") == group_version})
+    applied = (meta.get("annotations") or {}).get(LAST_APPLIED)
+    if applied:
+        try:
+            if json.loads(applied).get("apiVersion") == group_version:
+                return ["kubectl (last-applied)"]
+        except (ValueError, AttributeError):
+            return None
+        return []
+    return None
+
+
+def live_objects(cluster: Cluster, discovery: Discovery, serves: Serves,
+                 ) -> Iterator[tuple[Obj, dict[str, Any]]]:
+    """Objects of ``cluster`` written through a group/version the target does not serve."""
+    seen: set[str] = set()
+    for gv in discovery.group_versions():
+        if serves(gv):
+            continue
+        for resource in listable(discovery.resources(gv)):
+            rtype = ResourceType(resource.group, resource.version, resource.name, resource.kind,
+                                 resource.namespaced)
+            if export_rules.type_skip(rtype) is not None:
+                continue
+            ident = identity_of(resource.group, resource.name)
+            only_here = not any(
+                r.group_version != gv and identity_of(r.group, r.name) == ident
+                for r in listable(discovery.iter_resources()))
+            for obj in iter_items(cluster, rtype.list_path()):
+                uid = str((obj.get("metadata") or {}).get("uid") or "")
+                writers = _writers(obj, gv)
+                if uid in seen or not (only_here or writers or writers is None):
+                    continue
+                seen.add(uid)
+                obj.setdefault("apiVersion", gv)
+                obj.setdefault("kind", resource.kind)
+                yield obj, {"groupVersion": gv, "managers": writers or [],
+                            "onlyVersion": only_here}

@@ -1,0 +1,159 @@
+"""CustomResourceDefinition apiextensions.k8s.io/v1beta1 → v1.
+
+v1 keeps schema, subresources and printer columns per version (v1beta1 allowed them at the
+top), names ``jsonPath`` in lower camel case, nests the conversion webhook
+(``webhook.clientConfig``, ``webhook.conversionReviewVersions``), requires ``scope`` and a
+schema for every version, and no longer lets ``preserveUnknownFields: true`` switch pruning off
+for the whole object: ``x-kubernetes-preserve-unknown-fields`` at the schema root is the
+closest, but nested objects with properties are now pruned, so a person must look. v1 also
+requires structural schemas; the ones that are not are flagged.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from migrator.transform.base import Severity
+from migrator.transform.conversions.convert import Rewrite
+from migrator.transform.conversions.rewriter import Rewriter
+
+V1 = "apiextensions.k8s.io/v1"
+V1BETA1 = "apiextensions.k8s.io/v1beta1"
+CRD = "CustomResourceDefinition"
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+# top-level v1beta1 field → its per-version name in v1
+PER_VERSION = (("validation", "schema"), ("subresources", "subresources"),
+               ("additionalPrinterColumns", "additionalPrinterColumns"))
+# fields a structural schema may not set inside allOf/anyOf/oneOf/not
+_JUNCTOR_FORBIDDEN = ("type", "description", "default", "additionalProperties", "nullable")
+_JUNCTORS = ("allOf", "anyOf", "oneOf")
+
+
+def structural_problems(schema: Any, path: str = "openAPIV3Schema", root: bool = True) -> Iterator[str]:
+    """Why ``schema`` is not structural (the rules of the v1 API), one message each."""
+    if not isinstance(schema, dict):
+        return
+    free = schema.get(PRESERVE) is True or schema.get("x-kubernetes-int-or-string") is True
+    if "type" not in schema and not free and not root:
+        yield f"{path}: type is required"
+    if isinstance(schema.get("additionalProperties"), dict) and schema.get("properties"):
+        yield f"{path}: properties and additionalProperties are mutually exclusive"
+    if root and isinstance(schema.get("properties"), dict):
+        metadata = schema["properties"].get("metadata")
+        if isinstance(metadata, dict) and set(metadata.get("properties") or {}) - {"name", "generateName"}:
+            yield f"{path}.properties.metadata: only name and generateName may be specified"
+    for junctor in _JUNCTORS:
+        for index, item in enumerate(schema.get(junctor) or ()):
+            yield from _junctor_problems(item, f"{path}.{junctor}[{index}]")
+    if isinstance(schema.get("not"), dict):
+        yield from _junctor_problems(schema["not"], f"{path}.not")
+    for name, child in (schema.get("properties") or {}).items():
+        yield from structural_problems(child, f"{path}.properties[{name}]", root=False)
+    if isinstance(schema.get("items"), dict):
+        yield from structural_problems(schema["items"], f"{path}.items", root=False)
+    elif isinstance(schema.get("items"), list):
+        yield f"{path}.items: must be a schema, not a list"
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from structural_problems(schema["additionalProperties"], f"{path}.additionalProperties", root=False)
+
+
+def _junctor_problems(schema: Any, path: str) -> Iterator[str]:
+    if not isinstance(schema, dict):
+        return
+    for key in _JUNCTOR_FORBIDDEN:
+        if key in schema:
+            yield f"{path}.{key}: must not be set inside allOf/anyOf/oneOf/not"
+    for child_key in ("properties",):
+        for name, child in (schema.get(child_key) or {}).items():
+            yield from _junctor_problems(child, f"{path}.properties[{name}]")
+    if isinstance(schema.get("items"), dict):
+        yield from _junctor_problems(schema["items"], f"{path}.items")
+
+
+def _columns(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{("jsonPath" if k == "JSONPath" else k): v for k, v in column.items()} for column in columns]
+
+
+def _versions(rw: Rewriter) -> list[dict[str, Any]]:
+    """The versions list, built from spec.version when only that was given (old default)."""
+    versions = rw.get(("spec", "versions"))
+    if versions:
+        return [dict(v) for v in versions]
+    name = rw.get(("spec", "version"))
+    built = [{"name": name, "served": True, "storage": True}]
+    rw.record(("spec", "versions"), "set", "v1beta1 defaulted versions from spec.version",
+              Severity.DEFAULT, None, built)
+    return built
+
+
+def crd_edit(rw: Rewriter) -> None:
+    """Everything the v1 layout moved, defaulted or restricted."""
+    versions = _versions(rw)
+    rw.remove(("spec", "version"), "v1 has no spec.version: spec.versions lists every version")
+    for field, per_version in PER_VERSION:
+        top = rw.pop(("spec", field))
+        if top is None:
+            continue
+        for version in versions:
+            version.setdefault(per_version, top)
+        rw.record(("spec", field), "move", f"v1 has no top-level {field}: copied into every version's "
+                  f"{per_version}", before=top)
+    for version in versions:
+        if version.get("additionalPrinterColumns"):
+            version["additionalPrinterColumns"] = _columns(version["additionalPrinterColumns"])
+    _preserve_unknown_fields(rw, versions)
+    for index, version in enumerate(versions):
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        for problem in structural_problems(schema):
+            rw.record(("spec", "versions", index, "schema"), "flag", f"not a structural schema ({problem}): "
+                      "v1 rejects it; fix the schema by hand", Severity.REVIEW)
+    rw.put(("spec", "versions"), versions)
+    rw.default(("spec", "scope"), "Namespaced", "v1 requires scope; v1beta1 defaulted Namespaced")
+    _conversion(rw)
+
+
+def _preserve_unknown_fields(rw: Rewriter, versions: list[dict[str, Any]]) -> None:
+    preserve = rw.get(("spec", "preserveUnknownFields"))
+    if preserve is False:
+        rw.remove(("spec", "preserveUnknownFields"), "false is v1's only value (and it omits it)")
+        return
+    rw.pop(("spec", "preserveUnknownFields"))
+    for index, version in enumerate(versions):
+        schema = version.get("schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("openAPIV3Schema"), dict):
+            version["schema"] = {"openAPIV3Schema": {"type": "object", PRESERVE: True}}
+            rw.record(("spec", "versions", index, "schema"), "set", "v1 requires a schema: an open one "
+                      "that keeps every field", Severity.REVIEW, None, version["schema"])
+        elif schema["openAPIV3Schema"].get(PRESERVE) is not True:
+            version["schema"] = {**schema, "openAPIV3Schema": {**schema["openAPIV3Schema"], PRESERVE: True}}
+    rw.record(("spec", "preserveUnknownFields"), "convert",
+              f"preserveUnknownFields: true{' (the v1beta1 default)' if preserve is None else ''} is "
+              f"{PRESERVE}: true at each schema root in v1; fields nested under objects with properties are "
+              "now pruned", Severity.REVIEW, preserve, {PRESERVE: True})
+
+
+def _conversion(rw: Rewriter) -> None:
+    path = ("spec", "conversion")
+    conversion = rw.get(path)
+    if not isinstance(conversion, dict):
+        return
+    if conversion.get("strategy") != "Webhook":
+        extra = [k for k in conversion if k != "strategy"]
+        for key in extra:
+            rw.remove((*path, key), f"v1 forbids {key} unless the strategy is Webhook")
+        return
+    webhook = _some_webhook(conversion)
+    new = {k: v for k, v in conversion.items() if k not in ("webhookClientConfig", "conversionReviewVersions")}
+    new["webhook"] = webhook
+    rw.set(path, new, "v1 nests the conversion webhook: webhook.clientConfig, "
+           "webhook.conversionReviewVersions (v1beta1 defaulted [v1beta1])", action="convert")
+
+
+def _some_webhook(conversion: dict[str, Any]) -> dict[str, Any]:
+    webhook: dict[str, Any] = {}
+    if conversion.get("webhookClientConfig") is not None:
+        webhook["clientConfig"] = conversion["webhookClientConfig"]
+    webhook["conversionReviewVersions"] = conversion.get("conversionReviewVersions") or ["v1beta1"]
+    return webhook
+
+
+CONVERSIONS = (Rewrite((V1BETA1, CRD), (V1, CRD), (crd_edit,)),)

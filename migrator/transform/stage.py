@@ -1,0 +1,148 @@
+"""The transform stage end to end, as ``migrator transform`` runs it.
+
+Order matters for the user: the rules file is validated first (by the caller, before this
+is reached), then the target is asked what it serves, then the source snapshot is opened
+and streamed into a new one; ``--validate`` dry-runs the result against the target.
+A snapshot is addressed as ``ID`` in a store, or ``STORE_URL/ID`` (see :func:`parse_address`).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from migrator.errors import ConfigError
+from migrator.export import default_snapshot_id
+from migrator.kube import Cluster, discover
+from migrator.kube.removals import Release, format_release, is_removed_by
+from migrator.snapshot import SnapshotReader, SnapshotWriter
+from migrator.store import Store
+from migrator.transform import builtin, registry
+from migrator.transform import differences as diffs
+from migrator.transform.kinds import Resolver
+from migrator.transform.report import TransformReport
+from migrator.transform.rules import RuleSet
+from migrator.transform.runner import TransformOptions, transform
+from migrator.transform.validate import ValidationReport, validate_snapshot
+
+Serves = Callable[[str], bool]
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the new cluster serves, and how the manifest and reports describe it."""
+
+    serves: Serves
+    describe: dict[str, Any]
+    resolver: Resolver
+    kind_serves: builtin.KindServes | None = None  # finer: per (apiVersion, kind)
+    cluster: Cluster | None = None
+
+    def converter(self, last_applied: str = "rewrite") -> builtin.Converter:
+        """The built-in conversions, bound to what this target serves kind by kind."""
+        return builtin.converter(kind_serves=self.kind_serves, last_applied=last_applied)
+
+    @property
+    def label(self) -> str:
+        return str(self.describe.get("context") or self.describe.get("version"))
+
+
+def parse_release(text: str) -> Release:
+    """``1.33``, ``v1.33`` or ``1.33.2`` → (1, 33)."""
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise ConfigError(f"target version {text!r} is not MAJOR.MINOR (e.g. 1.33)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def target_from_version(text: str) -> Target:
+    """A target known only by its release: the built-in removals table decides."""
+    release = parse_release(text)
+
+    def serves(group_version: str) -> bool:
+        return not is_removed_by(group_version, release)
+
+    return Target(serves, {"version": format_release(release)}, Resolver(),
+                  kind_serves=registry.release_serves(release[1]))
+
+
+def target_from_cluster(cluster: Cluster) -> Target:
+    """A live target: its discovery decides what is served and where kinds are stored."""
+    discovery = discover(cluster)
+
+    def kind_serves(api_version: str, kind: str) -> bool:
+        if not discovery.serves(api_version):
+            return False
+        listed = discovery.resources(api_version)  # empty when its discovery failed
+        return not listed or any(r.kind == kind for r in listed)
+
+    return Target(discovery.serves,
+                  {"context": cluster.context, "serverVersion": discovery.version.git_version},
+                  Resolver(discovery), kind_serves, cluster)
+
+
+def parse_address(address: str, default_store: str) -> tuple[str, str]:
+    """(store URL, snapshot id): ``ID`` lives in ``default_store``; ``URL/ID`` names both.
+
+    A snapshot id never contains ``/``, so the last ``/`` separates store and id:
+    ``./snapshots/prod-20250101T000000Z``, ``s3://bucket/prefix/prod-2025...``.
+    """
+    store, slash, snapshot_id = address.rstrip("/").rpartition("/")
+    if not slash:
+        return default_store, address
+    if store in ("s3:", "s3:/", "file:", "file:/"):
+        raise ConfigError(f"{address!r} names a store but no snapshot id",
+                          hint="write STORE_URL/ID, or give the store with --from-store and ID")
+    return store or "/", snapshot_id
+
+
+def default_output_id(source_id: str, target: Target) -> str:
+    """``<source id>-<target>-<UTC time>``."""
+    return default_snapshot_id(f"{source_id}-{target.label}")
+
+
+@dataclass
+class TransformResult:
+    """The report of the transform and, with ``--validate``, of the dry-run."""
+
+    report: TransformReport
+    validation: ValidationReport | None = None
+
+
+def run_transform(
+    *,
+    source: Store,
+    source_id: str,
+    out: Store,
+    out_id: str | None,
+    target: Target,
+    rules: RuleSet | None,
+    differences: diffs.DifferencesConfig,
+    key: bytes | None = None,
+    validate: bool = False,
+    last_applied: str = "rewrite",
+    on_progress: Callable[[int], None] | None = None,
+) -> TransformResult:
+    """Transform snapshot ``source_id`` of ``source`` into ``out``; the source is only read."""
+    if validate and target.cluster is None:
+        raise ConfigError("--validate needs a target cluster (--target CONTEXT), "
+                          "not only a version")
+    reader = SnapshotReader(source, source_id, key=key)
+    new_id = out_id or default_output_id(source_id, target)
+    if out.url == source.url and new_id == source_id:
+        raise ConfigError("the new snapshot would replace its source",
+                          hint="choose another --id or --out")
+    writer = SnapshotWriter(out, new_id, key=key, resume=False)
+    options = TransformOptions(target=target.describe, resolver=target.resolver,
+                               differences_settings=differences.to_dict(),
+                               converter=target.converter(last_applied),
+                               on_progress=on_progress)
+    report = transform(reader, writer, serves=target.serves, rules=rules,
+                       differences=diffs.build(differences), options=options)
+    validation = None
+    if validate and target.cluster is not None:
+        validation = validate_snapshot(target.cluster, SnapshotReader(out, new_id, key=key),
+                                       target.serves)
+    return TransformResult(report, validation)

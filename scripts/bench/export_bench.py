@@ -1,0 +1,296 @@
+"""Export benchmark: migrator export vs the HTTP limit vs kubectl, on the proving ground's old cluster.
+
+For each size N (``--sizes 5000,20000``), the old cluster is brought to exactly N objects
+labelled ``bench=migrator`` (mostly ~1 KiB ConfigMaps in 50 namespaces, plus Secrets,
+Services and Deployments with no replicas; created and deleted concurrently, idempotently),
+then, one after the other:
+
+a. the limit: plain paginated GETs of the very lists migrator reads (same types, page size,
+   selectors and concurrency), bodies read and discarded, with urllib3 and the admin client
+   certificate of the kubeconfig;
+b. by hand: ``kubectl get TYPE -A -o json`` for every type migrator exports (old kubectl);
+c. ``python -m migrator export`` to a temporary local directory, wall time and peak RSS.
+
+Objects/s are the objects migrator listed divided by each method's time. Run it alone: the
+machine's two cores are shared by the API server, etcd and the client under test.
+
+    .venv/bin/python scripts/bench/export_bench.py --sizes 5000,20000 [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from migrator.errors import ApiError  # noqa: E402
+from migrator.export import ExportOptions  # noqa: E402
+from migrator.export.rules import type_skip  # noqa: E402
+from migrator.export.scope import NamespaceScope  # noqa: E402
+from migrator.export.selection import ResourceType  # noqa: E402
+from migrator.export.stage import choose_types  # noqa: E402
+from migrator.kube import Cluster, connect, discover, iter_items  # noqa: E402
+from migrator.kube.pager import DEFAULT_PAGE_SIZE  # noqa: E402
+
+LABEL = {"bench": "migrator"}
+SELECTOR = "bench=migrator"
+NAMESPACES = 50
+KUBECTL = Path.home() / ".cache/migrator-proving-ground/bin/kubernetes-1.21.14/kubectl"
+# Shares of the population; ConfigMaps take the rest.
+MIX = {"secrets": 0.06, "services": 0.03, "deployments": 0.03}
+PAYLOAD = "x" * 900  # with metadata, a ConfigMap of about 1 KiB
+
+
+# -- population ------------------------------------------------------------------------------
+
+
+def plan(total: int) -> dict[str, int]:
+    """How many objects of each kind make ``total``."""
+    counts = {kind: int(total * share) for kind, share in MIX.items()}
+    counts["configmaps"] = total - sum(counts.values())
+    return counts
+
+
+def body(kind: str, name: str, namespace: str) -> tuple[str, dict[str, Any]]:
+    meta = {"name": name, "namespace": namespace, "labels": dict(LABEL)}
+    if kind == "configmaps":
+        return "/api/v1", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                           "data": {"payload": PAYLOAD}}
+    if kind == "secrets":
+        return "/api/v1", {"apiVersion": "v1", "kind": "Secret", "metadata": meta,
+                           "data": {"token": base64.b64encode(os.urandom(256)).decode()}}
+    if kind == "services":
+        return "/api/v1", {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {
+            "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    labels = {"app": name}
+    return "/apis/apps/v1", {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                             "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                                      "template": {"metadata": {"labels": labels}, "spec": {
+                                          "containers": [{"name": "app",
+                                                          "image": "registry.example/a:1"}]}}}}
+
+
+def existing(cluster: Cluster, kind: str) -> set[tuple[str, str]]:
+    prefix = "/apis/apps/v1" if kind == "deployments" else "/api/v1"
+    items = iter_items(cluster, f"{prefix}/{kind}", query={"labelSelector": SELECTOR})
+    return {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}
+
+
+def populate(cluster: Cluster, total: int, workers: int = 16) -> float:
+    """Make the bench objects exactly ``plan(total)``; returns the seconds it took."""
+    started = time.monotonic()
+    for index in range(NAMESPACES):
+        try:
+            cluster.request("POST", "/api/v1/namespaces", body={
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": f"bench-{index:02d}", "labels": dict(LABEL)}})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+    jobs: list[tuple[str, str, str, str]] = []  # (verb, kind, namespace, name)
+    for kind, count in plan(total).items():
+        have = existing(cluster, kind)
+        want = {(f"bench-{i % NAMESPACES:02d}", f"{kind[:-1]}-{i:06d}") for i in range(count)}
+        jobs += [("POST", kind, ns, name) for ns, name in sorted(want - have)]
+        jobs += [("DELETE", kind, ns, name) for ns, name in sorted(have - want)]
+
+    def apply(job: tuple[str, str, str, str]) -> None:
+        verb, kind, ns, name = job
+        prefix, doc = body(kind, name, ns)
+        try:
+            if verb == "POST":
+                cluster.request("POST", f"{prefix}/namespaces/{ns}/{kind}", body=doc)
+            else:
+                cluster.request("DELETE", f"{prefix}/namespaces/{ns}/{kind}/{name}")
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(apply, jobs))
+    return time.monotonic() - started
+
+
+# -- (a) the limit ---------------------------------------------------------------------------
+
+
+class RawLists:
+    """Paginated GETs with urllib3 and the kubeconfig's admin client certificate."""
+
+    def __init__(self, kubeconfig: str, context: str, workers: int, tmp: Path) -> None:
+        doc = yaml.safe_load(Path(kubeconfig).read_text())
+        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == context)
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
+        files = {}
+        for name, key in (("ca", cluster["certificate-authority-data"]),
+                          ("cert", user["client-certificate-data"]),
+                          ("key", user["client-key-data"])):
+            files[name] = tmp / f"{name}.pem"
+            files[name].write_bytes(base64.b64decode(key))
+        self.server = cluster["server"].rstrip("/")
+        self.pool = urllib3.PoolManager(
+            maxsize=workers + 2, ca_certs=str(files["ca"]), cert_file=str(files["cert"]),
+            key_file=str(files["key"]))
+
+    def list_all(self, path: str, query: dict[str, Any]) -> None:
+        token = ""
+        while True:
+            params = {**query, **({"continue": token} if token else {})}
+            response = self.pool.request("GET", self.server + path, fields=params,
+                                         preload_content=False)
+            # Bodies are discarded: only the continue token is needed, and it sits in the
+            # list's metadata at the start of the body.
+            data = response.read()
+            response.release_conn()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {response.status}")
+            head = data[:2048]
+            marker = b'"continue":"'
+            at = head.find(marker)
+            token = head[at + len(marker): head.find(b'"', at + len(marker))].decode() \
+                if at >= 0 else ""
+            if not token:
+                return
+
+
+def limit_run(raw: RawLists, types: list[ResourceType], workers: int) -> float:
+    """Seconds to read every page of every list migrator reads, ``workers`` lists at a time."""
+    selector = NamespaceScope.build().field_selector()
+    jobs = [(t.list_path(), {"limit": DEFAULT_PAGE_SIZE,
+                             **({"fieldSelector": selector} if t.namespaced else {})})
+            for t in types]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda job: raw.list_all(*job), jobs))
+    return time.monotonic() - started
+
+
+# -- (b) kubectl, (c) migrator ---------------------------------------------------------------
+
+
+def kubectl_run(kubeconfig: str, context: str, types: list[ResourceType]) -> float:
+    started = time.monotonic()
+    for t in types:
+        name = f"{t.resource}.{t.version}.{t.group}" if t.group else t.resource
+        subprocess.run([str(KUBECTL), "--kubeconfig", kubeconfig, "--context", context, "get",
+                        name, "-A", "-o", "json"], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def migrator_run(kubeconfig: str, context: str, workers: int, tmp: Path) -> dict[str, Any]:
+    """Wall time, peak RSS (MB, of the migrator process alone) and its report."""
+    out = tmp / "report.json"
+    started = time.monotonic()
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "migrator", "export", "--from", context, "--kubeconfig",
+             kubeconfig, "--to", str(tmp / "snapshots"), "--id", "bench", "--restart",
+             "--workers", str(workers), "-o", "json"], cwd=REPO, stdout=sink)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"migrator export failed with status {status}")
+    report = json.loads(out.read_text())
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "report": report}
+
+
+def cleanup(cluster: Cluster) -> None:
+    """Delete the bench namespaces (their objects go with them, in the background)."""
+    for index in range(NAMESPACES):
+        try:
+            cluster.request("DELETE", f"/api/v1/namespaces/bench-{index:02d}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+
+def measure(kubeconfig: str, context: str, size: int, workers: int) -> dict[str, Any]:
+    cluster = connect(kubeconfig, context, pool_size=24)
+    populate_s = populate(cluster, size)
+    types = [t for t in choose_types(discover(cluster), None, ExportOptions())
+             if type_skip(t) is None]
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        limit_run(RawLists(kubeconfig, context, workers, tmp), types, workers)  # warm caches
+        limit_s = limit_run(RawLists(kubeconfig, context, workers, tmp), types, workers)
+        kubectl_s = kubectl_run(kubeconfig, context, types)
+        result = migrator_run(kubeconfig, context, workers, tmp)
+    objects = result["report"]["totals"]["listed"]
+    list_s = result["report"]["listSeconds"]
+    rates = {name: objects / seconds for name, seconds in
+             (("limit", limit_s), ("kubectl", kubectl_s), ("migrator", result["seconds"]),
+              ("migrator_listing", list_s))}
+    return {
+        "size": size,
+        "objects_listed": objects,
+        "objects_exported": result["report"]["totals"]["exported"],
+        "types": len(types),
+        "workers": workers,
+        "populate_seconds": round(populate_s, 1),
+        "seconds": {"limit": round(limit_s, 2), "kubectl": round(kubectl_s, 2),
+                    "migrator": round(result["seconds"], 2),
+                    "migrator_listing": round(list_s, 2)},
+        "objects_per_second": {k: round(v) for k, v in rates.items()},
+        "migrator_vs_limit": round(rates["migrator"] / rates["limit"], 2),
+        "migrator_listing_vs_limit": round(rates["migrator_listing"] / rates["limit"], 2),
+        "migrator_vs_kubectl": round(rates["migrator"] / rates["kubectl"], 2),
+        "migrator_peak_rss_mb": round(result["peak_rss_mb"], 1),
+    }
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    header = ("objects", "limit obj/s", "kubectl obj/s", "migrator obj/s", "vs limit",
+              "vs kubectl", "listing obj/s", "listing vs limit", "peak RSS MB")
+    rows = [header] + [
+        (str(r["objects_listed"]), str(r["objects_per_second"]["limit"]),
+         str(r["objects_per_second"]["kubectl"]), str(r["objects_per_second"]["migrator"]),
+         f"{r['migrator_vs_limit']:.2f}x", f"{r['migrator_vs_kubectl']:.2f}x",
+         str(r["objects_per_second"]["migrator_listing"]),
+         f"{r['migrator_listing_vs_limit']:.2f}x", f"{r['migrator_peak_rss_mb']:.0f}")
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.append("migrator obj/s: the whole command (start-up, discovery, manifest included); "
+                 "listing obj/s: its listing and writing phase")
+    lines.append("goals: >= 0.80x the limit, >= 3x kubectl, peak RSS flat and < 250 MB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000",
+                        help="comma-separated object counts, measured in order")
+    parser.add_argument("--kubeconfig", default=str(REPO / ".proving-ground/kubeconfig"))
+    parser.add_argument("--context", default="old")
+    parser.add_argument("--workers", type=int, default=6)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the bench objects in the cluster (the next run reuses them)")
+    args = parser.parse_args()
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        results.append(measure(args.kubeconfig, args.context, size, args.workers))
+        if not args.json:
+            print(f"size {size}: {json.dumps(results[-1])}", file=sys.stderr)
+    if not args.keep:
+        cleanup(connect(args.kubeconfig, args.context))
+    print(json.dumps(results, indent=2) if args.json else render(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Built-in conversions, pure parts: golden inputs and outputs, no server."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from migrator.transform import registry
+from migrator.transform.base import Change, Severity
+from migrator.transform.conversions import lastapplied
+from migrator.transform.conversions.apiextensions import structural_problems
+from migrator.transform.conversions.podtemplate import normalize_pod_template
+from migrator.transform.conversions.rewriter import Rewriter, make_change
+
+pytestmark = pytest.mark.unit
+SERVES = registry.release_serves(33)
+
+
+def convert(obj):
+    before = copy.deepcopy(obj)
+    result = registry.convert_for(obj, lambda _: True, kind_serves=SERVES)
+    assert obj == before, "input modified"
+    return result
+
+
+def test_rewriter_copies_only_what_it_writes() -> None:
+    obj = {"a": {"b": 1}, "c": {"d": 2}}
+    rw = Rewriter(obj)
+    rw.set(("a", "b"), 5, "why")
+    assert obj == {"a": {"b": 1}, "c": {"d": 2}}
+    assert rw.obj["c"] is obj["c"] and rw.obj["a"] == {"b": 5}
+    assert rw.changes[0].path == "/a/b" and rw.changes[0].before == 1
+
+
+def test_fast_change_equals_a_change() -> None:
+    args = ("/a~1b", "set", "r", Severity.DEFAULT, None, 3, "s")
+    assert make_change(*args) == Change(*args)
+
+
+@pytest.mark.parametrize("selector,expected", [
+    ({}, {"matchExpressions": [{"key": "pdb.kubernetes.io/deprecated-v1beta1-empty-selector-match",
+                                "operator": "Exists"}]}),
+    ({"matchExpressions": [{"key": "pdb.kubernetes.io/deprecated-v1beta1-empty-selector-match",
+                            "operator": "DoesNotExist"}]}, {}),
+    ({"matchLabels": {"a": "b"}}, {"matchLabels": {"a": "b"}}),
+    (None, None),
+])
+def test_pdb_selector_meaning_is_kept(selector, expected) -> None:
+    spec = {"minAvailable": 1} if selector is None else {"minAvailable": 1, "selector": selector}
+    result = convert({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "spec": spec})
+    assert result.obj["spec"].get("selector") == expected
+
+
+def test_psp_is_dropped_with_a_pod_security_suggestion() -> None:
+    result = convert({"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "spec": {"privileged": True}})
+    assert result.obj is None and result.changes[0].severity is Severity.DROP
+    assert result.changes[0].after["namespaceLabels"] == {"pod-security.kubernetes.io/enforce": "privileged"}
+
+
+def test_hpa_every_metric_source_to_v2() -> None:
+    hpa = {"apiVersion": "autoscaling/v2beta1", "kind": "HorizontalPodAutoscaler", "spec": {"metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "targetAverageValue": "1"}},
+        {"type": "ContainerResource", "containerResource": {"name": "cpu", "container": "c",
+                                                            "targetAverageUtilization": 5}},
+        {"type": "Pods", "pods": {"metricName": "m", "targetAverageValue": "2"}},
+        {"type": "Object", "object": {"target": {"kind": "S", "name": "s"}, "metricName": "m", "targetValue": "3"}},
+        {"type": "External", "external": {"metricName": "q", "targetAverageValue": "4"}}]},
+        "status": {"currentMetrics": [{"type": "External", "external": {"metricName": "q", "currentValue": "1"}}]}}
+    obj = convert(hpa).obj
+    assert obj["apiVersion"] == "autoscaling/v2"
+    assert [m[m["type"][0].lower() + m["type"][1:]].get("target") for m in obj["spec"]["metrics"]] == [
+        {"type": "AverageValue", "averageValue": "1"}, {"type": "Utilization", "averageUtilization": 5},
+        {"type": "AverageValue", "averageValue": "2"}, {"type": "Value", "value": "3"},
+        {"type": "AverageValue", "averageValue": "4"}]
+    assert obj["spec"]["metrics"][3]["object"]["describedObject"] == {"kind": "S", "name": "s"}
+    assert obj["status"]["currentMetrics"][0]["external"] == {"metric": {"name": "q"}, "current": {"value": "1"}}
+
+
+def test_webhook_old_defaults_are_explicit() -> None:
+    obj = convert({"apiVersion": "admissionregistration.k8s.io/v1beta1", "kind": "MutatingWebhookConfiguration",
+                   "webhooks": [{"name": "w", "rules": [{"operations": ["*"]}]}]}).obj
+    hook = obj["webhooks"][0]
+    assert (hook["failurePolicy"], hook["matchPolicy"], hook["timeoutSeconds"], hook["reinvocationPolicy"],
+            hook["sideEffects"], hook["admissionReviewVersions"], hook["rules"][0]["scope"]) == (
+        "Ignore", "Exact", 30, "Never", "NoneOnDryRun", ["v1beta1"], "*")
+
+
+def test_crd_conversion_webhook_layout_and_scope() -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "preserveUnknownFields": False,
+                    "validation": {"openAPIV3Schema": {"type": "object"}},
+                    "conversion": {"strategy": "Webhook", "webhookClientConfig": {"url": "https://x"}}}}
+    obj = convert(crd).obj
+    assert obj["spec"]["conversion"] == {"strategy": "Webhook", "webhook": {
+        "clientConfig": {"url": "https://x"}, "conversionReviewVersions": ["v1beta1"]}}
+    assert obj["spec"]["scope"] == "Namespaced" and "version" not in obj["spec"]
+    assert obj["spec"]["versions"] == [{"name": "v1", "served": True, "storage": True,
+                                        "schema": {"openAPIV3Schema": {"type": "object"}}}]
+
+
+def test_non_structural_schema_is_flagged() -> None:
+    schema = {"type": "object", "properties": {"a": {"properties": {"b": {"type": "string"}}},
+                                               "c": {"type": "string", "anyOf": [{"type": "string"}]}}}
+    assert len(list(structural_problems(schema))) == 2
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "validation": {"openAPIV3Schema": schema}}}
+    assert [c.severity for c in convert(crd).changes if c.action == "flag"] == [Severity.REVIEW] * 2
+
+
+def test_seccomp_and_apparmor_annotations_become_fields() -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"annotations": {
+        "seccomp.security.alpha.kubernetes.io/pod": "runtime/default",
+        "container.apparmor.security.beta.kubernetes.io/c": "unconfined", "keep": "x"}},
+        "spec": {"containers": [{"name": "c"}]}}
+    obj = normalize_pod_template(pod).obj
+    assert obj["metadata"]["annotations"] == {"keep": "x"}
+    assert obj["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert obj["spec"]["containers"][0]["securityContext"] == {"appArmorProfile": {"type": "Unconfined"}}
+
+
+def test_last_applied_is_rewritten_to_the_new_version() -> None:
+    applied = {"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "w"},
+               "spec": {"backend": {"serviceName": "w", "servicePort": 80}}}
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+        "name": "w", "annotations": {lastapplied.ANNOTATION: json.dumps(applied) + "\n"}}}
+    result = convert(ingress)
+    rewritten = json.loads(result.obj["metadata"]["annotations"][lastapplied.ANNOTATION])
+    assert rewritten["apiVersion"] == "networking.k8s.io/v1" and "defaultBackend" in rewritten["spec"]
+    dropped = registry.convert_for(ingress, lambda _: True, kind_serves=SERVES, last_applied="drop")
+    assert "annotations" not in dropped.obj["metadata"] or not dropped.obj["metadata"]["annotations"]
+
+
+def test_flowcontrol_chain_stops_at_the_newest_served_version() -> None:
+    plc = {"apiVersion": "flowcontrol.apiserver.k8s.io/v1beta1", "kind": "PriorityLevelConfiguration",
+           "spec": {"type": "Limited", "limited": {"assuredConcurrencyShares": 0}}}
+    on_127 = registry.convert_for(plc, lambda _: True, kind_serves=registry.release_serves(27)).obj
+    assert on_127["apiVersion"] == "flowcontrol.apiserver.k8s.io/v1beta3"
+    assert convert(plc).obj["spec"]["limited"] == {"nominalConcurrencyShares": 30}
+
+
+def test_removals_by_release_has_kind_granularity() -> None:
+    assert ("storage.k8s.io/v1beta1", "StorageClass") in registry.removals_by_release(22)
+    assert ("storage.k8s.io/v1beta1", "CSIStorageCapacity") not in registry.removals_by_release(26)
+    assert ("storage.k8s.io/v1beta1", "CSIStorageCapacity") in registry.removals_by_release(27)
+    assert ("extensions/v1beta1", "Ingress") not in registry.removals_by_release(21)
+
+
+def test_csr_with_legacy_signer_is_dropped() -> None:
+    result = convert({"apiVersion": "certificates.k8s.io/v1beta1", "kind": "CertificateSigningRequest",
+                      "spec": {"request": "x"}})
+    assert result.obj is None and result.changes[-1].severity is Severity.DROP
+
+
+def test_served_objects_pass_through_untouched() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    result = convert(cm)
+    assert result.obj is cm and result.changes == []

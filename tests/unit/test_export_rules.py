@@ -1,0 +1,157 @@
+"""The skip and strip rules, on plain objects."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from migrator.export import rules
+from migrator.export.scope import NamespaceScope
+from migrator.export.selection import ResourceType
+
+pytestmark = pytest.mark.unit
+
+
+def rtype(resource: str, group: str = "", version: str = "v1", namespaced: bool = True):
+    return ResourceType(group, version, resource, resource.title(), namespaced)
+
+
+def obj(name: str, namespace: str | None = "shop", **fields) -> dict:
+    meta = {"name": name, "uid": "u-1", "resourceVersion": "42",
+            "creationTimestamp": "2024-01-01T00:00:00Z", "managedFields": [{}],
+            **fields.pop("metadata", {})}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"metadata": meta, **fields}
+
+
+OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "x",
+                              "controller": True}]}
+
+
+@pytest.mark.parametrize(
+    ("resource", "item", "rule"),
+    [
+        (rtype("pods"), obj("web-1-abc", metadata=OWNED), "owned-by-controller"),
+        (rtype("pods"), obj("standalone"), None),
+        (rtype("replicasets", "apps"), obj("web-1", metadata=OWNED), "owned-by-controller"),
+        (rtype("replicasets", "extensions", "v1beta1"), obj("web-1", metadata=OWNED),
+         "owned-by-controller"),  # the rule holds through the legacy group too
+        (rtype("jobs", "batch"), obj("nightly-1", metadata=OWNED), "owned-by-controller"),
+        (rtype("secrets"), obj("default-token-abcde", type="kubernetes.io/service-account-token"),
+         "service-account-token"),
+        (rtype("secrets"), obj("creds", type="Opaque"), None),
+        (rtype("configmaps"), obj("kube-root-ca.crt"), "root-ca-configmap"),
+        (rtype("serviceaccounts"), obj("default", secrets=[{"name": "default-token-abcde"}]),
+         "default-service-account"),
+        (rtype("serviceaccounts"), obj("default", imagePullSecrets=[{"name": "registry"}]),
+         None),  # customised by the user: kept
+        (rtype("services"), obj("kubernetes", "default"), "kubernetes-service"),
+        (rtype("services"), obj("kubernetes", "shop"), None),
+        (rtype("endpoints"), obj("web", metadata={"annotations": {
+            "endpoints.kubernetes.io/last-change-trigger-time": "x"}}), "controller-endpoints"),
+        (rtype("endpoints"), obj("external"), None),
+        (rtype("endpointslices", "discovery.k8s.io"), obj("web-abc", metadata={"labels": {
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}),
+         "controller-endpointslice"),
+        (rtype("apiservices", "apiregistration.k8s.io", namespaced=False),
+         obj("v1.apps", None, metadata={"labels": {
+             "kube-aggregator.kubernetes.io/automanaged": "onstart"}}),
+         "automanaged-apiservice"),
+        (rtype("clusterroles", "rbac.authorization.k8s.io", namespaced=False),
+         obj("admin", None, metadata={"labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}),
+         "bootstrap-rbac"),
+        (rtype("clusterroles", "rbac.authorization.k8s.io", namespaced=False),
+         obj("mine", None), None),
+        (rtype("priorityclasses", "scheduling.k8s.io", namespaced=False),
+         obj("system-node-critical", None), "system-priority-class"),
+        (rtype("flowschemas", "flowcontrol.apiserver.k8s.io", "v1beta1", False),
+         obj("exempt", None), "builtin-flow-control"),
+        (rtype("flowschemas", "flowcontrol.apiserver.k8s.io", "v1beta1", False),
+         obj("exempt", None, metadata={"annotations": {
+             "apf.kubernetes.io/autoupdate-spec": "false"}}), None),  # customised: kept
+        (rtype("events"), obj("e"), "event"),
+        (rtype("events", "events.k8s.io"), obj("e"), "event"),
+        (rtype("nodes", namespaced=False), obj("n1", None), "node"),
+    ],
+)
+def test_classify(resource, item, rule) -> None:
+    found = rules.classify(item, resource)
+    assert (found.name if found else None) == rule
+    if found:
+        assert rules.rule_legend()[found.name] == found.reason
+
+
+def test_metadata_and_status_stripped_status_kept_aside_for_custom_resources() -> None:
+    item = obj("w", status={"ready": True})
+    item["metadata"]["ownerReferences"] = OWNED["ownerReferences"]
+    out, stripped, aside = rules.strip(copy.deepcopy(item), rtype("widgets", "example.com"))
+    assert set(out["metadata"]) == {"name", "namespace", "ownerReferences"}
+    assert "status" not in out and aside == {"status": {"ready": True}}
+    assert set(stripped) == {"metadata.uid", "metadata.resourceVersion",
+                             "metadata.creationTimestamp", "metadata.managedFields", "status"}
+    _out, _stripped, aside = rules.strip(copy.deepcopy(item), rtype("configmaps"))
+    assert aside is None
+
+
+def test_service_ips_and_node_ports() -> None:
+    svc = obj("web", spec={"type": "LoadBalancer", "clusterIP": "10.96.0.5",
+                           "clusterIPs": ["10.96.0.5"], "healthCheckNodePort": 31000,
+                           "ports": [{"port": 80, "nodePort": 30080}]},
+              status={"loadBalancer": {}})
+    out, stripped, aside = rules.strip(copy.deepcopy(svc), rtype("services"))
+    assert out["spec"] == {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    assert {"spec.clusterIP(s)", "spec.healthCheckNodePort", "spec.ports[].nodePort"} <= set(
+        stripped)
+    assert aside is None  # an empty load balancer status is not worth keeping
+    kept, stripped, _ = rules.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
+    assert kept["spec"]["ports"] == [{"port": 80, "nodePort": 30080}]
+    headless = obj("db", spec={"clusterIP": "None", "clusterIPs": ["None"]})
+    out, stripped, _ = rules.strip(headless, rtype("services"))
+    assert out["spec"]["clusterIP"] == "None" and "spec.clusterIP(s)" not in stripped
+
+
+def test_volumes_pods_jobs_and_service_accounts() -> None:
+    pv = obj("pv1", None, spec={"claimRef": {"name": "c", "namespace": "shop", "uid": "u",
+                                             "resourceVersion": "7"}},
+             status={"phase": "Bound"})
+    out, _stripped, aside = rules.strip(pv, rtype("persistentvolumes", namespaced=False))
+    assert out["spec"]["claimRef"] == {"name": "c", "namespace": "shop"}
+    assert aside == {"status": {"phase": "Bound"}}
+    pvc = obj("c", metadata={"annotations": {"pv.kubernetes.io/bind-completed": "yes",
+                                             "keep": "me"}}, spec={"volumeName": "pv1"})
+    out, stripped, _ = rules.strip(pvc, rtype("persistentvolumeclaims"))
+    assert out["metadata"]["annotations"] == {"keep": "me"} and out["spec"]["volumeName"] == "pv1"
+    pod = obj("p", spec={"nodeName": "node-1", "containers": []})
+    assert "nodeName" not in rules.strip(pod, rtype("pods"))[0]["spec"]
+    job = obj("j", spec={"selector": {"matchLabels": {"controller-uid": "x"}}, "template": {
+        "metadata": {"labels": {"controller-uid": "x", "job-name": "j", "app": "a"}}}})
+    out, stripped, _ = rules.strip(job, rtype("jobs", "batch"))
+    assert "selector" not in out["spec"] and "spec.selector (generated)" in stripped
+    assert out["spec"]["template"]["metadata"]["labels"] == {"job-name": "j", "app": "a"}
+    manual = obj("m", spec={"manualSelector": True, "selector": {"matchLabels": {"a": "b"}}})
+    assert rules.strip(manual, rtype("jobs", "batch"))[0]["spec"]["selector"]
+    sa = obj("app", secrets=[{"name": "app-token-x1y2z"}, {"name": "mine"}])
+    out, stripped, _ = rules.strip(sa, rtype("serviceaccounts"))
+    assert out["secrets"] == [{"name": "mine"}] and "secrets[token]" in stripped
+
+
+def test_type_skips() -> None:
+    assert rules.type_skip(rtype("leases", "coordination.k8s.io")).name == "lease"
+    assert rules.type_skip(rtype("controllerrevisions", "apps")).name == "controller-revision"
+    assert rules.type_skip(rtype("configmaps")) is None
+
+
+def test_namespace_scope() -> None:
+    default = NamespaceScope.build()
+    assert default.namespaces_to_list() is None
+    assert default.field_selector() == (
+        "metadata.namespace!=kube-node-lease,metadata.namespace!=kube-public,"
+        "metadata.namespace!=kube-system")
+    assert default.skip_rule("kube-system").name == "system-namespace"
+    assert default.skip_rule("shop") is None
+    narrowed = NamespaceScope.build(include=["shop", "kube-system", "shop"], exclude=["shop"])
+    assert narrowed.namespaces_to_list() == ["kube-system"]  # named: included after all
+    assert narrowed.field_selector() is None
+    assert narrowed.skip_rule("shop").name == "namespace-filtered"
+    assert NamespaceScope.build(include_system=True).field_selector() is None
