@@ -44,13 +44,20 @@ class ObjectSkip:
 
 
 @dataclass(frozen=True)
+class StripOptions:
+    """The strips a user may turn off (the export's ``--keep-...`` flags)."""
+
+    keep_node_ports: bool = False
+
+
+@dataclass(frozen=True)
 class SpecStrip:
     """``remove`` deletes cluster-bound data from an object of ``applies_to``; True if it did."""
 
     field: str
     reason: str
     applies_to: frozenset[Identity]
-    remove: Callable[[Obj, bool], bool]  # (object, keep_node_ports) -> removed anything
+    remove: Callable[[Obj, StripOptions], bool]  # (object, options) -> removed anything
 
 
 # -- whole types -----------------------------------------------------------------------------
@@ -296,7 +303,7 @@ def _pop(obj: Obj, *path: str) -> bool:
     return obj.pop(path[-1], None) is not None if isinstance(obj, dict) else False
 
 
-def _strip_cluster_ips(obj: Obj, _keep: bool) -> bool:
+def _strip_cluster_ips(obj: Obj, _options: StripOptions) -> bool:
     spec = obj.get("spec") or {}
     if spec.get("clusterIP") == "None":  # headless: "None" is the user's choice, not an address
         return False
@@ -304,8 +311,8 @@ def _strip_cluster_ips(obj: Obj, _keep: bool) -> bool:
     return _pop(obj, "spec", "clusterIPs") or removed
 
 
-def _strip_node_ports(obj: Obj, keep: bool) -> bool:
-    if keep:
+def _strip_node_ports(obj: Obj, options: StripOptions) -> bool:
+    if options.keep_node_ports:
         return False
     removed = False
     for port in (obj.get("spec") or {}).get("ports") or ():
@@ -313,18 +320,18 @@ def _strip_node_ports(obj: Obj, keep: bool) -> bool:
     return removed
 
 
-def _strip_pvc_annotations(obj: Obj, _keep: bool) -> bool:
+def _strip_pvc_annotations(obj: Obj, _options: StripOptions) -> bool:
     annotations = _meta(obj).get("annotations") or {}
     removed = [a for a in _PVC_BINDING_ANNOTATIONS if annotations.pop(a, None) is not None]
     return bool(removed)
 
 
-def _strip_claim_ref(obj: Obj, _keep: bool) -> bool:
+def _strip_claim_ref(obj: Obj, _options: StripOptions) -> bool:
     removed = _pop(obj, "spec", "claimRef", "uid")
     return _pop(obj, "spec", "claimRef", "resourceVersion") or removed
 
 
-def _strip_job_selector(obj: Obj, _keep: bool) -> bool:
+def _strip_job_selector(obj: Obj, _options: StripOptions) -> bool:
     """A generated Job selector names the old Job's uid; the API server generates a new one."""
     spec = obj.get("spec") or {}
     if spec.get("manualSelector"):
@@ -334,7 +341,7 @@ def _strip_job_selector(obj: Obj, _keep: bool) -> bool:
     return bool([k for k in _JOB_GENERATED_LABELS if labels.pop(k, None) is not None]) or removed
 
 
-def _strip_token_references(obj: Obj, _keep: bool) -> bool:
+def _strip_token_references(obj: Obj, _options: StripOptions) -> bool:
     account = _meta(obj).get("name", "")
     secrets = obj.get("secrets")
     if not secrets:
@@ -353,7 +360,7 @@ SPEC_STRIPS: tuple[SpecStrip, ...] = (
     SpecStrip("spec.clusterIP(s)", "allocated from the old cluster's Service CIDR",
               _ids(("", "services")), _strip_cluster_ips),
     SpecStrip("spec.healthCheckNodePort", "allocated from the old cluster's node port range",
-              _ids(("", "services")), lambda obj, _k: _pop(obj, "spec", "healthCheckNodePort")),
+              _ids(("", "services")), lambda obj, _o: _pop(obj, "spec", "healthCheckNodePort")),
     SpecStrip("spec.ports[].nodePort", "allocated by the old cluster (--keep-node-ports keeps "
               "them)", _ids(("", "services")), _strip_node_ports),
     SpecStrip("metadata.annotations[pv binding]", "the old PV controller's binding state",
@@ -361,7 +368,7 @@ SPEC_STRIPS: tuple[SpecStrip, ...] = (
     SpecStrip("spec.claimRef.uid/resourceVersion", "point at the old cluster's PVC object",
               _ids(("", "persistentvolumes")), _strip_claim_ref),
     SpecStrip("spec.nodeName", "a node of the old cluster; the new scheduler places the pod",
-              _ids(("", "pods")), lambda obj, _k: _pop(obj, "spec", "nodeName")),
+              _ids(("", "pods")), lambda obj, _o: _pop(obj, "spec", "nodeName")),
     SpecStrip("spec.selector (generated)", "a generated Job selector names the old Job's uid",
               _ids(("batch", "jobs")), _strip_job_selector),
     SpecStrip("secrets[token]", "references to token secrets, which are not exported",
@@ -435,23 +442,39 @@ def strip(
     Returns the object, the names of the fields removed (as in :func:`rule_legend`), and the
     data set aside (``{"status": ...}``) or None.
     """
-    stripped: list[str] = []
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        for name, _reason in METADATA_STRIPS:
-            if meta.pop(name, None) is not None:
-                stripped.append(f"metadata.{name}")
+    return stripper(resource, StripOptions(keep_node_ports=keep_node_ports))(obj)
+
+
+def stripper(
+    resource: ResourceType, options: StripOptions | None = None
+) -> Callable[[Obj], tuple[Obj, list[str], Obj | None]]:
+    """:func:`strip` for the objects of one type, with the rules that apply to it looked up
+    once instead of for every object (the export calls it for each of many thousands)."""
+    options = options or StripOptions()
     ident = identity_of(resource.group, resource.resource)
-    for rule in SPEC_STRIPS:
-        if ident in rule.applies_to and rule.remove(obj, keep_node_ports):
-            stripped.append(rule.field)
-    aside = None
-    status = obj.pop("status", None)
-    if status:
-        stripped.append("status")
-        if keeps_status(resource) and _has_content(status):
-            aside = {"status": status}
-    return obj, stripped, aside
+    spec_strips = tuple(rule for rule in SPEC_STRIPS if ident in rule.applies_to)
+    keep_status = keeps_status(resource)
+    metadata_fields = tuple((name, f"metadata.{name}") for name, _reason in METADATA_STRIPS)
+
+    def strip_one(obj: Obj) -> tuple[Obj, list[str], Obj | None]:
+        stripped: list[str] = []
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            for name, label in metadata_fields:
+                if meta.pop(name, None) is not None:
+                    stripped.append(label)
+        for rule in spec_strips:
+            if rule.remove(obj, options):
+                stripped.append(rule.field)
+        aside = None
+        status = obj.pop("status", None)
+        if status:
+            stripped.append("status")
+            if keep_status and _has_content(status):
+                aside = {"status": status}
+        return obj, stripped, aside
+
+    return strip_one
 
 
 def _has_content(value: Any) -> bool:

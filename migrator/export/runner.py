@@ -3,11 +3,11 @@
 One task per resource type on a bounded thread pool (the GIL is released while a thread waits
 for the API server, so listing and writing overlap). A task pages through its list with
 ``limit`` + ``continue``, the next page being fetched while the current one is processed,
-parses each page once, and classifies, strips and writes every item
-at once: at most one page per worker is in memory. A 410 Expired (the continue token outlived
-etcd's compaction window) restarts that type's list from the first page, after throwing away
-what was written of it. A uid set per type is the safety net that keeps an object from being
-written twice, whatever the API server does.
+parses each page once, and hands the pages to :func:`~migrator.export.listing.export_pages`,
+which classifies, strips and writes every item at once: at most one page per worker is in
+memory. A 410 Expired (the continue token outlived etcd's compaction window) restarts that
+type's list from the first page, after throwing away what was written of it
+(:func:`~migrator.export.listing.restart_on_expiry`).
 
 Failures of one type (an API error, a cluster that stopped answering) are recorded in its
 report and the others go on; a failing store, or an interruption, stops everything.
@@ -20,16 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
 
 from migrator.errors import ApiError, ClusterUnreachable
 from migrator.export import rules
+from migrator.export.listing import Page, PageRules, export_pages, restart_on_expiry
 from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
 from migrator.export.scope import NamespaceScope
 from migrator.export.selection import ResourceType
 from migrator.kube.client import Cluster
 from migrator.kube.pager import DEFAULT_PAGE_SIZE, iter_pages, prefetched
-from migrator.snapshot import ResourceWriter, SnapshotWriter
+from migrator.snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,6 @@ MAX_LIST_RESTARTS = 3
 # on_progress(resource_key, objects_done, total_hint): total_hint is the API server's count of
 # the whole list when it gives one (``remainingItemCount``), else None.
 ProgressCallback = Callable[[str, int, int | None], None]
-
-_NAMESPACES = ("", "namespaces")
-
 
 @dataclass(frozen=True)
 class ListOptions:
@@ -170,18 +167,29 @@ class _TypeExport:
         resource = self.writer.resource(
             rtype.group, rtype.version, rtype.resource, rtype.kind, rtype.namespaced
         )
+        page_rules = PageRules(
+            scope=self.options.scope,
+            strip=rules.StripOptions(keep_node_ports=self.options.keep_node_ports),
+        )
+
+        def on_page(total: int | None) -> None:
+            if self.on_progress is not None:
+                self.on_progress(rtype.key, report.listed, total)
+
+        def list_once() -> None:
+            export_pages(self._pages(rtype), rtype, resource.write, report, page_rules,
+                         on_page=on_page)
+
+        def before_restart(_exc: ApiError) -> None:
+            resource.reset()
+            report.reset_counts()
+
         try:
-            for attempt in range(self.options.max_list_restarts + 1):
-                try:
-                    self._list_into(rtype, resource, report)
-                    break
-                except ApiError as exc:
-                    if exc.status != 410 or attempt == self.options.max_list_restarts:
-                        raise
-                    log.info("list of %s expired (410); restarting it", rtype.key)
-                    resource.reset()
-                    report.reset_counts()
-                    report.list_restarts += 1
+            _result, report.list_restarts = restart_on_expiry(
+                list_once,
+                max_restarts=self.options.max_list_restarts,
+                before_restart=before_restart,
+            )
             report.state = EXPORTED
             if self.on_finished is not None:
                 self.on_finished(rtype, report)
@@ -190,45 +198,7 @@ class _TypeExport:
             raise
         resource.close()
 
-    def _list_into(
-        self, rtype: ResourceType, resource: ResourceWriter, report: ResourceReport
-    ) -> None:
-        """One complete pass over the type's list(s), writing every kept object."""
-        seen: set[str] = set()
-        scope = self.options.scope
-        keep_node_ports = self.options.keep_node_ports
-        is_namespaces = (rtype.group, rtype.resource) == _NAMESPACES
-        classify, strip, write = rules.classify, rules.strip, resource.write
-        skipped, stripped = report.skipped, report.stripped
-        for items, total_hint in self._pages(rtype):
-            for obj in items:
-                report.listed += 1
-                meta = obj.get("metadata") or {}
-                uid = meta.get("uid")
-                if uid is not None:
-                    if uid in seen:
-                        report.duplicates += 1
-                        continue
-                    seen.add(uid)
-                if is_namespaces:
-                    out_of_scope = scope.skip_rule(meta.get("name", ""))
-                    if out_of_scope is not None:
-                        skipped[out_of_scope.name] += 1
-                        continue
-                rule = classify(obj, rtype)
-                if rule is not None:
-                    skipped[rule.name] += 1
-                    continue
-                obj, removed, aside = strip(obj, rtype, keep_node_ports=keep_node_ports)
-                stripped.update(removed)
-                write(obj, aside)
-                report.exported += 1
-                if aside is not None:
-                    report.aside += 1
-            if self.on_progress is not None:
-                self.on_progress(rtype.key, report.listed, total_hint)
-
-    def _pages(self, rtype: ResourceType) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+    def _pages(self, rtype: ResourceType) -> Iterator[Page]:
         """Each page's items with a hint of the total, over every list the scope needs."""
         scope = self.options.scope
         query: dict[str, str | int | bool] = {}
@@ -254,6 +224,6 @@ class _TypeExport:
                     hint = before + listed
                 elif last and meta.get("remainingItemCount") is not None:
                     hint = before + listed + int(meta["remainingItemCount"])
-                yield items, hint
+                yield Page(items, hint)
             before += listed
 
