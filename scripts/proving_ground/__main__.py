@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         exports = {"KUBECONFIG": state["kubeconfig"], "AWS_ACCESS_KEY_ID": s3["access_key"],
                    "AWS_SECRET_ACCESS_KEY": s3["secret_key"], "AWS_DEFAULT_REGION": s3["region"],
                    "AWS_ENDPOINT_URL_S3": s3["endpoint"]}
+        for name, info in state["clusters"].items():
+            exports[f"KUBECTL_{name.upper()}"] = info["kubectl"]
         for key, value in exports.items():
             print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -243,7 +243,8 @@ def _start_cluster(launcher: Launcher, name: str, version: str, pki_dir: Path,
     _wait(f"{name} nodes Ready (kwok)", nodes_ready, 120)
     _wait(f"{name} default service account (controller manager)", default_sa, 120)
     return {"version": version, "server": server, "context": name,
-            "kubeconfig": str(kubeconfigs["admin"]), "etcd": etcd_url, **net}
+            "kubeconfig": str(kubeconfigs["admin"]), "kubectl": str(kube / "kubectl"),
+            "etcd": etcd_url, **net}
 
 
 # --- object store and DNS ---------------------------------------------------------------
