@@ -53,10 +53,14 @@ from migrator.transform.report import describe_ref
 from migrator.transform.rules import RuleSet, load_rules
 from migrator.transform.stage import (
     Target,
+    crd_group_versions,
+    live_crds,
     parse_address,
     run_transform,
+    snapshot_crds,
     target_from_cluster,
     target_from_version,
+    with_custom_resources,
 )
 from migrator.verify import VerifyOptions, VerifyReport, verify_snapshot
 
@@ -729,10 +733,13 @@ def check_apis_command(
             store_url, snapshot_id = parse_address(snapshot, from_store)
             reader = SnapshotReader(open_store(store_url, s3_endpoint=s3_endpoint), snapshot_id,
                                     key=crypto.load_key(encrypt_key_file))
+            target = with_custom_resources(target, crd_group_versions(snapshot_crds(reader)))
             objects: Any = snapshot_objects(reader)
         else:
             cluster = stack.enter_context(kube.connect(kubeconfig, source_context))
-            objects = live_objects(cluster, kube.discover(cluster), target.serves)
+            discovery = kube.discover(cluster)
+            target = with_custom_resources(target, crd_group_versions(live_crds(cluster, discovery)))
+            objects = live_objects(cluster, discovery, target.serves)
         report = check_apis(objects, target.serves, target=target.describe,
                             converter=target.converter())
     data = report.to_dict()

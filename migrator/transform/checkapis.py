@@ -24,6 +24,7 @@ from migrator.export import rules as export_rules
 from migrator.export.selection import ResourceType, identity_of, listable
 from migrator.kube import Cluster, Discovery, iter_items
 from migrator.snapshot import SnapshotReader
+from migrator.snapshot.layout import typed
 from migrator.transform import builtin
 from migrator.transform.base import Severity
 from migrator.transform.report import describe_ref, object_ref
@@ -114,9 +115,9 @@ def check_apis(objects: Iterable[Obj | tuple[Obj, dict[str, Any]]], serves: Serv
 
 
 def snapshot_objects(reader: SnapshotReader) -> Iterator[Obj]:
-    """Every object of a snapshot, streamed."""
+    """Every object of a snapshot, streamed, with its apiVersion and kind (from its entry)."""
     for entry in reader.resources():
-        yield from reader.iter_objects(entry)
+        yield from (typed(obj, entry) for obj in reader.iter_objects(entry))
 
 
 def _writers(obj: Obj, group_version: str) -> list[str] | None:
@@ -158,6 +159,8 @@ def live_objects(cluster: Cluster, discovery: Discovery, serves: Serves,
                 writers = _writers(obj, gv)
                 if uid in seen or not (only_here or writers or writers is None):
                     continue
+                if export_rules.classify(obj, rtype) is not None:
+                    continue  # export leaves it behind (built-in, regenerated): nothing to convert
                 seen.add(uid)
                 obj.setdefault("apiVersion", gv)
                 obj.setdefault("kind", resource.kind)

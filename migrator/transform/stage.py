@@ -7,14 +7,15 @@ A snapshot is addressed as ``ID`` in a store, or ``STORE_URL/ID`` (see :func:`pa
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import ConfigError
 from migrator.export import default_snapshot_id
-from migrator.kube import Cluster, discover
+from migrator.kube import Cluster, Discovery, discover, iter_items
 from migrator.kube.removals import Release, format_release, is_removed_by
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.store import Store
@@ -83,6 +84,54 @@ def target_from_cluster(cluster: Cluster) -> Target:
                   Resolver(discovery), kind_serves, cluster)
 
 
+def crd_group_versions(crds: Iterable[dict[str, Any]]) -> set[str]:
+    """The group/versions these CustomResourceDefinitions serve (v1 or v1beta1 layout)."""
+    served: set[str] = set()
+    for crd in crds:
+        spec = crd.get("spec") or {}
+        group = spec.get("group")
+        if not group:
+            continue
+        versions = [v.get("name") for v in spec.get("versions") or [] if v.get("served", True)]
+        if not versions and spec.get("version"):
+            versions = [spec["version"]]
+        served.update(f"{group}/{version}" for version in versions if version)
+    return served
+
+
+def with_custom_resources(target: Target, group_versions: set[str]) -> Target:
+    """The target as it will be once the migrated CRDs exist on it: their custom resources
+    are served there, though the target's discovery cannot say so yet."""
+    if not group_versions:
+        return target
+    base_serves, base_kind_serves = target.serves, target.kind_serves
+
+    def serves(group_version: str) -> bool:
+        return group_version in group_versions or base_serves(group_version)
+
+    def kind_serves(api_version: str, kind: str) -> bool:
+        if api_version in group_versions:
+            return True
+        return base_kind_serves(api_version, kind) if base_kind_serves else base_serves(api_version)
+
+    return dataclasses.replace(target, serves=serves, kind_serves=kind_serves)
+
+
+def snapshot_crds(reader: SnapshotReader) -> Iterable[dict[str, Any]]:
+    """The CustomResourceDefinitions a snapshot holds (only their resource is read)."""
+    for entry in reader.resources():
+        if (entry.group, entry.resource) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            yield from reader.iter_objects(entry)
+
+
+def live_crds(cluster: Cluster, discovery: Discovery) -> Iterable[dict[str, Any]]:
+    """The CustomResourceDefinitions of a live (source) cluster, at the newest version served."""
+    for version in ("v1", "v1beta1"):
+        if discovery.serves(f"apiextensions.k8s.io/{version}"):
+            return iter_items(cluster, f"/apis/apiextensions.k8s.io/{version}/customresourcedefinitions")
+    return iter(())
+
+
 def parse_address(address: str, default_store: str) -> tuple[str, str]:
     """(store URL, snapshot id): ``ID`` lives in ``default_store``; ``URL/ID`` names both.
 
@@ -130,6 +179,7 @@ def run_transform(
         raise ConfigError("--validate needs a target cluster (--target CONTEXT), "
                           "not only a version")
     reader = SnapshotReader(source, source_id, key=key)
+    target = with_custom_resources(target, crd_group_versions(snapshot_crds(reader)))
     new_id = out_id or default_output_id(source_id, target)
     if out.url == source.url and new_id == source_id:
         raise ConfigError("the new snapshot would replace its source",
