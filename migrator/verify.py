@@ -32,13 +32,14 @@ from deepdiff import DeepDiff
 from migrator.errors import ApiError
 from migrator.export.rules import classify
 from migrator.export.selection import ResourceType
-from migrator.importer.apply import api_version, collection_path, object_path, prepare
+from migrator.importer.apply import collection_path, object_path, prepare
 from migrator.importer.owners import OwnerIndex, object_key
 from migrator.importer.scan import ImportPlan, plan_import
 from migrator.importer.scope import ImportScope
 from migrator.kube import Cluster, iter_items
 from migrator.readiness import FAILED, READY, WAITING, has_check, readiness
 from migrator.snapshot import ResourceEntry, SnapshotReader
+from migrator.snapshot.layout import api_version
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,20 @@ def project(desired: Any, live: Any) -> Any:
     """``live`` cut down to the shape of ``desired``: keys ``desired`` lacks are dropped.
 
     Lists of equal length are projected element by element (so defaulted fields inside
-    containers or ports do not count); lists of other lengths are returned as they are.
+    containers or ports do not count); lists of other lengths are returned as they are. A
+    key ``desired`` sets to an empty value (``{}``, ``[]``, null) that ``live`` lacks counts
+    as equal: the API server omits empty values (``metadata.annotations: {}`` is not stored).
     """
     if isinstance(desired, dict) and isinstance(live, dict):
-        return {k: project(v, live[k]) for k, v in desired.items() if k in live}
+        return {k: project(v, live[k]) if k in live else v for k, v in desired.items()
+                if k in live or _empty(v)}
     if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
         return [project(d, v) for d, v in zip(desired, live)]
     return live
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (dict, list)) and not value)
 
 
 def expected(

@@ -25,6 +25,7 @@ from migrator.kube.discovery import group_version_path
 SECRET_PLAINTEXT = "s3cr3t-migrator-plaintext-do-not-leak"
 BINARY = bytes(range(256))  # not UTF-8: must survive as base64 exactly
 IMAGE = "registry.example/app:1.0"
+STS_CLAIM = "data-db-0"  # the claim of the StatefulSet "db" (template "data", replica 0)
 
 
 @dataclass
@@ -98,13 +99,22 @@ def populate(cluster: Cluster, *, prefix: str = "pop") -> Population:
                 return gv
         return None
 
-    def create(gv: str, resource: str, body: dict[str, Any], namespaced: bool = True) -> None:
+    def create(gv: str, resource: str, body: dict[str, Any], namespaced: bool = True,
+               ) -> dict[str, Any]:
         body = {"apiVersion": gv, **body}
         meta = body["metadata"]
         base = group_version_path(gv)
         path = f"{base}/namespaces/{ns}/{resource}" if namespaced else f"{base}/{resource}"
-        cluster.request("POST", path, body=body)
+        made: dict[str, Any] = cluster.request("POST", path, body=body)
         pop.created.append(Created(gv, resource, meta["name"], ns if namespaced else None))
+        return made
+
+    def owned_config(name: str, owner: dict[str, Any]) -> None:
+        """A ConfigMap owned (not controlled) by ``owner``: export keeps it, import relinks it."""
+        ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+               "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}
+        create("v1", "configmaps", {"kind": "ConfigMap", "metadata": {
+            "name": name, "ownerReferences": [ref]}, "data": {"owner": ref["name"]}})
 
     cluster.request("POST", "/api/v1/namespaces", body={
         "apiVersion": "v1", "kind": "Namespace",
@@ -153,9 +163,11 @@ def populate(cluster: Cluster, *, prefix: str = "pop") -> Population:
     # -- workloads --------------------------------------------------------------------------
     selector = {"matchLabels": labels}
     # extensions/v1beta1 Deployments went in 1.16: a 1.21 cluster makes them in apps/v1.
-    create(served("deployments", "extensions/v1beta1", "apps/v1") or "apps/v1", "deployments",
-           {"kind": "Deployment", "metadata": {"name": "web", "labels": labels},
-            "spec": {"replicas": 2, "selector": selector, "template": template}})
+    web = create(served("deployments", "extensions/v1beta1", "apps/v1") or "apps/v1",
+                 "deployments", {"kind": "Deployment", "metadata": {"name": "web", "labels": labels},
+                                 "spec": {"replicas": 2, "selector": selector,
+                                          "template": template}})
+    owned_config("web-owned", {**web, "apiVersion": "apps/v1", "kind": "Deployment"})
     create("apps/v1", "deployments", {"kind": "Deployment", "metadata": {"name": "api"},
            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
                     "template": {**template, "metadata": {"labels": {"app": "api"}}}}})
@@ -167,7 +179,7 @@ def populate(cluster: Cluster, *, prefix: str = "pop") -> Population:
                     "selector": {"matchLabels": {"app": "db"}},
                     "template": {**template, "metadata": {"labels": {"app": "db"}}},
                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                        "accessModes": ["ReadWriteOnce"],
+                        "accessModes": ["ReadWriteOnce"], "storageClassName": f"pop-{suffix}",
                         "resources": {"requests": {"storage": "1Gi"}}}}]}})
     create("apps/v1", "replicasets", {"kind": "ReplicaSet", "metadata": {"name": "lonely"},
            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "lonely"}},
@@ -218,14 +230,18 @@ def populate(cluster: Cluster, *, prefix: str = "pop") -> Population:
     create("storage.k8s.io/v1", "storageclasses", {"kind": "StorageClass",
            "metadata": {"name": f"pop-{suffix}"}, "provisioner": "example.com/none",
            "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"}, False)
-    for i in (1, 2):
-        pv, pvc = f"pop-{suffix}-pv{i}", f"claim-{i}"
+    # No provisioner serves the class: every claim has a volume made beforehand, pre-bound to
+    # it by claimRef (static provisioning), the StatefulSet's template claim included.
+    for pv, pvc in ((f"pop-{suffix}-pv1", "claim-1"), (f"pop-{suffix}-pv2", "claim-2"),
+                    (f"sts-{suffix}-data-db-0", STS_CLAIM)):
         create("v1", "persistentvolumes", {"kind": "PersistentVolume", "metadata": {"name": pv},
                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                         "persistentVolumeReclaimPolicy": "Retain",
                         "storageClassName": f"pop-{suffix}",
                         "hostPath": {"path": f"/tmp/{pv}"},
                         "claimRef": {"namespace": ns, "name": pvc}}}, False)
+        if pvc == STS_CLAIM:
+            continue  # the StatefulSet controller makes the claim from its template
         create("v1", "persistentvolumeclaims", {"kind": "PersistentVolumeClaim",
                "metadata": {"name": pvc}, "spec": {"accessModes": ["ReadWriteOnce"],
                "storageClassName": f"pop-{suffix}", "volumeName": pv,
@@ -260,7 +276,9 @@ def populate(cluster: Cluster, *, prefix: str = "pop") -> Population:
                 body={**cluster.request(
                     "GET", f"/apis/{group}/v1/namespaces/{ns}/{plural}/{plural}-{i}"),
                       "status": {"ready": True, "observed": i}})
-    _wait_bound(cluster, ns, ["claim-1", "claim-2"])
+    widget = cluster.request("GET", f"/apis/{pop.crd_group}/v1/namespaces/{ns}/widgets/widgets-1")
+    owned_config("widget-owned", widget)
+    _wait_bound(cluster, ns, ["claim-1", "claim-2", STS_CLAIM])
     return pop
 
 
@@ -322,10 +340,20 @@ def _wait_served(cluster: Cluster, gv: str, plural: str, timeout: float = 30) ->
 def _wait_bound(cluster: Cluster, ns: str, claims: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        phases = [cluster.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{c}")
-                  .get("status", {}).get("phase") for c in claims]
+        phases = [_claim_phase(cluster, ns, c) for c in claims]
         if all(p == "Bound" for p in phases):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"claims {claims} not bound after {timeout}s: {phases}")
         time.sleep(0.5)
+
+
+def _claim_phase(cluster: Cluster, ns: str, claim: str) -> str | None:
+    """The claim's phase; None while it does not exist (a StatefulSet makes its own)."""
+    try:
+        found = cluster.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found.get("status", {}).get("phase")

@@ -28,6 +28,7 @@ from migrator.importer.ratelimit import RateLimiter
 from migrator.kube import Cluster
 from migrator.kube.discovery import group_version_path
 from migrator.snapshot import ResourceEntry
+from migrator.snapshot.layout import api_version
 
 FIELD_MANAGER = "migrator"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -62,10 +63,6 @@ class Existing:
 
 class NotServed(Exception):
     """The target does not serve the entry's group/version/resource."""
-
-
-def api_version(entry: ResourceEntry) -> str:
-    return f"{entry['group']}/{entry['version']}" if entry["group"] else entry["version"]
 
 
 def collection_path(entry: ResourceEntry, namespace: str | None = None) -> str:

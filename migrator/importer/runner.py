@@ -32,7 +32,6 @@ from migrator.importer.apply import (
     Existing,
     NotServed,
     UNCHECKED,
-    api_version,
     list_existing,
     prepare,
 )
@@ -52,6 +51,7 @@ from migrator.importer.scope import ImportScope
 from migrator.kube import Cluster, Discovery, discover
 from migrator.readiness import READY, WAITING, readiness
 from migrator.snapshot import ResourceEntry, SnapshotReader
+from migrator.snapshot.layout import api_version
 
 log = logging.getLogger(__name__)
 

@@ -80,6 +80,26 @@ def identity(entry: ResourceEntry) -> tuple[str, str, str]:
     return entry["group"], entry["version"], entry["resource"]
 
 
+def api_version(entry: ResourceEntry) -> str:
+    """The apiVersion of an entry's objects: ``apps/v1``, or ``v1`` for the core group."""
+    return f"{entry['group']}/{entry['version']}" if entry["group"] else entry["version"]
+
+
+def typed(obj: dict[str, Any], entry: ResourceEntry) -> dict[str, Any]:
+    """``obj`` with the apiVersion and kind of ``entry`` filled in where it has none.
+
+    The items of a list read from the API server carry no apiVersion or kind (the list says
+    them once), and export stores them as read: the entry is where an object's type is
+    written. Code that looks at an object's own apiVersion/kind (conversions, rules,
+    reports) must read it through this. Returns ``obj`` itself when it is typed already,
+    else a new dict that starts with the two fields (the nested values are shared).
+    """
+    if obj.get("apiVersion") and obj.get("kind"):
+        return obj
+    return {"apiVersion": api_version(entry), "kind": entry["kind"], **{
+        k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}}
+
+
 def dump_json(doc: Any) -> bytes:
     """Metadata as indented JSON: meant to be read by people and ``jq``."""
     return json.dumps(doc, indent=2).encode() + b"\n"

@@ -54,5 +54,14 @@ def normalize_pod_template(obj: Obj) -> Result:
     return normalize(obj)
 
 
+def normalize_crd(obj: Obj) -> Result:
+    """v1 CRDs created through v1beta1 still carry ``preserveUnknownFields: true``: rewrite it."""
+    from migrator.transform.conversions.apiextensions import normalize_crd as normalize
+
+    return normalize(obj)
+
+
 LAST_APPLIED_MODES = ("rewrite", "drop", "keep")
-NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (("podtemplate", normalize_pod_template),)
+# Run on every object after its conversion (or on objects that needed none).
+NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (("podtemplate", normalize_pod_template),
+                                                   ("crd", normalize_crd))

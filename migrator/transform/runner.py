@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.snapshot import ResourceEntry, ResourceWriter, SnapshotReader, SnapshotWriter
-from migrator.snapshot.layout import resource_folder
+from migrator.snapshot.layout import api_version, resource_folder, typed
 from migrator.transform import builtin
 from migrator.transform.base import Change, Severity
 from migrator.transform.differences import DifferenceRule, applies
@@ -141,10 +141,6 @@ def _aside_by_object(reader: SnapshotReader, entry: ResourceEntry) -> Callable[[
     return lookup
 
 
-def _entry_gv(entry: ResourceEntry) -> str:
-    return f"{entry['group']}/{entry['version']}" if entry["group"] else entry["version"]
-
-
 def _entry_placement(entry: ResourceEntry) -> Placement:
     return Placement(entry["group"], entry["version"], entry["resource"], entry["kind"],
                      entry["namespaced"])
@@ -164,12 +160,12 @@ class _Run:
 
     def resource(self, entry: ResourceEntry) -> None:
         if entry["objects"] == 0:
-            if self.pipeline.serves(_entry_gv(entry)):
+            if self.pipeline.serves(api_version(entry)):
                 self.sinks.get(_entry_placement(entry))  # an empty type stays visible
             return
         aside = _aside_by_object(self.reader, entry)
         for obj in self.reader.iter_objects(entry):
-            self.one(entry, obj, aside(obj))
+            self.one(entry, typed(obj, entry), aside(obj))
             self.done += 1
             if self.options.on_progress is not None and self.done % 500 == 0:
                 self.options.on_progress(self.done)
@@ -205,17 +201,17 @@ class _Run:
 
     def placement(self, entry: ResourceEntry, obj: Obj) -> tuple[Placement, list[Change]]:
         """Where ``obj`` is written: its own resource if unchanged, else the resolved one."""
-        api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
-        if api_version == _entry_gv(entry) and kind == entry["kind"]:
+        gv, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+        if gv == api_version(entry) and kind == entry["kind"]:
             return _entry_placement(entry), []
-        place = self.options.resolver.placement(api_version, kind)
+        place = self.options.resolver.placement(gv, kind)
         if place is not None:
             return place, []
-        group, version = split_api_version(api_version)
+        group, version = split_api_version(gv)
         guess = Placement(group, version, kind.lower() + "s", kind, entry["namespaced"])
         return guess, [Change(
             path="", action="keep", severity=Severity.REVIEW, source="runner",
-            reason=f"no resource known for {api_version} {kind}: stored as {guess.resource}")]
+            reason=f"no resource known for {gv} {kind}: stored as {guess.resource}")]
 
 
 def transform(
@@ -242,7 +238,7 @@ def transform(
         differences=dict(options.differences_settings),
     )
     run = _Run(reader, writer, Pipeline(serves, rules, differences, options), options, report)
-    entries = sorted(reader.resources(), key=lambda e: not serves(_entry_gv(e)))
+    entries = sorted(reader.resources(), key=lambda e: not serves(api_version(e)))
     try:
         for entry in entries:
             run.resource(entry)

@@ -120,7 +120,7 @@ def with_custom_resources(target: Target, group_versions: set[str]) -> Target:
 def snapshot_crds(reader: SnapshotReader) -> Iterable[dict[str, Any]]:
     """The CustomResourceDefinitions a snapshot holds (only their resource is read)."""
     for entry in reader.resources():
-        if (entry.group, entry.resource) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        if (entry["group"], entry["resource"]) == ("apiextensions.k8s.io", "customresourcedefinitions"):
             yield from reader.iter_objects(entry)
 
 

@@ -23,6 +23,7 @@ from migrator.errors import ApiError
 from migrator.kube import Cluster
 from migrator.kube.discovery import group_version_path
 from migrator.snapshot import ResourceEntry, SnapshotReader
+from migrator.snapshot.layout import api_version, typed
 from migrator.transform.report import describe_ref, object_ref
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,6 @@ class ValidationReport:
                 "problems": [p.to_dict() for p in self.problems]}
 
 
-def _gv(entry: ResourceEntry) -> str:
-    return f"{entry['group']}/{entry['version']}" if entry["group"] else entry["version"]
-
-
 class _Namespaces:
     """Which namespaces exist on the target (asked once each) and which the snapshot brings."""
 
@@ -99,7 +96,7 @@ def dry_run(cluster: Cluster, entry: ResourceEntry, obj: Obj) -> Verdict:
     """Dry-run create ``obj``; if its name exists, dry-run server-side apply it."""
     ref = object_ref(obj)
     meta = obj.get("metadata") or {}
-    base = group_version_path(_gv(entry))
+    base = group_version_path(api_version(entry))
     if entry["namespaced"]:
         base += f"/namespaces/{meta.get('namespace')}"
     collection = f"{base}/{entry['resource']}"
@@ -139,13 +136,13 @@ def validate_snapshot(
 
     def jobs() -> Iterator[tuple[ResourceEntry, Obj]]:
         for entry in reader.resources():
-            yield from ((entry, obj) for obj in reader.iter_objects(entry))
+            yield from ((entry, typed(obj, entry)) for obj in reader.iter_objects(entry))
 
     def check(job: tuple[ResourceEntry, Obj]) -> Verdict:
         entry, obj = job
-        if not serves(_gv(entry)):
+        if not serves(api_version(entry)):
             return Verdict(object_ref(obj), UNCHECKED,
-                           f"not checked: the target does not serve {_gv(entry)} yet")
+                           f"not checked: the target does not serve {api_version(entry)} yet")
         namespace = (obj.get("metadata") or {}).get("namespace")
         problem = namespaces.problem(namespace) if entry["namespaced"] and namespace else None
         if problem is not None:

@@ -9,7 +9,7 @@ import pytest
 from migrator.transform import registry
 from migrator.transform.base import Change, Severity
 from migrator.transform.conversions import lastapplied
-from migrator.transform.conversions.apiextensions import structural_problems
+from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
 from migrator.transform.conversions.podtemplate import normalize_pod_template
 from migrator.transform.conversions.rewriter import Rewriter, make_change
 
@@ -156,3 +156,20 @@ def test_served_objects_pass_through_untouched() -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
     result = convert(cm)
     assert result.obj is cm and result.changes == []
+
+
+def test_v1_crd_read_back_from_a_v1beta1_create_loses_preserve_unknown_fields() -> None:
+    """What a 1.21 server returns at v1 for a CRD created through v1beta1: v1 create refuses it."""
+    schema = {"type": "object", "properties": {"spec": {"type": "object"}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.example.com"},
+           "spec": {"preserveUnknownFields": True, "versions": [
+               {"name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": schema}}]}}
+    result = normalize_crd(crd)
+    assert "preserveUnknownFields" not in result.obj["spec"]
+    assert result.obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == {
+        **schema, "x-kubernetes-preserve-unknown-fields": True}
+    assert [c.severity for c in result.changes] == [Severity.REVIEW]
+    assert crd["spec"]["preserveUnknownFields"] is True  # the input is not changed
+    assert normalize_crd(result.obj).changes == []

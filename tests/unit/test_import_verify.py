@@ -53,6 +53,20 @@ def test_a_field_we_set_that_is_gone_counts() -> None:
     assert [d["path"] for d in differences(desired, live)] == ["/metadata/labels"]
 
 
+def test_empty_values_the_server_omits_do_not_count() -> None:
+    """Export can leave ``annotations: {}`` (all stripped); the API server stores nothing."""
+    obj = snapshot_deployment()
+    obj["metadata"]["annotations"] = {}
+    obj["spec"]["template"]["spec"]["volumes"] = []
+    desired = expected(obj, DEPLOYMENTS)
+    live = live_deployment()
+    del live["metadata"]["annotations"]
+    assert differences(desired, live) == []
+    obj["spec"]["template"]["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
+    assert [d["path"] for d in differences(expected(obj, DEPLOYMENTS), live)] == [
+        "/spec/template/spec/volumes"]
+
+
 def test_list_length_change_counts() -> None:
     desired = expected(snapshot_deployment(), DEPLOYMENTS)
     live = live_deployment()

@@ -9,7 +9,7 @@ import pytest
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.store import open_store
 from migrator.transform.base import Change, Result, Severity
-from migrator.transform.checkapis import check_apis
+from migrator.transform.checkapis import check_apis, snapshot_objects
 from migrator.transform.differences import DifferencesConfig, build
 from migrator.transform.rules import parse_rules
 from migrator.transform.runner import TransformOptions, transform
@@ -119,3 +119,34 @@ def test_check_apis_verdicts() -> None:
     assert verdicts == {"a": "convert", "p": "drop", "w": "unsupported"}
     assert report.verdicts["ok"] == 1
     assert {c.object["name"] for c in report.needs_person} == {"p", "w"}
+
+
+def test_objects_as_export_stores_them_take_their_type_from_the_entry(tmp_path: Path) -> None:
+    """List items from the API server carry no apiVersion/kind; export stores them so.
+
+    Before the fix the conversion never saw "extensions/v1beta1 Ingress" and the runner
+    resolved ("", "") to the resource "s": ``resources/core//s`` (an invalid store key).
+    """
+    store = open_store(str(tmp_path))
+    writer = SnapshotWriter(store, "src")
+    with writer.resource("extensions", "v1beta1", "ingresses", "Ingress", True) as res:
+        res.write({"metadata": {"name": "a", "namespace": "shop"}})
+    with writer.resource("", "v1", "configmaps", "ConfigMap", True) as res:
+        res.write({"metadata": {"name": "c", "namespace": "shop"}, "data": {"k": "v"}})
+    with writer.resource("policy", "v1beta1", "podsecuritypolicies", "PodSecurityPolicy",
+                         False) as res:
+        res.write({"metadata": {"name": "restricted"}})
+    writer.commit(source={"context": "old"})
+    report, out = run(tmp_path)
+    written = {(e["group"], e["version"], e["resource"]): list(out.iter_objects(e))
+               for e in out.resources()}
+    assert set(written) == {("networking.k8s.io", "v1", "ingresses"), ("", "v1", "configmaps")}
+    [ingress_obj] = written[("networking.k8s.io", "v1", "ingresses")]
+    assert (ingress_obj["apiVersion"], ingress_obj["kind"]) == ("networking.k8s.io/v1", "Ingress")
+    [config] = written[("", "v1", "configmaps")]
+    assert (config["apiVersion"], config["kind"], config["data"]) == ("v1", "ConfigMap", {"k": "v"})
+    assert report.summary()["totals"]["dropped"] == 1  # the PSP was recognised as one
+    checked = check_apis(snapshot_objects(SnapshotReader(store, "src")), serves,
+                         target={"version": "1.33"}, converter=convert)
+    assert {c.object["name"]: c.verdict for c in checked.checks} == {
+        "a": "convert", "restricted": "drop"}

@@ -1,10 +1,19 @@
 """Custom resources count as served once their CRDs are migrated (plain data)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from migrator.snapshot import SnapshotReader, SnapshotWriter
+from migrator.store import open_store
 from migrator.transform.kinds import Resolver
-from migrator.transform.stage import Target, crd_group_versions, with_custom_resources
+from migrator.transform.stage import (
+    Target,
+    crd_group_versions,
+    snapshot_crds,
+    with_custom_resources,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -32,3 +41,16 @@ def test_target_serves_migrated_custom_resources_and_nothing_else_new():
     assert target.serves("apps/v1") and not target.serves("extensions/v1beta1")
     assert not target.kind_serves("extensions/v1beta1", "Ingress")
     assert with_custom_resources(base, set()) is base
+
+
+def test_snapshot_crds_reads_only_the_crd_resource(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    writer = SnapshotWriter(store, "src")
+    with writer.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                         "CustomResourceDefinition", False) as res:
+        res.write({"metadata": {"name": "carts.shop.example.com"}, "spec": V1_CRD["spec"]})
+    with writer.resource("", "v1", "configmaps", "ConfigMap", True) as res:
+        res.write({"metadata": {"name": "c", "namespace": "shop"}, "spec": {"group": "no"}})
+    writer.commit(source={"context": "old"})
+    crds = list(snapshot_crds(SnapshotReader(store, "src")))
+    assert [c["metadata"]["name"] for c in crds] == ["carts.shop.example.com"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from migrator.transform.base import Severity
+from migrator.transform.base import Result, Severity
 from migrator.transform.conversions.convert import Rewrite
-from migrator.transform.conversions.rewriter import Rewriter
+from migrator.transform.conversions.rewriter import Rewriter, lookup
 
 V1 = "apiextensions.k8s.io/v1"
 V1BETA1 = "apiextensions.k8s.io/v1beta1"
@@ -154,6 +154,23 @@ def _some_webhook(conversion: dict[str, Any]) -> dict[str, Any]:
         webhook["clientConfig"] = conversion["webhookClientConfig"]
     webhook["conversionReviewVersions"] = conversion.get("conversionReviewVersions") or ["v1beta1"]
     return webhook
+
+
+def normalize_crd(obj: dict[str, Any]) -> Result:
+    """A v1 CRD that still says ``preserveUnknownFields: true``, made valid for a v1 create.
+
+    A CRD created through v1beta1 and read back through v1 (export asks the old server for v1
+    when it serves it) keeps ``preserveUnknownFields: true``: a v1 server lets an existing CRD
+    keep it but refuses it on create. The same rewrite as the v1beta1 conversion applies.
+    """
+    if (obj.get("apiVersion"), obj.get("kind")) != (V1, CRD) or lookup(
+            obj, ("spec", "preserveUnknownFields")) is not True:
+        return Result(obj)
+    rw = Rewriter(obj, "crd preserveUnknownFields")
+    versions = [dict(v) for v in rw.get(("spec", "versions")) or ()]
+    _preserve_unknown_fields(rw, versions)
+    rw.put(("spec", "versions"), versions)
+    return rw.result()
 
 
 CONVERSIONS = (Rewrite((V1BETA1, CRD), (V1, CRD), (crd_edit,)),)
