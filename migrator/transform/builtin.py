@@ -61,7 +61,16 @@ def normalize_crd(obj: Obj) -> Result:
     return normalize(obj)
 
 
+def normalize_ingress(obj: Obj) -> Result:
+    """v1 Ingresses the old server converted keep the class annotation: → ingressClassName."""
+    from migrator.transform.conversions.networking import normalize_ingress as normalize
+
+    return normalize(obj)
+
+
 LAST_APPLIED_MODES = ("rewrite", "drop", "keep")
-# Run on every object after its conversion (or on objects that needed none).
+# Run on every object after its conversion, or on objects that needed none: what the old API
+# server's own conversion leaves for us when export read the object at the new version.
 NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (("podtemplate", normalize_pod_template),
-                                                   ("crd", normalize_crd))
+                                                   ("crd", normalize_crd),
+                                                   ("ingress", normalize_ingress))

@@ -10,6 +10,7 @@ from migrator.transform import registry
 from migrator.transform.base import Change, Severity
 from migrator.transform.conversions import lastapplied
 from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
+from migrator.transform.conversions.networking import normalize_ingress
 from migrator.transform.conversions.podtemplate import normalize_pod_template
 from migrator.transform.conversions.rewriter import Rewriter, make_change
 
@@ -173,3 +174,17 @@ def test_v1_crd_read_back_from_a_v1beta1_create_loses_preserve_unknown_fields() 
     assert [c.severity for c in result.changes] == [Severity.REVIEW]
     assert crd["spec"]["preserveUnknownFields"] is True  # the input is not changed
     assert normalize_crd(result.obj).changes == []
+
+
+def test_v1_ingress_converted_by_the_old_server_gets_ingress_class_name() -> None:
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+        "name": "shop", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": {"defaultBackend": {"service": {"name": "shop", "port": {"number": 80}}}}}
+    result = normalize_ingress(ingress)
+    assert result.obj["spec"]["ingressClassName"] == "nginx"
+    assert "annotations" not in result.obj["metadata"]  # never both
+    assert [c.severity for c in result.changes] == [Severity.REVIEW]
+    both = {**ingress, "spec": {**ingress["spec"], "ingressClassName": "nginx"}}
+    assert "annotations" not in normalize_ingress(both).obj["metadata"]
+    plain = {**ingress, "metadata": {"name": "shop"}}
+    assert normalize_ingress(plain).obj is plain and not normalize_ingress(plain).changes

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.transform.base import Severity
+from migrator.transform.base import Result, Severity
 from migrator.transform.conversions.convert import Drop, Rewrite, renamed
 from migrator.transform.conversions.policy import suggest_pod_security
-from migrator.transform.conversions.rewriter import Path, Rewriter
+from migrator.transform.conversions.rewriter import Path, Rewriter, lookup
 
 V1 = "networking.k8s.io/v1"
 EXTENSIONS = "extensions/v1beta1"
@@ -73,6 +73,21 @@ def _class_annotation(rw: Rewriter) -> None:
                   "both", Severity.INFO if current == value else Severity.REVIEW)
     if not rw.get(("metadata", "annotations")):
         rw.pop(("metadata", "annotations"))
+
+
+def normalize_ingress(obj: dict[str, Any]) -> Result:
+    """A v1 Ingress still carrying the class annotation: the annotation → ingressClassName.
+
+    Export reads an extensions/v1beta1 Ingress through networking.k8s.io/v1 when the old
+    server serves both, and the server's conversion keeps the annotation: the object must end
+    the same as one converted here (its last-applied copy is rewritten with ingressClassName).
+    """
+    if (obj.get("apiVersion"), obj.get("kind")) != (V1, "Ingress") or lookup(
+            obj, ("metadata", "annotations", CLASS_ANNOTATION)) is None:
+        return Result(obj)
+    rw = Rewriter(obj, "ingress class annotation")
+    _class_annotation(rw)
+    return rw.result()
 
 
 CONVERSIONS = (
