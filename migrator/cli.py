@@ -12,7 +12,7 @@ import logging
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -31,7 +31,7 @@ from migrator.errors import (
     ValidationRejected,
     VerificationFailed,
 )
-from migrator.export import ExportOptions, ExportReport, export_cluster
+from migrator.export import ExportOptions, ExportReport, connections_needed, export_cluster
 from migrator.importer import (
     ConflictPolicy,
     ImportOptions,
@@ -62,7 +62,9 @@ from migrator.transform.stage import (
     target_from_version,
     with_custom_resources,
 )
-from migrator.verify import VerifyOptions, VerifyReport, verify_snapshot
+
+if TYPE_CHECKING:  # migrator.verify imports deepdiff, slow to load: only `verify` needs it
+    from migrator.verify import VerifyReport
 
 _VERBOSE_KEY = "migrator.verbose"
 
@@ -296,7 +298,9 @@ def export(
     )
     console = Console(stderr=True)
     with contextlib.ExitStack() as stack:
-        cluster = stack.enter_context(kube.connect(kubeconfig, source, pool_size=workers + 2))
+        cluster = stack.enter_context(
+            kube.connect(kubeconfig, source, pool_size=connections_needed(workers))
+        )
         new = stack.enter_context(kube.connect(kubeconfig, target)) if target else None
         progress = _ProgressBars(console) if console.is_terminal and output == "text" else None
         if progress is not None:
@@ -924,6 +928,8 @@ def verify_command(
     not count); Secret values are never shown. Exit code 7 when objects are missing or
     differ, or workloads are not ready.
     """
+    from migrator.verify import VerifyOptions, verify_snapshot
+
     reader = _open_snapshot(snapshot, store_url, s3_endpoint, encrypt_key_file)
     options = VerifyOptions(scope=_import_scope(include_namespaces, exclude_namespaces,
                                                 include_resources, cluster_scoped), wait=wait)

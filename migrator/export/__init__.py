@@ -7,6 +7,7 @@ versions, :mod:`~migrator.export.rules` what is skipped and stripped, and
 from __future__ import annotations
 
 from migrator.export.report import ExportReport, ResourceReport
+from migrator.export.runner import connections_needed
 from migrator.export.stage import ExportOptions, ExportResult, default_snapshot_id, export_cluster
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ExportReport",
     "ExportResult",
     "ResourceReport",
+    "connections_needed",
     "default_snapshot_id",
     "export_cluster",
 ]

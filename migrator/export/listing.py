@@ -66,7 +66,7 @@ def export_pages(
     page_rules = page_rules or PageRules()
     seen: set[str] = set()
     scope_rule = page_rules.scope.skip_rule if (rtype.group, rtype.resource) == _NAMESPACES else None
-    classify, strip = rules.classify, rules.stripper(rtype, page_rules.strip)
+    classify, strip = rules.classifier(rtype), rules.stripper(rtype, page_rules.strip)
     skipped, stripped = report.skipped, report.stripped
     for items, total in pages:
         for obj in items:
@@ -83,7 +83,7 @@ def export_pages(
                 if out_of_scope is not None:
                     skipped[out_of_scope.name] += 1
                     continue
-            rule = classify(obj, rtype)
+            rule = classify(obj)
             if rule is not None:
                 skipped[rule.name] += 1
                 continue

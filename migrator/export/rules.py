@@ -428,6 +428,24 @@ def classify(obj: Obj, resource: ResourceType) -> Rule | None:
     return None
 
 
+def classifier(resource: ResourceType) -> Callable[[Obj], Rule | None]:
+    """:func:`classify` for the objects of one type, with the rules that apply to it looked
+    up once instead of for every object."""
+    skip = type_skip(resource)
+    if skip is not None:
+        return lambda _obj: skip
+    ident = identity_of(resource.group, resource.resource)
+    tests = tuple((rule.test, rule.rule) for rule in OBJECT_SKIPS if ident in rule.applies_to)
+
+    def classify_one(obj: Obj) -> Rule | None:
+        for test, rule in tests:
+            if test(obj):
+                return rule
+        return None
+
+    return classify_one
+
+
 def keeps_status(resource: ResourceType) -> bool:
     """True if the status of this type's objects is set aside rather than dropped."""
     ident = identity_of(resource.group, resource.resource)

@@ -7,19 +7,24 @@ parses each page once, and hands the pages to :func:`~migrator.export.listing.ex
 which classifies, strips and writes every item at once: at most one page per worker is in
 memory. A 410 Expired (the continue token outlived etcd's compaction window) restarts that
 type's list from the first page, after throwing away what was written of it
-(:func:`~migrator.export.listing.restart_on_expiry`).
+(:func:`~migrator.export.listing.restart_on_expiry`). One huge namespaced type (thousands of
+ConfigMaps, say) would be a long sequence of pages while the other workers idle: it is read
+namespace by namespace instead, several lists at once, into the same page loop.
 
 Failures of one type (an API error, a cluster that stopped answering) are recorded in its
 report and the others go on; a failing store, or an interruption, stops everything.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from migrator.errors import ApiError, ClusterUnreachable
 from migrator.export import rules
@@ -28,13 +33,16 @@ from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
 from migrator.export.scope import NamespaceScope
 from migrator.export.selection import ResourceType
 from migrator.kube.client import Cluster
-from migrator.kube.pager import DEFAULT_PAGE_SIZE, iter_pages, prefetched
+from migrator.kube.pager import DEFAULT_PAGE_SIZE, fan_in, iter_items, iter_pages, prefetched
 from migrator.snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 6
 MAX_LIST_RESTARTS = 3
+# A namespaced type whose cluster-wide list holds more objects than this is read per namespace,
+# several lists at once (see _TypeExport._pages): one long list is one page after the other.
+FAN_OUT_ABOVE = 4 * DEFAULT_PAGE_SIZE
 
 # on_progress(resource_key, objects_done, total_hint): total_hint is the API server's count of
 # the whole list when it gives one (``remainingItemCount``), else None.
@@ -50,6 +58,7 @@ class ListOptions:
     workers: int = DEFAULT_WORKERS
     page_size: int = DEFAULT_PAGE_SIZE
     max_list_restarts: int = MAX_LIST_RESTARTS
+    fan_out_above: int = FAN_OUT_ABOVE
 
 
 class Interrupted(Exception):
@@ -132,6 +141,7 @@ class _TypeExport:
         self.stop = stop
         self.on_progress = on_progress
         self.on_finished = on_finished
+        self.fan_out = threading.Lock()  # held by the one type being read per namespace
 
     def run(self, rtype: ResourceType) -> ResourceReport:
         report = ResourceReport(
@@ -199,31 +209,124 @@ class _TypeExport:
         resource.close()
 
     def _pages(self, rtype: ResourceType) -> Iterator[Page]:
-        """Each page's items with a hint of the total, over every list the scope needs."""
+        """Each page of the type's objects in scope, with a hint of the total when known.
+
+        A namespaced type is listed cluster-wide, unless it turns out huge: more than
+        ``fan_out_above`` objects (asked with a one-item list when the first page cannot
+        say, as with a field selector; a count the server won't give counts as huge). Then,
+        that first page dropped, it is read namespace by namespace, :func:`fan_out_width`
+        lists at a time, so the API server produces several lists at once instead of one
+        page after the other. One type at a time fans out, which keeps the requests in
+        flight within :func:`connections_needed`.
+        """
         scope = self.options.scope
+        namespaces = scope.namespaces_to_list()
+        if rtype.namespaced and namespaces is not None:
+            with self._fan_out_slot() as width:
+                yield from self._fanned_out(rtype, namespaces, None, width)
+            return
+        query = self._query(rtype, cluster_wide=True)
+        pages = iter_pages(self.cluster, rtype.list_path(), limit=self.options.page_size,
+                           query=query)
+        first = next(pages)
+        total = list_total(first)
+        if rtype.namespaced:
+            size = total if total is not None else self._count(rtype)
+            if size is None or size > self.options.fan_out_above:
+                with self._fan_out_slot() as width:
+                    if width > 1:
+                        pages.close()
+                        log.info("%s holds %s objects: listing it per namespace, %d at a time",
+                                 rtype.key, size or "many", width)
+                        names = [ns for ns in self._namespace_names() if scope.admits(ns)]
+                        yield from self._fanned_out(rtype, names, total, width)
+                        return
+        for page in itertools.chain([first], prefetched(pages)):
+            self._check_stop()
+            yield Page(page.get("items") or [], total)
+
+    def _fanned_out(
+        self, rtype: ResourceType, namespaces: list[str], total: int | None, width: int
+    ) -> Iterator[Page]:
+        """The pages of one list per namespace, ``width`` read at once; without a ``total``
+        given, it is known once every namespace's first page has told its own."""
+        query = self._query(rtype, cluster_wide=False)
+        sources = [
+            _tagged(index, iter_pages(self.cluster, rtype.list_path(ns),
+                                      limit=self.options.page_size, query=query))
+            for index, ns in enumerate(namespaces)
+        ]
+        totals: dict[int, int | None] = {}
+        for index, page in fan_in(sources, parallel=width):
+            self._check_stop()
+            if total is None and index not in totals:
+                totals[index] = list_total(page)
+                if len(totals) == len(namespaces) and None not in totals.values():
+                    total = sum(t for t in totals.values() if t is not None)
+            yield Page(page.get("items") or [], total)
+
+    @contextlib.contextmanager
+    def _fan_out_slot(self) -> Iterator[int]:
+        """How many lists the caller may read at once: :func:`fan_out_width` for the one type
+        holding the slot, 1 for the others while it is taken."""
+        if not self.fan_out.acquire(blocking=False):
+            yield 1
+            return
+        try:
+            yield fan_out_width(self.options.workers)
+        finally:
+            self.fan_out.release()
+
+    def _count(self, rtype: ResourceType) -> int | None:
+        """The type's object count over all namespaces from a one-item list without
+        selectors, which would hide it; None when the server won't say, or when a label
+        selector makes the whole type's count meaningless."""
+        if self.options.label_selector:
+            return None
+        page = self.cluster.request("GET", rtype.list_path(), query={"limit": 1})
+        return list_total(page)
+
+    def _query(self, rtype: ResourceType, *, cluster_wide: bool) -> dict[str, str | int | bool]:
         query: dict[str, str | int | bool] = {}
         if self.options.label_selector:
             query["labelSelector"] = self.options.label_selector
-        selector = scope.field_selector() if rtype.namespaced else None
-        if selector:
+        selector = self.options.scope.field_selector() if rtype.namespaced else None
+        if selector and cluster_wide:
             query["fieldSelector"] = selector
-        paths = _paths(rtype, scope.namespaces_to_list())
-        before = 0
-        for index, path in enumerate(paths):
-            last = index == len(paths) - 1  # only then is a total over all paths known
-            listed = 0
-            pages = iter_pages(self.cluster, path, limit=self.options.page_size, query=query)
-            for page in prefetched(pages):
-                if self.stop.is_set():
-                    raise Interrupted()
-                items = page.get("items") or []
-                meta = page.get("metadata") or {}
-                listed += len(items)
-                hint = None
-                if last and not meta.get("continue"):
-                    hint = before + listed
-                elif last and meta.get("remainingItemCount") is not None:
-                    hint = before + listed + int(meta["remainingItemCount"])
-                yield Page(items, hint)
-            before += listed
+        return query
 
+    def _namespace_names(self) -> list[str]:
+        items = iter_items(self.cluster, "/api/v1/namespaces", limit=self.options.page_size)
+        return [item["metadata"]["name"] for item in items]
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted()
+
+
+def _tagged(tag: int, pages: Iterator[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for page in pages:
+        yield tag, page
+
+
+def list_total(first_page: dict[str, Any]) -> int | None:
+    """How many objects the whole list holds, from its first page (None: the server won't say)."""
+    meta = first_page.get("metadata") or {}
+    listed = len(first_page.get("items") or ())
+    if not meta.get("continue"):
+        return listed
+    remaining = meta.get("remainingItemCount")
+    return listed + int(remaining) if remaining is not None else None
+
+
+def fan_out_width(workers: int) -> int:
+    """How many namespace lists of one huge type run at once: half the workers (at least
+    two), so that with every other worker busy the requests in flight stay within
+    :func:`connections_needed`."""
+    return max(2, workers // 2)
+
+
+def connections_needed(workers: int) -> int:
+    """The connection pool an export with ``workers`` needs: a request per worker, the
+    fan-out of one huge type, and two to spare (discovery, the namespace list)."""
+    return workers + fan_out_width(workers) + 2

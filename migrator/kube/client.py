@@ -1,16 +1,16 @@
 """A connection to one cluster, made from a kubeconfig context.
 
-The official ``kubernetes`` package reads the kubeconfig (client certificates, tokens, exec
-and auth-provider plugins, proxies) and builds the TLS connection pool; we send raw
-requests through that pool and ask its configuration for the ``authorization`` header on
-every attempt, so expiring tokens are refreshed by the package's own hooks. Going below the
-generated API classes keeps this module independent of the client generator (whose
-``call_api`` signature changed between releases) and gives later stages the raw response
-bytes, parsed once or streamed.
+:mod:`migrator.kube.kubeconfig` reads the context's cluster and credentials and
+:mod:`migrator.kube.transport` builds the TLS connection pool (through the official
+``kubernetes`` package only for credential plugins, whose hooks then refresh expiring
+tokens); we send raw requests through that pool, asking for the ``authorization`` header
+on every attempt. Going below the generated API classes keeps this module independent of
+the client generator (whose ``call_api`` signature changed between releases), keeps the
+package's slow import out of every command, and gives later stages the raw response bytes,
+parsed once or streamed.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -18,15 +18,13 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
-import kubernetes.client
 import urllib3
-from kubernetes.config import kube_config
-from kubernetes.config.config_exception import ConfigException
 
-from migrator import __version__
-from migrator.errors import ApiError, ClusterUnreachable, ConfigError
+from migrator import __version__, jsoncodec
+from migrator.errors import ApiError, ClusterUnreachable
 from migrator.kube import kubeconfig as kubeconfig_files
 from migrator.kube import retry
+from migrator.kube.transport import open_transport
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +50,11 @@ class Cluster:
         read_timeout: float = 60.0,
         retry_policy: retry.RetryPolicy | None = None,
     ) -> None:
-        choice = kubeconfig_files.choose(kubeconfig, context)
-        configuration = kubernetes.client.Configuration()
-        try:
-            kube_config.load_kube_config(
-                config_file=choice.config_file,
-                context=choice.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except (ConfigException, OSError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot use context {choice.context!r} of {choice.config_file}: {exc}",
-                hint="check the cluster, user and credentials this context refers to",
-            ) from exc
-        configuration.connection_pool_maxsize = pool_size
-        configuration.retries = False  # retrying is migrator.kube.retry's job, not urllib3's
-        self._configuration = configuration
-        self._api_client = kubernetes.client.ApiClient(configuration=configuration)
+        choice, access = kubeconfig_files.load(kubeconfig, context)
+        self._choice = choice
+        self._transport = open_transport(choice, access, pool_size)
+        self._pool = self._transport.pool
+        self._api_client: Any = self._transport.official_client
         self._context = choice.context
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._retry_policy = retry_policy
@@ -84,11 +69,20 @@ class Cluster:
     @property
     def server(self) -> str:
         """The API server URL."""
-        return str(self._configuration.host)
+        return self._transport.server
 
     @property
-    def api_client(self) -> kubernetes.client.ApiClient:
-        """The underlying official client, for the rare call that wants its typed API."""
+    def api_client(self) -> Any:
+        """An official ``kubernetes.client.ApiClient`` for the same context, for the rare call
+        that wants its typed API; made (and the package imported) on first use."""
+        if self._api_client is None:
+            from kubernetes.config import new_client_from_config
+
+            self._api_client = new_client_from_config(
+                config_file=self._choice.config_file,
+                context=self._choice.context,
+                persist_config=False,
+            )
         return self._api_client
 
     def request(
@@ -102,7 +96,7 @@ class Cluster:
     ) -> dict[str, Any]:
         """Send a request and return the decoded JSON body (``{}`` for an empty body)."""
         raw = self.request_raw(method, path, query=query, body=body, content_type=content_type)
-        return json.loads(raw) if raw.strip() else {}
+        return {} if not raw or raw.isspace() else jsoncodec.loads(raw)  # strip() would copy
 
     def request_raw(
         self,
@@ -128,7 +122,7 @@ class Cluster:
             headers["Content-Type"] = content_type or "application/json"
 
         def attempt() -> bytes:
-            response = self._api_client.rest_client.pool_manager.urlopen(
+            response = self._pool.urlopen(
                 method,
                 url,
                 body=payload,
@@ -161,8 +155,9 @@ class Cluster:
 
     def close(self) -> None:
         """Release the pooled connections; the object is unusable afterwards."""
-        self._api_client.rest_client.pool_manager.clear()
-        self._api_client.close()
+        self._transport.close()
+        if self._api_client is not None and self._api_client is not self._transport.official_client:
+            self._api_client.close()
 
     def __enter__(self) -> Cluster:
         return self
@@ -180,11 +175,7 @@ class Cluster:
 
     def _auth_headers(self) -> dict[str, str]:
         """Credentials as headers, asked anew each attempt so refreshed tokens are used."""
-        headers: dict[str, str] = {}
-        for setting in self._configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        return headers
+        return self._transport.auth_headers()
 
     def _unreachable(self, exc: BaseException) -> ClusterUnreachable:
         return ClusterUnreachable(self._context, self.server, retry.describe(exc))
@@ -208,7 +199,7 @@ def _encode_body(body: Any) -> bytes | None:
         return body
     if isinstance(body, str):
         return body.encode("utf-8")
-    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return jsoncodec.dumps(body)
 
 
 def _retry_after(value: str | None) -> float | None:

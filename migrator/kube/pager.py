@@ -59,39 +59,69 @@ def prefetched(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
     ``pages`` is re-raised in the caller at the point it would have surfaced; a caller that
     stops early (or fails) stops the helper at its next page.
     """
+    return fan_in([pages], parallel=1, depth=depth)
+
+
+def fan_in(sources: list[Iterator[T]], parallel: int, depth: int = 1) -> Iterator[T]:
+    """Yield what every source yields, ``parallel`` sources read at once by helper threads.
+
+    Each source's items come in their order; items of different sources interleave. Up to
+    ``depth`` items wait for the caller, so memory stays bounded whatever the sources hold.
+    The first exception of any source is re-raised in the caller; a caller that stops early
+    (or fails) stops every helper at its next item. With one source this is read-ahead
+    (:func:`prefetched`); with many (a huge type's per-namespace lists) the API server
+    produces several lists at once while the caller processes what has arrived.
+    """
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
     stopped = threading.Event()
+    pending = iter(sources)
+    pending_lock = threading.Lock()
+
+    def hand_over(message: tuple[str, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
-            for page in pages:
-                while not stopped.is_set():
-                    try:
-                        handoff.put(("page", page), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stopped.is_set():
-                    return
-            handoff.put(("end", None))
+            while not stopped.is_set():
+                with pending_lock:
+                    source = next(pending, None)
+                if source is None:
+                    break
+                for item in source:
+                    if not hand_over(("item", item)):
+                        return
+            hand_over(("end", None))
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            handoff.put(("error", exc))
+            hand_over(("error", exc))
 
-    helper = threading.Thread(target=produce, name="prefetch", daemon=True)
-    helper.start()
+    helpers = [
+        threading.Thread(target=produce, name="prefetch", daemon=True)
+        for _ in range(max(1, min(parallel, len(sources))))
+    ]
+    for helper in helpers:
+        helper.start()
     try:
-        while True:
+        running = len(helpers)
+        while running:
             kind, value = handoff.get()
             if kind == "end":
-                return
-            if kind == "error":
+                running -= 1
+            elif kind == "error":
                 raise value
-            yield value
+            else:
+                yield value
     finally:
         stopped.set()
-        while helper.is_alive():  # unblock a helper waiting on a full queue, then join it
-            try:
-                handoff.get_nowait()
-            except queue.Empty:
-                pass
-            helper.join(timeout=0.05)
+        for helper in helpers:  # unblock helpers waiting on a full queue, then join them
+            while helper.is_alive():
+                try:
+                    handoff.get_nowait()
+                except queue.Empty:
+                    pass
+                helper.join(timeout=0.05)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import tempfile
 from typing import IO, Any
 
-from migrator import crypto
+from migrator import crypto, jsoncodec
 from migrator.snapshot.layout import PartInfo, part_key, sha256_stream
 from migrator.store.base import Store
 
@@ -23,7 +22,6 @@ _SPOOL_MEMORY = 2 * 1024 * 1024  # a part's compressed bytes stay in memory up t
 # parts about a fifth larger: export is CPU-bound on the client, the store is not.
 COMPRESS_LEVEL = 3
 _BATCH_BYTES = 256 * 1024  # lines reach gzip in batches: one compress call per batch
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once, not per line
 
 
 class PartRoller:
@@ -57,7 +55,7 @@ class PartRoller:
 
     def add(self, doc: dict[str, Any]) -> None:
         """Append one document as a compact JSON line; store the part if it is now full."""
-        line = _ENCODER.encode(doc).encode() + b"\n"
+        line = jsoncodec.dumps(doc) + b"\n"
         if self._gzip is None:
             # Closed in _store_part or discard: it lives across many add() calls.
             self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115

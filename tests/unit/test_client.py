@@ -73,10 +73,11 @@ def test_token_is_sent_as_bearer_header(write_kubeconfig: WriteKubeconfig) -> No
         assert cluster._auth_headers() == {"authorization": "Bearer token-old"}
 
 
-def test_pool_size_reaches_the_configuration(write_kubeconfig: WriteKubeconfig) -> None:
+def test_pool_size_reaches_the_pool(write_kubeconfig: WriteKubeconfig) -> None:
     path = write_kubeconfig({"old": "https://127.0.0.1:1"})
     with kube.connect(path, "old", pool_size=3) as cluster:
-        assert cluster.api_client.configuration.connection_pool_maxsize == 3
+        assert cluster.pool_size == 3
+        assert cluster._pool.connection_pool_kw["maxsize"] == 3
 
 
 @pytest.mark.timeout(20)
@@ -86,7 +87,7 @@ def test_closed_port_is_unreachable_after_the_configured_retries(
     server = f"http://127.0.0.1:{closed_port}"
     path = write_kubeconfig({"old": server})
     with kube.connect(path, "old") as cluster:
-        pool = cluster.api_client.rest_client.pool_manager
+        pool = cluster._pool
         attempts: list[str] = []
         real_urlopen = pool.urlopen
 
