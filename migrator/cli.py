@@ -246,6 +246,9 @@ DEFAULT_STORE = "./snapshots"
 @click.option("--keep-node-ports", is_flag=True,
               help="Keep Services' nodePorts (they are stripped by default, to be allocated "
               "anew).")
+@click.option("--keep-cluster-ips", is_flag=True,
+              help="Keep Services' clusterIP(s) (stripped by default), for `migrator transform "
+              "--cluster-ip keep|remap`. Recorded in the snapshot's manifest.")
 @click.option("--encrypt-key-file", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
               help=f"Encrypt every data part with this key (AES-256-GCM; 32 raw bytes, 64 hex "
@@ -271,6 +274,7 @@ def export(
     cluster_scoped: bool | None,
     include_system_namespaces: bool,
     keep_node_ports: bool,
+    keep_cluster_ips: bool,
     encrypt_key_file: Path | None,
     s3_endpoint: str | None,
     workers: int,
@@ -294,6 +298,7 @@ def export(
         exclude_resources=exclude_resources,
         cluster_scoped=cluster_scoped,
         keep_node_ports=keep_node_ports,
+        keep_cluster_ips=keep_cluster_ips,
         workers=workers,
     )
     console = Console(stderr=True)

@@ -103,6 +103,8 @@ class ExportReport:
     encrypted: bool = False
     scope: dict[str, Any] = field(default_factory=dict)
     label_selector: str | None = None
+    # Cluster-bound fields kept on request instead of stripped (a transform needs them).
+    kept: dict[str, bool] = field(default_factory=dict)
     resources: list[ResourceReport] = field(default_factory=list)
     failed_discovery: dict[str, str] = field(default_factory=dict)
     legend: dict[str, str] = field(default_factory=dict)
@@ -139,6 +141,7 @@ class ExportReport:
             "encrypted": self.encrypted,
             "scope": self.scope,
             "labelSelector": self.label_selector,
+            "kept": dict(self.kept),
             "totals": self.totals(),
             "resources": [r.to_dict() for r in self.resources],
             "failedDiscovery": dict(self.failed_discovery),

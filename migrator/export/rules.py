@@ -48,6 +48,7 @@ class StripOptions:
     """The strips a user may turn off (the export's ``--keep-...`` flags)."""
 
     keep_node_ports: bool = False
+    keep_cluster_ips: bool = False  # for a transform that keeps or remaps them
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,9 @@ def _pop(obj: Obj, *path: str) -> bool:
     return obj.pop(path[-1], None) is not None if isinstance(obj, dict) else False
 
 
-def _strip_cluster_ips(obj: Obj, _options: StripOptions) -> bool:
+def _strip_cluster_ips(obj: Obj, options: StripOptions) -> bool:
+    if options.keep_cluster_ips:
+        return False
     spec = obj.get("spec") or {}
     if spec.get("clusterIP") == "None":  # headless: "None" is the user's choice, not an address
         return False
@@ -357,7 +360,8 @@ def _strip_token_references(obj: Obj, _options: StripOptions) -> bool:
 
 
 SPEC_STRIPS: tuple[SpecStrip, ...] = (
-    SpecStrip("spec.clusterIP(s)", "allocated from the old cluster's Service CIDR",
+    SpecStrip("spec.clusterIP(s)", "allocated from the old cluster's Service CIDR "
+              "(--keep-cluster-ips keeps them, for the transform to keep or remap)",
               _ids(("", "services")), _strip_cluster_ips),
     SpecStrip("spec.healthCheckNodePort", "allocated from the old cluster's node port range",
               _ids(("", "services")), lambda obj, _o: _pop(obj, "spec", "healthCheckNodePort")),
@@ -453,14 +457,19 @@ def keeps_status(resource: ResourceType) -> bool:
 
 
 def strip(
-    obj: Obj, resource: ResourceType, *, keep_node_ports: bool = False
+    obj: Obj,
+    resource: ResourceType,
+    *,
+    keep_node_ports: bool = False,
+    keep_cluster_ips: bool = False,
 ) -> tuple[Obj, list[str], Obj | None]:
     """Remove cluster-bound fields from ``obj`` (in place, for speed) and return it.
 
     Returns the object, the names of the fields removed (as in :func:`rule_legend`), and the
     data set aside (``{"status": ...}``) or None.
     """
-    return stripper(resource, StripOptions(keep_node_ports=keep_node_ports))(obj)
+    options = StripOptions(keep_node_ports=keep_node_ports, keep_cluster_ips=keep_cluster_ips)
+    return stripper(resource, options)(obj)
 
 
 def stripper(

@@ -54,7 +54,7 @@ class ListOptions:
 
     scope: NamespaceScope = field(default_factory=NamespaceScope)
     label_selector: str | None = None
-    keep_node_ports: bool = False
+    strip: rules.StripOptions = field(default_factory=rules.StripOptions)
     workers: int = DEFAULT_WORKERS
     page_size: int = DEFAULT_PAGE_SIZE
     max_list_restarts: int = MAX_LIST_RESTARTS
@@ -177,10 +177,7 @@ class _TypeExport:
         resource = self.writer.resource(
             rtype.group, rtype.version, rtype.resource, rtype.kind, rtype.namespaced
         )
-        page_rules = PageRules(
-            scope=self.options.scope,
-            strip=rules.StripOptions(keep_node_ports=self.options.keep_node_ports),
-        )
+        page_rules = PageRules(scope=self.options.scope, strip=self.options.strip)
 
         def on_page(total: int | None) -> None:
             if self.on_progress is not None:

@@ -45,6 +45,7 @@ class ExportOptions:
     exclude_resources: tuple[str, ...] = ()
     cluster_scoped: bool | None = None  # None: yes, unless namespaces are included by name
     keep_node_ports: bool = False
+    keep_cluster_ips: bool = False
     workers: int = DEFAULT_WORKERS
     page_size: int = DEFAULT_PAGE_SIZE
 
@@ -105,7 +106,9 @@ def export_cluster(
     list_options = ListOptions(
         scope=scope,
         label_selector=options.label_selector,
-        keep_node_ports=options.keep_node_ports,
+        strip=rules.StripOptions(
+            keep_node_ports=options.keep_node_ports, keep_cluster_ips=options.keep_cluster_ips
+        ),
         workers=options.workers,
         page_size=options.page_size,
     )
@@ -123,6 +126,7 @@ def export_cluster(
         encrypted=key is not None,
         scope=scope.to_dict(),
         label_selector=options.label_selector,
+        kept={"clusterIPs": options.keep_cluster_ips, "nodePorts": options.keep_node_ports},
         resources=[by_key[t.key] for t in types],
         failed_discovery=dict(discovery.failed),
         legend=rules.rule_legend(),

@@ -205,3 +205,34 @@ def test_progress_callback_reports_each_type(old_cluster, population, tmp_path):
         "GET", f"/api/v1/namespaces/{population.namespace}/configmaps")["items"]
     assert len(direct) >= 2  # settings and kube-root-ca.crt at least
     assert seen["configmaps"] == (len(direct), len(direct))  # every one listed, total known
+
+
+def test_keep_cluster_ips_keeps_the_live_addresses_and_says_so(old_cluster, make_namespace,
+                                                               tmp_path):
+    namespace = make_namespace(old_cluster)
+    live = old_cluster.client.request("POST", f"/api/v1/namespaces/{namespace}/services", body={
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})["spec"]
+    assert live["clusterIP"] not in ("", "None")
+
+    def exported_service(*flags: str) -> tuple[dict, dict]:
+        snapshot_id = f"ips-{uuid.uuid4().hex[:8]}"
+        result = CliRunner().invoke(cli, [
+            "export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig,
+            "--to", str(tmp_path), "--include-namespace", namespace,
+            "--include-resource", "services", "--id", snapshot_id, "-o", "json", *flags])
+        assert result.exit_code == 0, result.output
+        reader = SnapshotReader(open_store(str(tmp_path)), snapshot_id)
+        [service] = reader.iter_objects(reader.find("", "v1", "services"))
+        return service, reader.manifest["export"]
+
+    kept, export_info = exported_service("--keep-cluster-ips")
+    assert kept["spec"]["clusterIP"] == live["clusterIP"]
+    assert kept["spec"].get("clusterIPs", [live["clusterIP"]]) == [live["clusterIP"]]
+    assert export_info["kept"] == {"clusterIPs": True, "nodePorts": False}
+    [services] = [r for r in export_info["resources"] if r["resource"] == "services"]
+    assert "spec.clusterIP(s)" not in services["stripped"]
+
+    stripped, export_info = exported_service()
+    assert "clusterIP" not in stripped["spec"] and "clusterIPs" not in stripped["spec"]
+    assert export_info["kept"] == {"clusterIPs": False, "nodePorts": False}

@@ -106,6 +106,10 @@ def test_service_ips_and_node_ports() -> None:
     assert aside is None  # an empty load balancer status is not worth keeping
     kept, stripped, _ = rules.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
     assert kept["spec"]["ports"] == [{"port": 80, "nodePort": 30080}]
+    kept, stripped, _ = rules.strip(copy.deepcopy(svc), rtype("services"), keep_cluster_ips=True)
+    assert (kept["spec"]["clusterIP"], kept["spec"]["clusterIPs"]) == ("10.96.0.5", ["10.96.0.5"])
+    assert "spec.clusterIP(s)" not in stripped
+    assert "healthCheckNodePort" not in kept["spec"]  # allocated anew whatever is kept
     headless = obj("db", spec={"clusterIP": "None", "clusterIPs": ["None"]})
     out, stripped, _ = rules.strip(headless, rtype("services"))
     assert out["spec"]["clusterIP"] == "None" and "spec.clusterIP(s)" not in stripped
