@@ -317,10 +317,11 @@ def list_total(first_page: dict[str, Any]) -> int | None:
 
 
 def fan_out_width(workers: int) -> int:
-    """How many namespace lists of one huge type run at once: half the workers (at least
-    two), so that with every other worker busy the requests in flight stay within
-    :func:`connections_needed`."""
-    return max(2, workers // 2)
+    """How many namespace lists of one huge type run at once: as many as there are workers
+    (at least two). A huge type is found after its first page, when the many small types
+    have mostly been listed and their workers idle; measured on the proving ground, six
+    lists at once beat three, which beat one long list by half."""
+    return max(2, workers)
 
 
 def connections_needed(workers: int) -> int:
