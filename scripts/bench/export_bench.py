@@ -19,7 +19,6 @@ machine's two cores are shared by the API server, etcd and the client under test
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
@@ -30,8 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import urllib3
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -45,42 +42,10 @@ from migrator.export.stage import choose_types  # noqa: E402
 from migrator.kube import Cluster, connect, discover, iter_items  # noqa: E402
 from migrator.kube.pager import DEFAULT_PAGE_SIZE  # noqa: E402
 
-LABEL = {"bench": "migrator"}
-SELECTOR = "bench=migrator"
-NAMESPACES = 50
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import LABEL, NAMESPACES, SELECTOR, body, delete_namespaces, plan, raw_pool  # noqa: E402,I001
+
 KUBECTL = Path.home() / ".cache/migrator-proving-ground/bin/kubernetes-1.21.14/kubectl"
-# Shares of the population; ConfigMaps take the rest.
-MIX = {"secrets": 0.06, "services": 0.03, "deployments": 0.03}
-PAYLOAD = "x" * 900  # with metadata, a ConfigMap of about 1 KiB
-
-
-# -- population ------------------------------------------------------------------------------
-
-
-def plan(total: int) -> dict[str, int]:
-    """How many objects of each kind make ``total``."""
-    counts = {kind: int(total * share) for kind, share in MIX.items()}
-    counts["configmaps"] = total - sum(counts.values())
-    return counts
-
-
-def body(kind: str, name: str, namespace: str) -> tuple[str, dict[str, Any]]:
-    meta = {"name": name, "namespace": namespace, "labels": dict(LABEL)}
-    if kind == "configmaps":
-        return "/api/v1", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-                           "data": {"payload": PAYLOAD}}
-    if kind == "secrets":
-        return "/api/v1", {"apiVersion": "v1", "kind": "Secret", "metadata": meta,
-                           "data": {"token": base64.b64encode(os.urandom(256)).decode()}}
-    if kind == "services":
-        return "/api/v1", {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {
-            "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}}
-    labels = {"app": name}
-    return "/apis/apps/v1", {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-                             "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                                      "template": {"metadata": {"labels": labels}, "spec": {
-                                          "containers": [{"name": "app",
-                                                          "image": "registry.example/a:1"}]}}}}
 
 
 def existing(cluster: Cluster, kind: str) -> set[tuple[str, str]]:
@@ -131,20 +96,7 @@ class RawLists:
     """Paginated GETs with urllib3 and the kubeconfig's admin client certificate."""
 
     def __init__(self, kubeconfig: str, context: str, workers: int, tmp: Path) -> None:
-        doc = yaml.safe_load(Path(kubeconfig).read_text())
-        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == context)
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        user = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"])
-        files = {}
-        for name, key in (("ca", cluster["certificate-authority-data"]),
-                          ("cert", user["client-certificate-data"]),
-                          ("key", user["client-key-data"])):
-            files[name] = tmp / f"{name}.pem"
-            files[name].write_bytes(base64.b64decode(key))
-        self.server = cluster["server"].rstrip("/")
-        self.pool = urllib3.PoolManager(
-            maxsize=workers + 2, ca_certs=str(files["ca"]), cert_file=str(files["cert"]),
-            key_file=str(files["key"]))
+        self.server, self.pool = raw_pool(kubeconfig, context, workers + 2, tmp)
 
     def list_all(self, path: str, query: dict[str, Any]) -> None:
         token = ""
@@ -210,12 +162,7 @@ def migrator_run(kubeconfig: str, context: str, workers: int, tmp: Path) -> dict
 
 def cleanup(cluster: Cluster) -> None:
     """Delete the bench namespaces (their objects go with them, in the background)."""
-    for index in range(NAMESPACES):
-        try:
-            cluster.request("DELETE", f"/api/v1/namespaces/bench-{index:02d}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
+    delete_namespaces(cluster, (f"bench-{index:02d}" for index in range(NAMESPACES)))
 
 
 def measure(kubeconfig: str, context: str, size: int, workers: int) -> dict[str, Any]:
