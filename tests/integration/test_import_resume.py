@@ -29,6 +29,11 @@ from tests.integration.import_snapshots import (
 )
 
 PLAIN, OWNERS = 600, 60  # + one owned ConfigMap per owner: 720 ConfigMaps, 3 phases
+QPS = 250
+# --qps makes a whole run last at least this long (the bucket starts with one second's
+# worth), however fast the machine: kills drawn below it always land before the first run is
+# done (a faster start-up once let all three runs finish in time, and nothing was killed).
+SHORTEST_RUN = (1 + PLAIN + 2 * OWNERS - QPS) / QPS
 
 
 def run_import(new_cluster, store: LocalStore, snapshot_id: str, kill_after: float | None
@@ -36,7 +41,7 @@ def run_import(new_cluster, store: LocalStore, snapshot_id: str, kill_after: flo
     """Run the CLI; with ``kill_after`` SIGKILL it then (None if it was killed)."""
     args = [sys.executable, "-m", "migrator", "import", snapshot_id, "--store", store.url,
             "--to", new_cluster.context, "--kubeconfig", new_cluster.kubeconfig,
-            "--workers", "4", "--qps", "250", "-o", "json"]
+            "--workers", "4", "--qps", str(QPS), "-o", "json"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     if kill_after is not None:
@@ -68,7 +73,7 @@ def test_killed_import_resumes_to_the_same_final_state(new_cluster, tmp_path: Pa
         kills = 0
         for _ in range(3):
             started = time.monotonic()
-            if run_import(new_cluster, store, "big", rng.uniform(0.8, 3.0)) is None:
+            if run_import(new_cluster, store, "big", rng.uniform(0.8, 0.85 * SHORTEST_RUN)) is None:
                 kills += 1
             assert time.monotonic() - started < 60
         final = run_import(new_cluster, store, "big", None)
