@@ -26,6 +26,8 @@ REMOVED_IN: dict[str, Release] = {
     "coordination.k8s.io/v1beta1": (1, 22),  # Lease → v1
     "rbac.authorization.k8s.io/v1beta1": (1, 22),  # Roles and bindings → v1
     "scheduling.k8s.io/v1beta1": (1, 22),  # PriorityClass → v1
+    # 1.23: the alpha RuntimeClass (fields nested under spec) left with the 1.22 servers.
+    "node.k8s.io/v1alpha1": (1, 23),  # RuntimeClass → v1
     # 1.25
     "batch/v1beta1": (1, 25),  # CronJob → batch/v1
     "discovery.k8s.io/v1beta1": (1, 25),  # EndpointSlice → v1

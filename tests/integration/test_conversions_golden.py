@@ -70,6 +70,12 @@ GOLDEN: list[tuple[dict[str, Any], dict[tuple, Any]]] = [
      {("apiVersion",): "flowcontrol.apiserver.k8s.io/v1"}),
     ({"apiVersion": "storage.k8s.io/v1beta1", "kind": "CSIStorageCapacity", "storageClassName": "fast",
       "capacity": "10Gi"}, {("apiVersion",): "storage.k8s.io/v1"}),
+    ({"apiVersion": "node.k8s.io/v1alpha1", "kind": "RuntimeClass", "spec": {
+        "runtimeHandler": "gvisor", "overhead": {"podFixed": {"cpu": "250m", "memory": "64Mi"}},
+        "scheduling": {"nodeSelector": {"sandbox": "gvisor"},
+                       "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}]}}},
+     {("apiVersion",): "node.k8s.io/v1", ("handler",): "gvisor", ("spec",): None,
+      ("overhead", "podFixed", "cpu"): "250m", ("scheduling", "nodeSelector"): {"sandbox": "gvisor"}}),
 ]
 
 
