@@ -215,12 +215,13 @@ OBJECT_SKIPS: tuple[ObjectSkip, ...] = (
     ),
     # Endpoints of a Service with a selector are kept up to date by the endpoints controller,
     # which marks them (a last-change-trigger-time annotation; from 1.22 also the skip-mirror
-    # label); those of a selector-less Service are the user's own data (an external backend)
-    # and are exported.
+    # label; from 1.33 a managed-by label); those of a selector-less Service are the user's own
+    # data (an external backend) and are exported.
     ObjectSkip(
         Rule("controller-endpoints", "maintained by the endpoints controller from the Service"),
         _ids(("", "endpoints")),
         lambda obj: _labels(obj).get("endpointslice.kubernetes.io/skip-mirror") == "true"
+        or _labels(obj).get("endpoints.kubernetes.io/managed-by") == "endpoint-controller"
         or "endpoints.kubernetes.io/last-change-trigger-time" in _annotations(obj),
     ),
     ObjectSkip(

@@ -50,6 +50,8 @@ OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "x",
         (rtype("services"), obj("kubernetes", "shop"), None),
         (rtype("endpoints"), obj("web", metadata={"annotations": {
             "endpoints.kubernetes.io/last-change-trigger-time": "x"}}), "controller-endpoints"),
+        (rtype("endpoints"), obj("web", metadata={"labels": {
+            "endpoints.kubernetes.io/managed-by": "endpoint-controller"}}), "controller-endpoints"),
         (rtype("endpoints"), obj("external"), None),
         (rtype("endpointslices", "discovery.k8s.io"), obj("web-abc", metadata={"labels": {
             "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}),
