@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # migrator.verify imports deepdiff, slow to load: only `verif
 _VERBOSE_KEY = "migrator.verbose"
 
 Rows = list[tuple[str, str]]
+ProgressCallback = Callable[[str, int, int | None], None]
 
 
 class _MigratorGroup(click.Group):
@@ -301,15 +302,12 @@ def export(
         keep_cluster_ips=keep_cluster_ips,
         workers=workers,
     )
-    console = Console(stderr=True)
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(
             kube.connect(kubeconfig, source, pool_size=connections_needed(workers))
         )
         new = stack.enter_context(kube.connect(kubeconfig, target)) if target else None
-        progress = _ProgressBars(console) if console.is_terminal and output == "text" else None
-        if progress is not None:
-            stack.enter_context(progress)
+        on_progress = _progress_bars(stack, output)
         try:
             result = export_cluster(
                 cluster,
@@ -319,7 +317,7 @@ def export(
                 target=new,
                 key=key,
                 restart=restart,
-                on_progress=progress.update if progress is not None else None,
+                on_progress=on_progress,
             )
         except SnapshotExists as exc:
             exc.hint = "choose another --id, or pass --restart to replace it"
@@ -336,6 +334,15 @@ def export(
             f"that could not be listed: {failed}",
             hint="fix the cause (see the report), then export again with --restart",
         )
+
+
+def _progress_bars(stack: contextlib.ExitStack, output: str) -> ProgressCallback | None:
+    """Progress bars on stderr when it is a terminal and the output is for people: the
+    callback the core stages report to, or None."""
+    console = Console(stderr=True)
+    if not console.is_terminal or output != "text":
+        return None
+    return stack.enter_context(_ProgressBars(console)).update
 
 
 class _ProgressBars:
@@ -854,14 +861,11 @@ def import_command(
         dry_run=dry_run, workers=workers, qps=qps, restore_status=restore_status,
         restart=restart,
     )
-    console = Console(stderr=True)
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(kube.connect(kubeconfig, context, pool_size=workers + 2))
-        progress = _ProgressBars(console) if console.is_terminal and output == "text" else None
-        if progress is not None:
-            stack.enter_context(progress)
+        on_progress = _progress_bars(stack, output)
         report = import_snapshot(reader, cluster, options,
-                                 on_progress=progress.update if progress is not None else None)
+                                 on_progress=on_progress)
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -938,14 +942,11 @@ def verify_command(
     reader = _open_snapshot(snapshot, store_url, s3_endpoint, encrypt_key_file)
     options = VerifyOptions(scope=_import_scope(include_namespaces, exclude_namespaces,
                                                 include_resources, cluster_scoped), wait=wait)
-    console = Console(stderr=True)
     with contextlib.ExitStack() as stack:
         cluster = stack.enter_context(kube.connect(kubeconfig, context))
-        progress = _ProgressBars(console) if console.is_terminal and output == "text" else None
-        if progress is not None:
-            stack.enter_context(progress)
+        on_progress = _progress_bars(stack, output)
         report = verify_snapshot(reader, cluster, options,
-                                 on_progress=progress.update if progress is not None else None)
+                                 on_progress=on_progress)
     if output == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
