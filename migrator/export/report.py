@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migrator.export.selection import ResourceType
 
 # What happened to one resource type.
 EXPORTED = "exported"  # listed and written in this run
@@ -38,6 +41,12 @@ class ResourceReport:
     existing: int | None = None  # objects a left-out type holds (None: unknown)
     error: str | None = None
     seconds: float = 0.0
+
+    @classmethod
+    def for_type(cls, rtype: ResourceType, **counts: Any) -> ResourceReport:
+        """An empty report (or one with ``counts``) for resource type ``rtype``."""
+        return cls(key=rtype.key, group_version=rtype.group_version, kind=rtype.kind,
+                   namespaced=rtype.namespaced, aliases=rtype.aliases, **counts)
 
     def reset_counts(self) -> None:
         """Forget the counts of a list that is being restarted from scratch."""

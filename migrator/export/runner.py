@@ -144,13 +144,7 @@ class _TypeExport:
         self.fan_out = threading.Lock()  # held by the one type being read per namespace
 
     def run(self, rtype: ResourceType) -> ResourceReport:
-        report = ResourceReport(
-            key=rtype.key,
-            group_version=rtype.group_version,
-            kind=rtype.kind,
-            namespaced=rtype.namespaced,
-            aliases=rtype.aliases,
-        )
+        report = ResourceReport.for_type(rtype)
         started = time.monotonic()
         try:
             if self.stop.is_set():

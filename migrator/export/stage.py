@@ -211,14 +211,6 @@ def _resumed_report(
         report = ResourceReport.from_dict(json.loads(raw))
     except (StoreError, ValueError, KeyError, TypeError) as exc:
         log.info("no earlier report for %s (%s); counting from its parts", rtype.key, exc)
-        report = ResourceReport(
-            key=rtype.key,
-            group_version=rtype.group_version,
-            kind=rtype.kind,
-            namespaced=rtype.namespaced,
-            aliases=rtype.aliases,
-            listed=entry["objects"],
-            exported=entry["objects"],
-        )
+        report = ResourceReport.for_type(rtype, listed=entry["objects"], exported=entry["objects"])
     report.state = RESUMED
     return report

@@ -27,7 +27,7 @@ def cm(i: int, uid: str | None = None) -> dict[str, Any]:
 
 
 def report_for(rtype: ResourceType) -> ResourceReport:
-    return ResourceReport(rtype.key, rtype.group_version, rtype.kind, rtype.namespaced)
+    return ResourceReport.for_type(rtype)
 
 
 def run(pages: list[Page], rtype: ResourceType = CM, page_rules: PageRules | None = None):
