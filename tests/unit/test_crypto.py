@@ -99,7 +99,7 @@ def test_decrypt_refuses_damaged_blobs(damage: str) -> None:
     elif damage == "other-name":
         name = "b/part-00000"
     elif damage == "header":
-        blob = b"XXXX" + blob[4:]
+        blob = b"ZZZZ" + blob[4:]  # not the format's magic
     else:
         blob = blob[:20]
     with pytest.raises(SnapshotCorrupt) as info:
