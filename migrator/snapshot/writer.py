@@ -61,6 +61,9 @@ class SnapshotWriter:
 
     ``overwrite`` replaces a complete snapshot of the same id; ``resume=False`` discards an
     interrupted one instead of continuing it. ``key`` (32 bytes) encrypts every data part.
+    ``settings`` (JSON data) are what decides the content of the objects written, such as
+    filters: an interrupted snapshot is only resumed with the same settings, so that its
+    finished resources and the ones still to write hold the same kind of objects.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class SnapshotWriter:
         key: bytes | None = None,
         resume: bool = True,
         overwrite: bool = False,
+        settings: dict[str, Any] | None = None,
         part_max_bytes: int = DEFAULT_PART_MAX_BYTES,
         part_max_objects: int = DEFAULT_PART_MAX_OBJECTS,
     ) -> None:
@@ -87,6 +91,7 @@ class SnapshotWriter:
         self._done: dict[tuple[str, str, str], ResourceEntry] = {}
         self._open: set[tuple[str, str, str]] = set()
         self._committed = False
+        self._settings = settings or {}
         store.check(create=True)
         if store.exists(self._prefix + MANIFEST):
             if not overwrite:
@@ -102,6 +107,7 @@ class SnapshotWriter:
             "snapshot_id": snapshot_id,
             "started_at": _now(),
             "key_id": self.key_id,
+            "settings": self._settings,
         }
         store.put_bytes(self._prefix + STATE, dump_json(self._state))
 
@@ -155,7 +161,9 @@ class SnapshotWriter:
             "encryption": encryption,
             "resources": entries,
         }
+        self.store.sync(self._prefix)  # everything it lists is durable before the manifest
         self.store.put_bytes(self._key(MANIFEST), dump_json(manifest))
+        self.store.sync(self._key(MANIFEST))
         log.info(
             "snapshot %s committed: %d resources, %d objects",
             self.snapshot_id,
@@ -207,6 +215,15 @@ class SnapshotWriter:
                 f"but this run is {_describe_key(self.key_id)}; refusing to mix them",
                 hint="resume with the same key, or start the snapshot over without resuming",
             )
+        started_with = state.get("settings", self._settings)  # older runs did not record them
+        if started_with != self._settings:
+            changed = sorted(k for k in started_with.keys() | self._settings.keys()
+                             if started_with.get(k) != self._settings.get(k))
+            raise SnapshotError(
+                f"snapshot {self.snapshot_id!r} was started with other settings "
+                f"({', '.join(changed)}); resuming would mix objects exported both ways",
+                hint="resume with the settings it was started with, or start it over",
+            )
         folders: dict[str, set[str]] = {}
         for full in self.store.list(self._key(RESOURCES + "/")):
             relative = full[len(self._prefix) :]
@@ -235,6 +252,12 @@ class SnapshotWriter:
         except (SnapshotError, KeyError, TypeError):
             return None
         return entry if ok else None
+
+
+def aside_record(obj: dict[str, Any], aside: dict[str, Any]) -> dict[str, Any]:
+    """The aside line of ``obj``: its namespace and name, then what was set aside from it."""
+    meta = obj.get("metadata") or {}
+    return {"namespace": meta.get("namespace"), "name": meta.get("name"), **aside}
 
 
 def _describe_key(key_id: str | None) -> str:
@@ -276,8 +299,18 @@ class ResourceWriter:
         """Add one object; ``aside`` (e.g. ``{"status": ...}``) goes to the aside parts."""
         self._parts.add(obj)
         if aside is not None:
-            meta = obj.get("metadata") or {}
-            self._aside.add({"namespace": meta.get("namespace"), "name": meta.get("name"), **aside})
+            self._aside.add(aside_record(obj, aside))
+
+    def write_members(
+        self,
+        objects: tuple[bytes, int, int],
+        asides: tuple[bytes, int, int] = (b"", 0, 0),
+    ) -> None:
+        """Add lines compressed elsewhere: each of ``objects`` and ``asides`` is a gzip member
+        (:func:`~migrator.snapshot.parts.gzip_member`), its line count and its uncompressed
+        size; aside lines are :func:`aside_record` lines."""
+        self._parts.add_member(*objects)
+        self._aside.add_member(*asides)
 
     def reset(self) -> None:
         """Forget every object written so far: stored parts are deleted, numbering restarts.
@@ -300,6 +333,8 @@ class ResourceWriter:
             self._entry["parts"] = self._parts.finish()
             self._entry["aside_parts"] = self._aside.finish()
             self._entry["objects"] = sum(p["objects"] for p in self._entry["parts"])
+            # The parts reach the disk before the marker that vouches for them does.
+            self._owner.store.sync(self._owner._key(self._folder) + "/")
             self._owner.store.put_bytes(
                 self._owner._key(f"{self._folder}/{DONE}"), dump_json(self._entry)
             )

@@ -8,6 +8,10 @@ or object names under its own root.
 Errors are :class:`~migrator.errors.StoreError` children: the store itself missing
 (:class:`~migrator.errors.StoreNotFound`), refused credentials, an unreachable endpoint, or a
 single missing key (:class:`~migrator.errors.StoreKeyNotFound`).
+
+Durability is asked for, not paid on every put: a writer calls :meth:`Store.sync` where it
+matters (a snapshot's parts before the marker that lists them, everything before the
+manifest), so thousands of small writes do not each wait for the disk.
 """
 
 from __future__ import annotations
@@ -96,6 +100,11 @@ class Store(ABC):
         """Remove every key starting with ``prefix``."""
         for key in list(self.list(prefix)):
             self.delete(key)
+
+    def sync(self, prefix: str) -> None:
+        """Make every key starting with ``prefix`` durable: what was written survives a crash
+        of the machine, not only of the process. A put is all or nothing either way; a store
+        whose puts are durable when they return (S3) has nothing to do."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

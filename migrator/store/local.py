@@ -3,6 +3,8 @@
 Every write goes to a temporary file beside its target and is moved into place with
 ``os.replace``, so a killed writer never leaves a half-written file under the final key
 (at most a ``.tmp-*`` file, which listing ignores and the next write of that key replaces).
+Writes are not flushed to the disk one by one: :meth:`LocalStore.sync` fsyncs the files and
+directories under a prefix when the writer needs them durable.
 """
 
 from __future__ import annotations
@@ -113,6 +115,15 @@ class LocalStore(Store):
             return
         super().delete_prefix(prefix)
 
+    def sync(self, prefix: str) -> None:
+        directories = {self.root}
+        for key in self.list(prefix):
+            path = self._path(key)
+            _fsync(path, os.O_RDONLY)
+            directories.update(p for p in path.parents if self.root in p.parents)
+        for directory in sorted(directories, key=lambda d: -len(d.parts)):  # deepest first
+            _fsync(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
     # -- helpers -------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
@@ -164,6 +175,17 @@ def _walk(directory: Path, key_prefix: str) -> Iterator[str]:
             yield key_prefix + entry.name
 
 
+def _fsync(path: Path, flags: int) -> None:
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:  # deleted meanwhile: nothing left to make durable
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _AtomicFile:
     """A context manager writing to a temp file that replaces ``path`` only on success."""
 
@@ -178,9 +200,6 @@ class _AtomicFile:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
-            if exc_type is None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
             self._file.close()
             if exc_type is None:
                 os.replace(self._tmp, self.path)

@@ -124,3 +124,27 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store(str(tmp_path), s3_endpoint="http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="no bucket"):
         open_store("s3:///prefix")
+
+
+def test_sync_makes_the_files_under_a_prefix_and_their_folders_durable(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Puts are not flushed one by one; sync fsyncs exactly what the prefix covers, files
+    and the folders up to the root (a renamed file is only durable with its folder)."""
+    for key in ("a/b/1", "a/b/2", "a/c/3", "x/4"):
+        store.put_bytes(key, b"data")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    store.sync("a/b/")
+    root = str(store.root)
+    assert sorted(synced) == sorted([f"{root}/a/b/1", f"{root}/a/b/2", f"{root}/a/b",
+                                     f"{root}/a", root])
+    synced.clear()
+    store.sync("nothing/here/")
+    assert synced == [root]
