@@ -19,9 +19,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from migrator.errors import ConfigError, SnapshotCorrupt
 
@@ -32,6 +30,18 @@ MAGIC = b"MGR1"
 NONCE_BYTES = 12
 _TAG_BYTES = 16
 _FORMS = "32 raw bytes, 64 hex characters, or base64 text of 32 bytes"
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+def _cipher(key: bytes) -> AESGCM:
+    """The AES-GCM cipher of ``key``. ``cryptography`` is imported here, on first use: most
+    commands and most snapshots never encrypt, and its import is a noticeable part of the
+    start-up of every command."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
 
 
 def load_key(
@@ -58,7 +68,7 @@ def load_key(
 
 def generate_key() -> bytes:
     """A fresh random key (write its hex form to a key file, mode 0600)."""
-    return AESGCM.generate_key(bit_length=256)
+    return os.urandom(KEY_BYTES)
 
 
 def key_id(key: bytes) -> str:
@@ -69,7 +79,7 @@ def key_id(key: bytes) -> str:
 def encrypt(key: bytes, data: bytes, name: str) -> bytes:
     """``data`` encrypted and bound to ``name`` (the part's key in the snapshot)."""
     nonce = os.urandom(NONCE_BYTES)
-    return MAGIC + nonce + AESGCM(key).encrypt(nonce, data, name.encode())
+    return MAGIC + nonce + _cipher(key).encrypt(nonce, data, name.encode())
 
 
 def decrypt(key: bytes, blob: bytes, name: str) -> bytes:
@@ -82,9 +92,11 @@ def decrypt(key: bytes, blob: bytes, name: str) -> bytes:
         raise SnapshotCorrupt(
             f"part {name} is not a migrator encrypted part (bad header or too short)", part=name
         )
+    from cryptography.exceptions import InvalidTag
+
     nonce = blob[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
     try:
-        return AESGCM(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES :], name.encode())
+        return _cipher(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES :], name.encode())
     except InvalidTag as err:
         raise SnapshotCorrupt(
             f"part {name} fails authentication: it was modified, truncated or moved", part=name
