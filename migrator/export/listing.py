@@ -1,9 +1,9 @@
 """The two pieces of listing one resource type that hold logic, apart from any cluster.
 
-- :func:`export_pages` is the per-page loop: every item of every page is de-duplicated by
-  uid, classified, stripped and written, and counted into the type's report. It takes the
-  pages as plain data (any iterable), so it is the same code whether the pages come from an
-  API server or from a test.
+- :func:`export_pages` is the per-page loop: the processed pages of one pass over a type's
+  list (:func:`~migrator.export.pages.process_page`) are de-duplicated across pages by uid,
+  written, and counted into the type's report. It takes the pages as plain data (any
+  iterable), so it is the same code whether the pages come from an API server or a test.
 - :func:`restart_on_expiry` runs one complete pass over a list (``list_once``) and runs it
   again from the start when it fails with 410 Expired: a continue token outlived etcd's
   compaction window, and the only way on is a fresh list.
@@ -14,87 +14,53 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
 from migrator.errors import ApiError
-from migrator.export import rules
+from migrator.export.pages import PageResult
 from migrator.export.report import ResourceReport
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# write(object, aside): store one stripped object and what was set aside from it (or None).
-WriteFn = Callable[[dict[str, Any], dict[str, Any] | None], None]
-
-_NAMESPACES = ("", "namespaces")
-
-
-class Page(NamedTuple):
-    """One page of a list: its items and, when known, the number of items of the whole list."""
-
-    items: list[dict[str, Any]]
-    total: int | None = None
-
-
-@dataclass(frozen=True)
-class PageRules:
-    """What the page loop applies to each item besides the fixed rules of :mod:`rules`."""
-
-    scope: NamespaceScope = field(default_factory=NamespaceScope)
-    strip: rules.StripOptions = field(default_factory=rules.StripOptions)
+# reprocess(raw, exclude): the page again, leaving out the objects whose uid is in exclude.
+ReprocessFn = Callable[[bytes, frozenset[str]], PageResult]
 
 
 def export_pages(
-    pages: Iterable[Page],
-    rtype: ResourceType,
-    write: WriteFn,
+    pages: Iterable[tuple[bytes, PageResult]],
+    write: Callable[[PageResult], None],
     report: ResourceReport,
-    page_rules: PageRules | None = None,
     *,
+    reprocess: ReprocessFn,
     on_page: Callable[[int | None], None] | None = None,
 ) -> None:
-    """Write every kept item of ``pages`` (items of ``rtype``) and count it into ``report``.
+    """Write every processed page of ``pages`` (each with the body it came from) and count
+    it into ``report``.
 
-    An item whose uid was already seen in this pass is counted as a duplicate and not
-    written again: the safety net against an API server that repeats an object across pages.
-    ``on_page(total)`` is called after each page, once its items are written.
+    A page holding an object whose uid an earlier page of this pass had is processed again
+    without it (``reprocess``), the object counted as a duplicate: the safety net against an
+    API server that repeats an object across pages. ``on_page(total)`` is called after each
+    page, once it is written.
     """
-    page_rules = page_rules or PageRules()
     seen: set[str] = set()
-    scope_rule = page_rules.scope.skip_rule if (rtype.group, rtype.resource) == _NAMESPACES else None
-    classify, strip = rules.classifier(rtype), rules.stripper(rtype, page_rules.strip)
-    skipped, stripped = report.skipped, report.stripped
-    for items, total in pages:
-        for obj in items:
-            report.listed += 1
-            meta = obj.get("metadata") or {}
-            uid = meta.get("uid")
-            if uid is not None:
-                if uid in seen:
-                    report.duplicates += 1
-                    continue
-                seen.add(uid)
-            if scope_rule is not None:
-                out_of_scope = scope_rule(meta.get("name", ""))
-                if out_of_scope is not None:
-                    skipped[out_of_scope.name] += 1
-                    continue
-            rule = classify(obj)
-            if rule is not None:
-                skipped[rule.name] += 1
-                continue
-            obj, removed, aside = strip(obj)
-            stripped.update(removed)
-            write(obj, aside)
-            report.exported += 1
-            if aside is not None:
-                report.aside += 1
+    for raw, result in pages:
+        if not seen.isdisjoint(result.uids):
+            repeated = result.duplicates
+            result = reprocess(raw, frozenset(seen & result.uids))
+            log.info("%d object(s) repeated across pages of one list; kept once",
+                     result.duplicates - repeated)
+        seen |= result.uids
+        write(result)
+        report.listed += result.listed
+        report.exported += result.exported
+        report.duplicates += result.duplicates
+        report.aside += result.aside
+        report.skipped.update(result.skipped)
+        report.stripped.update(result.stripped)
         if on_page is not None:
-            on_page(total)
+            on_page(result.total)
 
 
 def restart_on_expiry(

@@ -2,10 +2,11 @@
 
 One task per resource type on a bounded thread pool (the GIL is released while a thread waits
 for the API server, so listing and writing overlap). A task pages through its list with
-``limit`` + ``continue``, the next page being fetched while the current one is processed,
-parses each page once, and hands the pages to :func:`~migrator.export.listing.export_pages`,
-which classifies, strips and writes every item at once: at most one page per worker is in
-memory. A 410 Expired (the continue token outlived etcd's compaction window) restarts that
+``limit`` + ``continue``; each page's body goes to the page workers
+(:class:`~migrator.export.pages.PageWorkers`: worker processes, or the task's own thread),
+which parse, classify, strip, encode and compress it in one go, and
+:func:`~migrator.export.listing.export_pages` appends the result to the resource's parts:
+at most a page or two per worker is in memory. A 410 Expired (the continue token outlived etcd's compaction window) restarts that
 type's list from the first page, after throwing away what was written of it
 (:func:`~migrator.export.listing.restart_on_expiry`). One huge namespaced type (thousands of
 ConfigMaps, say) would be a long sequence of pages while the other workers idle: it is read
@@ -24,19 +25,22 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from migrator.errors import ApiError, ClusterUnreachable
 from migrator.export import rules
-from migrator.export.listing import Page, PageRules, export_pages, restart_on_expiry
+from migrator.export.listing import export_pages, restart_on_expiry
+from migrator.export.pages import PageResult, PageSpec, PageWorkers, default_processes, list_total
 from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
 from migrator.export.scope import NamespaceScope
 from migrator.export.selection import ResourceType
 from migrator.kube.client import Cluster
-from migrator.kube.pager import DEFAULT_PAGE_SIZE, fan_in, iter_items, iter_pages, prefetched
+from migrator.kube.pager import DEFAULT_PAGE_SIZE, fan_in, iter_handled_pages, iter_items
 from migrator.snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_WORKERS = 6
 MAX_LIST_RESTARTS = 3
@@ -56,6 +60,7 @@ class ListOptions:
     label_selector: str | None = None
     strip: rules.StripOptions = field(default_factory=rules.StripOptions)
     workers: int = DEFAULT_WORKERS
+    processes: int | None = None  # page worker processes; None: default_processes()
     page_size: int = DEFAULT_PAGE_SIZE
     max_list_restarts: int = MAX_LIST_RESTARTS
     fan_out_above: int = FAN_OUT_ABOVE
@@ -81,18 +86,20 @@ def export_types(
     """
     stop = threading.Event()
     workers = max(1, min(options.workers, len(types) or 1))
-    task = _TypeExport(cluster, writer, options, stop, on_progress, on_finished)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
-        futures = [pool.submit(task.run, rtype) for rtype in types]
-        try:
-            done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                future.result()  # a fatal error (store, interruption) surfaces here
-        except BaseException:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            raise
+    processes = default_processes() if options.processes is None else options.processes
+    with PageWorkers(processes if types else 0) as page_workers:  # before the threads start
+        task = _TypeExport(cluster, writer, options, page_workers, stop, on_progress, on_finished)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+            futures = [pool.submit(task.run, rtype) for rtype in types]
+            try:
+                done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # a fatal error (store, interruption) surfaces here
+            except BaseException:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
     return [future.result() for future in futures]
 
 
@@ -131,6 +138,7 @@ class _TypeExport:
         cluster: Cluster,
         writer: SnapshotWriter,
         options: ListOptions,
+        page_workers: PageWorkers,
         stop: threading.Event,
         on_progress: ProgressCallback | None,
         on_finished: Callable[[ResourceType, ResourceReport], None] | None,
@@ -138,6 +146,7 @@ class _TypeExport:
         self.cluster = cluster
         self.writer = writer
         self.options = options
+        self.page_workers = page_workers
         self.stop = stop
         self.on_progress = on_progress
         self.on_finished = on_finished
@@ -171,15 +180,21 @@ class _TypeExport:
         resource = self.writer.resource(
             rtype.group, rtype.version, rtype.resource, rtype.kind, rtype.namespaced
         )
-        page_rules = PageRules(scope=self.options.scope, strip=self.options.strip)
+        spec = PageSpec(rtype, scope=self.options.scope, strip=self.options.strip)
 
         def on_page(total: int | None) -> None:
             if self.on_progress is not None:
                 self.on_progress(rtype.key, report.listed, total)
 
+        def write(result: PageResult) -> None:
+            resource.write_members((result.member, result.exported, result.line_bytes),
+                                   (result.aside_member, result.aside, result.aside_bytes))
+
+        def reprocess(raw: bytes, exclude: frozenset[str]) -> PageResult:
+            return self.page_workers.process(raw, spec, exclude)
+
         def list_once() -> None:
-            export_pages(self._pages(rtype), rtype, resource.write, report, page_rules,
-                         on_page=on_page)
+            export_pages(self._pages(spec), write, report, reprocess=reprocess, on_page=on_page)
 
         def before_restart(_exc: ApiError) -> None:
             resource.reset()
@@ -199,8 +214,8 @@ class _TypeExport:
             raise
         resource.close()
 
-    def _pages(self, rtype: ResourceType) -> Iterator[Page]:
-        """Each page of the type's objects in scope, with a hint of the total when known.
+    def _pages(self, spec: PageSpec) -> Iterator[tuple[bytes, PageResult]]:
+        """Each page of the type's objects in scope, processed, with the body it came from.
 
         A namespaced type is listed cluster-wide, unless it turns out huge: more than
         ``fan_out_above`` objects (asked with a one-item list when the first page cannot
@@ -210,17 +225,15 @@ class _TypeExport:
         page after the other. One type at a time fans out, which keeps the requests in
         flight within :func:`connections_needed`.
         """
-        scope = self.options.scope
+        rtype, scope = spec.rtype, self.options.scope
         namespaces = scope.namespaces_to_list()
         if rtype.namespaced and namespaces is not None:
             with self._fan_out_slot() as width:
-                yield from self._fanned_out(rtype, namespaces, None, width)
+                yield from self._fanned_out(spec, namespaces, None, width)
             return
-        query = self._query(rtype, cluster_wide=True)
-        pages = iter_pages(self.cluster, rtype.list_path(), limit=self.options.page_size,
-                           query=query)
+        pages = self._list(spec, rtype.list_path(), self._query(rtype, cluster_wide=True))
         first = next(pages)
-        total = list_total(first)
+        total = first[1].total
         if rtype.namespaced:
             size = total if total is not None else self._count(rtype)
             if size is None or size > self.options.fan_out_above:
@@ -230,31 +243,42 @@ class _TypeExport:
                         log.info("%s holds %s objects: listing it per namespace, %d at a time",
                                  rtype.key, size or "many", width)
                         names = [ns for ns in self._namespace_names() if scope.admits(ns)]
-                        yield from self._fanned_out(rtype, names, total, width)
+                        yield from self._fanned_out(spec, names, total, width)
                         return
-        for page in itertools.chain([first], prefetched(pages)):
+        for page in itertools.chain([first], pages):
             self._check_stop()
-            yield Page(page.get("items") or [], total)
+            yield page
+
+    def _list(
+        self, spec: PageSpec, path: str, query: dict[str, str | int | bool]
+    ) -> Iterator[tuple[bytes, PageResult]]:
+        """The pages of one list, each processed by the page workers once it arrives."""
+        def handle(raw: bytes) -> tuple[bytes, PageResult]:
+            return raw, self.page_workers.process(raw, spec)
+
+        return iter_handled_pages(self.cluster, path, handle, _continue_of,
+                                  limit=self.options.page_size, query=query)
 
     def _fanned_out(
-        self, rtype: ResourceType, namespaces: list[str], total: int | None, width: int
-    ) -> Iterator[Page]:
-        """The pages of one list per namespace, ``width`` read at once; without a ``total``
-        given, it is known once every namespace's first page has told its own."""
-        query = self._query(rtype, cluster_wide=False)
+        self, spec: PageSpec, namespaces: list[str], total: int | None, width: int
+    ) -> Iterator[tuple[bytes, PageResult]]:
+        """The pages of one list per namespace, ``width`` read at once, each carrying the
+        whole type's ``total``: when not given, known once every namespace's first page
+        has told its own."""
+        query = self._query(spec.rtype, cluster_wide=False)
         sources = [
-            _tagged(index, iter_pages(self.cluster, rtype.list_path(ns),
-                                      limit=self.options.page_size, query=query))
+            _tagged(index, self._list(spec, spec.rtype.list_path(ns), query))
             for index, ns in enumerate(namespaces)
         ]
         totals: dict[int, int | None] = {}
-        for index, page in fan_in(sources, parallel=width):
+        for index, (raw, result) in fan_in(sources, parallel=width):
             self._check_stop()
             if total is None and index not in totals:
-                totals[index] = list_total(page)
+                totals[index] = result.total
                 if len(totals) == len(namespaces) and None not in totals.values():
                     total = sum(t for t in totals.values() if t is not None)
-            yield Page(page.get("items") or [], total)
+            result.total = total
+            yield raw, result
 
     @contextlib.contextmanager
     def _fan_out_slot(self) -> Iterator[int]:
@@ -295,19 +319,13 @@ class _TypeExport:
             raise Interrupted()
 
 
-def _tagged(tag: int, pages: Iterator[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _tagged(tag: int, pages: Iterator[T]) -> Iterator[tuple[int, T]]:
     for page in pages:
         yield tag, page
 
 
-def list_total(first_page: dict[str, Any]) -> int | None:
-    """How many objects the whole list holds, from its first page (None: the server won't say)."""
-    meta = first_page.get("metadata") or {}
-    listed = len(first_page.get("items") or ())
-    if not meta.get("continue"):
-        return listed
-    remaining = meta.get("remainingItemCount")
-    return listed + int(remaining) if remaining is not None else None
+def _continue_of(page: tuple[bytes, PageResult]) -> str:
+    return page[1].continue_token
 
 
 def fan_out_width(workers: int) -> int:

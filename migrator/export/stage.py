@@ -47,6 +47,7 @@ class ExportOptions:
     keep_node_ports: bool = False
     keep_cluster_ips: bool = False
     workers: int = DEFAULT_WORKERS
+    processes: int | None = None  # page worker processes; None: one per core (see pages)
     page_size: int = DEFAULT_PAGE_SIZE
 
 
@@ -92,7 +93,8 @@ def export_cluster(
     )
     _check_namespaces_exist(source, scope.include)
     types = choose_types(discovery, target_discovery, options)
-    writer = SnapshotWriter(store, snapshot_id, key=key, resume=not restart, overwrite=restart)
+    writer = SnapshotWriter(store, snapshot_id, key=key, resume=not restart, overwrite=restart,
+                            settings=_content_settings(scope, options))
     resumed = _keep_finished(writer, types)
     todo = [t for t in types if t.key not in resumed]
     if resumed:
@@ -110,6 +112,7 @@ def export_cluster(
             keep_node_ports=options.keep_node_ports, keep_cluster_ips=options.keep_cluster_ips
         ),
         workers=options.workers,
+        processes=options.processes,
         page_size=options.page_size,
     )
     listing = time.monotonic()
@@ -148,6 +151,18 @@ def export_cluster(
         export=report.to_dict(),
     )
     return ExportResult(report=report, manifest=manifest)
+
+
+def _content_settings(scope: NamespaceScope, options: ExportOptions) -> dict[str, Any]:
+    """The options that decide what the objects of a type are: a resumed export must run
+    with the same. (Which types and versions are exported may change: finished types no
+    longer wanted are dropped, see :func:`_keep_finished`.)"""
+    return {
+        "scope": scope.to_dict(),
+        "labelSelector": options.label_selector,
+        "keepNodePorts": options.keep_node_ports,
+        "keepClusterIPs": options.keep_cluster_ips,
+    }
 
 
 def choose_types(

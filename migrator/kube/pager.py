@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from migrator import jsoncodec
 
 if TYPE_CHECKING:
     from migrator.kube.client import Cluster
@@ -27,16 +29,37 @@ def iter_pages(
     ``resourceVersion``) use this; a 410 Expired from a stale token surfaces as the
     :class:`~migrator.errors.ApiError` of the request, for the caller to restart the list.
     """
+    return iter_handled_pages(cluster, path, jsoncodec.loads, continue_token,
+                              limit=limit, query=query)
+
+
+def iter_handled_pages(
+    cluster: Cluster,
+    path: str,
+    handle: Callable[[bytes], T],
+    token_of: Callable[[T], str],
+    *,
+    limit: int = DEFAULT_PAGE_SIZE,
+    query: Mapping[str, str | int | bool] | None = None,
+) -> Iterator[T]:
+    """Yield ``handle(body)`` of each page of a list endpoint, following the continue token
+    ``token_of`` finds in what ``handle`` made of the page: for callers that decode pages
+    their own way (elsewhere, or into something else than the list document)."""
     token = ""
     while True:
         params: dict[str, str | int | bool] = {**(query or {}), "limit": limit}
         if token:
             params["continue"] = token
-        page = cluster.request("GET", path, query=params)
-        yield page
-        token = (page.get("metadata") or {}).get("continue") or ""
+        handled = handle(cluster.request_raw("GET", path, query=params))
+        yield handled
+        token = token_of(handled)
         if not token:
             return
+
+
+def continue_token(page: Mapping[str, Any]) -> str:
+    """The continue token of a decoded list page ("" on the last page)."""
+    return (page.get("metadata") or {}).get("continue") or ""
 
 
 def iter_items(
@@ -51,26 +74,15 @@ def iter_items(
         yield from page.get("items") or ()
 
 
-def prefetched(pages: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Yield what ``pages`` yields, fetching up to ``depth`` items ahead in a helper thread.
-
-    While the caller works on one page, the API server is already producing the next: the
-    two overlap instead of taking turns (the socket wait releases the GIL). An exception of
-    ``pages`` is re-raised in the caller at the point it would have surfaced; a caller that
-    stops early (or fails) stops the helper at its next page.
-    """
-    return fan_in([pages], parallel=1, depth=depth)
-
-
 def fan_in(sources: list[Iterator[T]], parallel: int, depth: int = 1) -> Iterator[T]:
     """Yield what every source yields, ``parallel`` sources read at once by helper threads.
 
     Each source's items come in their order; items of different sources interleave. Up to
     ``depth`` items wait for the caller, so memory stays bounded whatever the sources hold.
     The first exception of any source is re-raised in the caller; a caller that stops early
-    (or fails) stops every helper at its next item. With one source this is read-ahead
-    (:func:`prefetched`); with many (a huge type's per-namespace lists) the API server
-    produces several lists at once while the caller processes what has arrived.
+    (or fails) stops every helper at its next item. With one source this is read-ahead;
+    with many (a huge type's per-namespace lists) the API server produces several lists
+    at once while the caller processes what has arrived.
     """
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
     stopped = threading.Event()

@@ -204,7 +204,7 @@ def test_huge_type_is_read_per_namespace_each_object_once(
         create_configmaps(old_cluster.client, namespace, 5)
     writer = SnapshotWriter(LocalStore(tmp_path), "fanout")
     requests: list[str] = []
-    real_request = old_cluster.client.request
+    real_request = old_cluster.client.request_raw
 
     def recording(method: str, path: str, **kw: Any) -> Any:
         requests.append(path)
@@ -215,12 +215,12 @@ def test_huge_type_is_read_per_namespace_each_object_once(
     # are more than 3. A label selector would narrow it, but it hides the count the
     # decision needs, and the old API server scans the whole type for each small page.
     options = ListOptions(fan_out_above=3, workers=4)
-    old_cluster.client.request = recording  # type: ignore[method-assign]
+    old_cluster.client.request_raw = recording  # type: ignore[method-assign]
     try:
         [report] = export_types(old_cluster.client, writer, [CONFIGMAPS], options,
                                 on_progress=lambda _k, done, total: progress.append((done, total)))
     finally:
-        del old_cluster.client.request
+        del old_cluster.client.request_raw
     writer.commit()
 
     assert report.state == "exported" and report.duplicates == 0
