@@ -1,13 +1,18 @@
 """The command line, through click's runner: no servers involved."""
 from __future__ import annotations
 
+import contextlib
+import io
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from migrator import __version__
-from migrator.cli import cli
+from migrator.cli import COMMANDS, cli, load_command
+from migrator.cli.render import _ProgressBars, progress_bars
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +28,32 @@ def test_help_lists_discover() -> None:
     assert result.exit_code == 0
     assert "discover" in result.output
     assert "--verbose" in result.output
+
+
+def test_help_lists_every_command_with_its_short_help() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    lines = result.output.split("Commands:")[1].splitlines()
+    listed = [line.split()[0] for line in lines if line[:3].strip() and line[:2] == "  "]
+    assert listed == sorted(COMMANDS)
+    assert "Snapshot every object of the cluster --from into a store." in result.output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_lazy_command_has_the_name_it_is_listed_under(name: str) -> None:
+    assert load_command(name).name == name
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["exprot"])
+    assert result.exit_code == 2
+    assert "No such command 'exprot'" in result.stderr
+
+
+def test_export_help_offers_processes() -> None:
+    result = CliRunner().invoke(cli, ["export", "-h"])
+    assert result.exit_code == 0
+    assert "--processes" in result.output and "0<=x<=64" in result.output
 
 
 def test_discover_help() -> None:
@@ -55,3 +86,32 @@ def test_discover_unknown_context(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["discover", "--kubeconfig", str(config), "--context", "new"])
     assert result.exit_code == 2
     assert "context 'new' not found" in result.stderr and "(contexts: old)" in result.stderr
+
+
+def refresh_threads() -> list[threading.Thread]:
+    """rich's live-display refresh threads still running."""
+    return [t for t in threading.enumerate() if type(t).__name__ == "_RefreshThread"]
+
+
+def test_progress_bars_start_on_the_first_update_and_stop_at_the_end() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True)
+    with contextlib.ExitStack() as stack:
+        bars = stack.enter_context(_ProgressBars(console))
+        assert refresh_threads() == []  # nothing started yet: export may still fork
+        updaters = [threading.Thread(target=bars.update, args=(f"type{i}", 1, 2))
+                    for i in range(8)]
+        for updater in updaters:
+            updater.start()
+        for updater in updaters:
+            updater.join()
+        started = refresh_threads()
+        assert len(started) == 1
+    bars.update("late", 1, 1)  # after the end: ignored, nothing restarts
+    for thread in started:
+        thread.join(timeout=5)  # rich stops its refresh thread without waiting for it
+    assert refresh_threads() == []
+
+
+def test_no_progress_bars_for_json_output() -> None:
+    with contextlib.ExitStack() as stack:
+        assert progress_bars(stack, "json") is None

@@ -1,0 +1,92 @@
+"""The ``migrator`` command line: parse options, call the core, render the result.
+
+This package is the only part of migrator that imports click or rich, and its root group,
+here, is the only place that maps exceptions to exit codes: a
+:class:`~migrator.errors.MigratorError` becomes ``error: <message>`` (and its hint) on stderr
+and the error's ``exit_code``; a traceback only with ``-v``.
+
+Each command lives in a module of its own, imported only when that command runs (``migrator
+--help`` imports them all, for their short help): start-up time counts, and ``migrator
+export`` must not pay for the transform, the importer or rich. :mod:`.discover`,
+:mod:`.export`, :mod:`.snapshot` (list, show, verify), :mod:`.transform` (transform,
+check-apis) and :mod:`.imports` (import, verify) hold the commands; :mod:`.options` and
+:mod:`.render` what they share.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from migrator import __version__
+from migrator.errors import MigratorError
+
+_VERBOSE_KEY = "migrator.verbose"
+
+# Command name -> "module:attribute" of its click command, imported when first asked for.
+COMMANDS = {
+    "check-apis": "migrator.cli.transform:check_apis_command",
+    "discover": "migrator.cli.discover:discover",
+    "export": "migrator.cli.export:export",
+    "import": "migrator.cli.imports:import_command",
+    "snapshot": "migrator.cli.snapshot:snapshot",
+    "transform": "migrator.cli.transform:transform",
+    "verify": "migrator.cli.imports:verify_command",
+}
+
+
+class _MigratorGroup(click.Group):
+    """The root group: loads a command's module only when the command is asked for, and turns
+    a MigratorError into a one-line message and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = load_command(cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MigratorError as exc:
+            if ctx.meta.get(_VERBOSE_KEY, 0) > 0:
+                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+            click.echo(f"error: {exc}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def load_command(name: str) -> click.Command:
+    """Command ``name`` of :data:`COMMANDS`, importing its module (once: Python caches it)."""
+    module, _, attribute = COMMANDS[name].partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{COMMANDS[name]} is not a click command")
+    return command
+
+
+@click.group(cls=_MigratorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="migrator")
+@click.option(
+    "-v", "--verbose", count=True, help="More logging (-v: info and tracebacks, -vv: debug)."
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Migrate everything from one Kubernetes cluster to a new one."""
+    ctx.meta[_VERBOSE_KEY] = verbose
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("migrator").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="migrator")

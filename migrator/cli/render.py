@@ -1,0 +1,148 @@
+"""Output for people, shared by every command: key/value and column tables on stdout, progress
+bars on stderr.
+
+rich is slow to import and only needed when text is rendered or progress is shown, so it is
+imported inside the functions here, never at module level: a ``-o json`` run never loads it.
+The progress display starts on the first update, not when a command begins: its refresh
+thread must not exist yet when export forks its page worker processes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+Rows = list[tuple[str, str]]
+ProgressCallback = Callable[[str, int, int | None], None]
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr); the first one of a run imports rich."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def show_report(report: Any, output: str, render_text: Callable[[Console, Any], None]) -> None:
+    """A stage's report on stdout: its ``to_dict()`` as JSON for machines (``-o json``), else
+    rendered for people by ``render_text``."""
+    if output == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_text(make_console(), report)
+
+
+def render(console: Console, title: str, rows: Rows) -> None:
+    """A key/value table on a terminal, plain aligned text otherwise (pipes, CI logs)."""
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for key, value in rows:
+            table.add_row(key, value)
+        console.print(table)
+        return
+    width = max(len(key) for key, _value in rows)
+    click.echo(title)
+    for key, value in rows:
+        first, *rest = value.split("\n")
+        click.echo(f"  {key.ljust(width)}  {first}")
+        for line in rest:
+            click.echo(f"  {' ' * width}  {line}")
+    click.echo()
+
+
+def render_table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> None:
+    """A table with a header on a terminal, plain aligned columns otherwise; nothing if empty."""
+    if not rows:
+        return
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for name in header:
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    click.echo(title)
+    for row in [header, *rows]:
+        click.echo("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    click.echo()
+
+
+def progress_bars(stack: contextlib.ExitStack, output: str) -> ProgressCallback | None:
+    """Progress bars on stderr when it is a terminal and the output is for people: the
+    callback the core stages report to, or None."""
+    if output != "text":
+        return None
+    console = make_console(stderr=True)
+    if not console.is_terminal:
+        return None
+    return stack.enter_context(_ProgressBars(console)).update
+
+
+class _ProgressBars:
+    """One rich progress bar per resource type, created when the type first reports.
+
+    The display, and with it rich's refresh thread, starts on the first update; updates come
+    from several threads, hence the lock. Updates after the exit are ignored.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def update(self, resource: str, done: int, total: int | None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._progress is None:
+                self._progress = self._start()
+            if resource not in self._tasks:
+                self._tasks[resource] = self._progress.add_task(resource, total=total)
+            self._progress.update(self._tasks[resource], completed=done, total=total)
+
+    def _start(self) -> Progress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=True,
+        )
+        progress.start()
+        return progress
+
+    def __enter__(self) -> _ProgressBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._closed = True
+            if self._progress is not None:
+                self._progress.stop()
