@@ -54,13 +54,19 @@ def mine(found: dict[str, set[tuple[str | None, str]]], pop: Population) -> dict
     }
 
 
+def children(pid: int) -> list[int]:
+    """The pids of the processes ``pid`` started (Linux)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_export_killed_midway_then_rerun_is_complete_and_correct(
     old_cluster, population, tmp_path
 ):
     root = tmp_path / "snaps"
     args = ["export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--to", str(root),
             "--include-namespace", population.namespace, "--cluster-scoped", "--workers", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "migrator", *args, "--id", "killed"],
+    proc = subprocess.Popen([sys.executable, "-m", "migrator", *args, "--id", "killed",
+                             "--processes", "2"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     resources = root / "killed" / "resources"
     deadline = time.monotonic() + 60
@@ -69,10 +75,16 @@ def test_export_killed_midway_then_rerun_is_complete_and_correct(
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "no resource finished within 60s"
             time.sleep(0.002)
+        workers = children(proc.pid)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert not (root / "killed" / "manifest.json").exists(), "the export finished before the kill"
+    assert len(workers) == 2, "the export runs its pages in two worker processes"
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "worker processes outlived the killed export"
+        time.sleep(0.05)
     with pytest.raises(SnapshotIncomplete):
         SnapshotReader(open_store(str(root)), "killed")
     listed = CliRunner().invoke(cli, ["snapshot", "list", str(root)])
