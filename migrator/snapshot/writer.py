@@ -334,7 +334,7 @@ class ResourceWriter:
             self._entry["aside_parts"] = self._aside.finish()
             self._entry["objects"] = sum(p["objects"] for p in self._entry["parts"])
             # The parts reach the disk before the marker that vouches for them does.
-            self._owner.store.sync(self._owner._key(self._folder) + "/")
+            self._owner.store.sync(self._owner._key(self._folder) + "/", parents=False)
             self._owner.store.put_bytes(
                 self._owner._key(f"{self._folder}/{DONE}"), dump_json(self._entry)
             )

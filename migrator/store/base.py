@@ -101,10 +101,14 @@ class Store(ABC):
         for key in list(self.list(prefix)):
             self.delete(key)
 
-    def sync(self, prefix: str) -> None:
+    def sync(self, prefix: str, *, parents: bool = True) -> None:
         """Make every key starting with ``prefix`` durable: what was written survives a crash
         of the machine, not only of the process. A put is all or nothing either way; a store
-        whose puts are durable when they return (S3) has nothing to do."""
+        whose puts are durable when they return (S3) has nothing to do.
+
+        ``parents=False`` leaves out the folders above the prefix's own (on a file system,
+        their entries for new folders): for a writer that syncs a folder's files before a
+        marker in the same folder, and everything with its parents at the end."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"

@@ -115,12 +115,15 @@ class LocalStore(Store):
             return
         super().delete_prefix(prefix)
 
-    def sync(self, prefix: str) -> None:
-        directories = {self.root}
+    def sync(self, prefix: str, *, parents: bool = True) -> None:
+        top = self._dir(prefix.rpartition("/")[0])  # the folder the prefix is in
+        directories = {top}
         for key in self.list(prefix):
             path = self._path(key)
             _fsync(path, os.O_RDONLY)
-            directories.update(p for p in path.parents if self.root in p.parents)
+            directories.update(p for p in path.parents if top in p.parents)
+        if parents:
+            directories.update(p for p in top.parents if p == self.root or self.root in p.parents)
         for directory in sorted(directories, key=lambda d: -len(d.parts)):  # deepest first
             _fsync(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 

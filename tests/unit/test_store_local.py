@@ -148,3 +148,6 @@ def test_sync_makes_the_files_under_a_prefix_and_their_folders_durable(
     synced.clear()
     store.sync("nothing/here/")
     assert synced == [root]
+    synced.clear()
+    store.sync("a/b/", parents=False)  # the folder's files and itself, not the folders above
+    assert sorted(synced) == sorted([f"{root}/a/b/1", f"{root}/a/b/2", f"{root}/a/b"])
