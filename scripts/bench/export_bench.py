@@ -64,6 +64,7 @@ def existing(cluster: Cluster, kind: str) -> set[tuple[str, str]]:
 def populate(cluster: Cluster, total: int, workers: int = 16) -> float:
     """Make the bench objects exactly ``plan(total)``; returns the seconds it took."""
     started = time.monotonic()
+    wait_until_not_terminating(cluster)
     for index in range(NAMESPACES):
         try:
             cluster.request("POST", "/api/v1/namespaces", body={
@@ -94,6 +95,21 @@ def populate(cluster: Cluster, total: int, workers: int = 16) -> float:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(apply, jobs))
     return time.monotonic() - started
+
+
+def wait_until_not_terminating(cluster: Cluster, timeout: float = 600.0) -> None:
+    """Wait while bench namespaces of an earlier run are still being deleted: nothing can be
+    created in them until they are gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = iter_items(cluster, "/api/v1/namespaces", query={"labelSelector": SELECTOR})
+        terminating = [o["metadata"]["name"] for o in items
+                       if (o.get("status") or {}).get("phase") == "Terminating"]
+        if not terminating:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench namespaces still terminating: {terminating[:5]}")
+        time.sleep(1.0)
 
 
 # -- (a) the limit ---------------------------------------------------------------------------
