@@ -6,9 +6,9 @@ for the API server, so listing and writing overlap). A task pages through its li
 (:class:`~migrator.export.pages.PageWorkers`: worker processes, or the task's own thread),
 which parse, classify, strip, encode and compress it in one go, and
 :func:`~migrator.export.listing.export_pages` appends the result to the resource's parts:
-at most a page or two per worker is in memory. A 410 Expired (the continue token outlived etcd's compaction window) restarts that
-type's list from the first page, after throwing away what was written of it
-(:func:`~migrator.export.listing.restart_on_expiry`). One huge namespaced type (thousands of
+at most a page or two per worker is in memory. A 410 Expired (the continue token outlived
+etcd's compaction window) restarts that type's list from the first page, after throwing
+away what was written of it (:func:`~migrator.export.listing.restart_on_expiry`). One huge namespaced type (thousands of
 ConfigMaps, say) would be a long sequence of pages while the other workers idle: it is read
 namespace by namespace instead, several lists at once, into the same page loop.
 
