@@ -5,6 +5,7 @@ code the CLI uses (the CLI holds the only mapping from exception to exit code, a
 from here) and an optional ``hint``: what the user can do about it. Raise them ``from`` the
 underlying exception so ``-v`` shows the whole chain.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,33 @@ class MigratorError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def temporary(self) -> bool:
+        """True if the same request, sent again later, may well succeed (:func:`is_temporary`)."""
+        return isinstance(self, TemporaryError)
+
+
+class TemporaryError(MigratorError):
+    """Something outside migrator is not there right now: a cluster or a store that does not
+    answer, a lock another run holds. Trying again later may well succeed.
+
+    The one rule for every stage: a per-object refusal is collected in the report and the rest
+    goes on; a temporary error that outlasts the retry budget stops the stage at once, with
+    everything finished so far recorded, and the same command run again resumes from there. A
+    gated step (a traffic shift) retries a temporary failure and rolls back on a permanent one.
+    """
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """The one place that says whether a failure is temporary (anything else is permanent)."""
+    return isinstance(exc, MigratorError) and exc.temporary
+
+
+class Interrupted(MigratorError):
+    """The run is stopping (interrupted by the user, or another part of it failed)."""
+
+    exit_code: ClassVar[int] = 130
 
 
 class ConfigError(MigratorError):
@@ -64,7 +92,7 @@ class ContextNotFound(ConfigError):
         super().__init__(text, hint="pass --context with one of the contexts listed")
 
 
-class ClusterUnreachable(MigratorError):
+class ClusterUnreachable(TemporaryError):
     """The API server could not be reached (refused, reset, timed out, TLS failure)."""
 
     exit_code: ClassVar[int] = 3
@@ -78,6 +106,9 @@ class ClusterUnreachable(MigratorError):
             hint="check that the API server is running and reachable from here",
         )
 
+
+# Statuses that say "not now" rather than "no": the same request may succeed later.
+TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 # Hints for statuses whose cause the user can usually fix on their side.
 _STATUS_HINTS: Mapping[int, str] = {
@@ -117,6 +148,10 @@ class ApiError(MigratorError):
         self.path = path
         self.retry_after = retry_after
 
+    @property
+    def temporary(self) -> bool:
+        return self.status in TRANSIENT_STATUSES
+
     @classmethod
     def from_response(
         cls,
@@ -139,9 +174,9 @@ class ApiError(MigratorError):
             excerpt = " ".join(raw.split())[:_BODY_EXCERPT]
             text = f"{request}: HTTP {status}" + (f": {excerpt}" if excerpt else "")
             return cls(text, status=status, method=method, path=path, retry_after=retry_after)
-        code = doc.get("code") if isinstance(doc.get("code"), int) else status
+        code: int = doc["code"] if isinstance(doc.get("code"), int) else status
         reason = str(doc.get("reason") or "")
-        details = doc.get("details") if isinstance(doc.get("details"), dict) else {}
+        details: dict[str, Any] = doc["details"] if isinstance(doc.get("details"), dict) else {}
         server_message = str(doc.get("message") or reason or "no message")
         if retry_after is None and isinstance(details.get("retryAfterSeconds"), int | float):
             retry_after = float(details["retryAfterSeconds"])
@@ -177,12 +212,8 @@ class PartialFailure(MigratorError):
         super().__init__(message, hint=hint)
 
 
-class PlanInvalid(ConfigError):
-    """The migration plan file does not validate; the message points at the offending field."""
-
-
-class ObjectRejected(ApiError):
-    """The target API server refused one object (validation, admission, conflict)."""
+class NotServed(MigratorError):
+    """The cluster does not serve a group/version/resource (yet: a CRD may bring it)."""
 
 
 class StoreError(MigratorError):
@@ -207,7 +238,7 @@ class StoreAccessDenied(StoreError):
     """The store refused our credentials or lacks a permission we need."""
 
 
-class StoreUnreachable(StoreError):
+class StoreUnreachable(StoreError, TemporaryError):
     """The store's endpoint could not be reached (refused, DNS failure, timeout)."""
 
 
@@ -239,6 +270,24 @@ class DecryptionError(SnapshotError):
     """The snapshot is encrypted and the key is missing or is not the one it was written with."""
 
 
+class DifferencesInvalid(ConfigError):
+    """One cluster-difference setting (a flag or a key of the rules file) is wrong; ``field``
+    names it."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
+class PatchError(MigratorError):
+    """A JSON Patch operation or pointer cannot apply to a document (a rule's operation)."""
+
+
+class PatchTestFailed(PatchError):
+    """A JSON Patch ``test`` operation found another value: the rule does not apply."""
+
+
 class RulesInvalid(ConfigError):
     """The transform rules file does not validate; the message names file, rule and field."""
 
@@ -260,8 +309,9 @@ class NeedsAttention(MigratorError):
     """Some objects cannot move as they are: a person must review, accept a loss or replace."""
 
 
-class ImportLocked(MigratorError):
-    """Another import into the same target cluster holds its lock (and its holder is alive)."""
+class LockHeld(TemporaryError):
+    """Another run holds the lock it needs (an import into the same cluster, say) and its
+    holder is alive; or this run lost its lock to another one while it stalled."""
 
     exit_code: ClassVar[int] = 8
 

@@ -7,6 +7,7 @@ does not know) falls back to the standard encoder. orjson reads an integer beyon
 as a float; the API server cannot send one (Go decodes JSON numbers into int64 or float64
 before it stores or serves them), so nothing is lost on the way in.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 def loads(data: bytes | str) -> Any:
     """Parse a JSON document; a malformed one raises ``json.JSONDecodeError`` (orjson's

@@ -12,7 +12,6 @@ autoscaling/v2beta1 HPA, apiextensions.k8s.io/v1beta1 CRD), else at the current 
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from migrator.errors import ApiError
 from migrator.kube import Cluster, discover
 from migrator.kube.discovery import group_version_path
+from tests.waiting import wait_until
 
 # Distinctive values tests look for in stored bytes (encryption) and in exported objects.
 SECRET_PLAINTEXT = "s3cr3t-migrator-plaintext-do-not-leak"
@@ -324,28 +324,19 @@ def _crd(pop: Population, create: Any, gv: str, group: str, kind: str, plural: s
 
 
 def _wait_served(cluster: Cluster, gv: str, plural: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            listed = cluster.request("GET", f"/apis/{gv}")
-            if any(r["name"] == plural for r in listed.get("resources", [])):
-                return
-        except ApiError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{plural} of {gv} not served after {timeout}s")
-        time.sleep(0.2)
+    def served() -> bool:
+        listed = cluster.request("GET", f"/apis/{gv}")
+        return any(r["name"] == plural for r in listed.get("resources", []))
+
+    wait_until(f"{plural} of {gv} served", served, timeout=timeout, interval=0.2,
+               ignore=(ApiError,))
 
 
 def _wait_bound(cluster: Cluster, ns: str, claims: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        phases = [_claim_phase(cluster, ns, c) for c in claims]
-        if all(p == "Bound" for p in phases):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"claims {claims} not bound after {timeout}s: {phases}")
-        time.sleep(0.5)
+    def bound() -> bool:
+        return all(_claim_phase(cluster, ns, c) == "Bound" for c in claims)
+
+    wait_until(f"claims {claims} bound", bound, timeout=timeout)
 
 
 def _claim_phase(cluster: Cluster, ns: str, claim: str) -> str | None:

@@ -8,10 +8,11 @@ and the error's ``exit_code``; a traceback only with ``-v``.
 Each command lives in a module of its own, imported only when that command runs (``migrator
 --help`` imports them all, for their short help): start-up time counts, and ``migrator
 export`` must not pay for the transform, the importer or rich. :mod:`.discover`,
-:mod:`.export`, :mod:`.snapshot` (list, show, verify), :mod:`.transform` (transform,
-check-apis) and :mod:`.imports` (import, verify) hold the commands; :mod:`.options` and
-:mod:`.render` what they share.
+:mod:`.export`, :mod:`.snapshot` (list, show, verify), :mod:`.transform`, :mod:`.check_apis`,
+:mod:`.imports` (import) and :mod:`.verify` hold the commands; :mod:`.options` (the one
+vocabulary of options) and :mod:`.render` what they share.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,13 +30,13 @@ _VERBOSE_KEY = "migrator.verbose"
 
 # Command name -> "module:attribute" of its click command, imported when first asked for.
 COMMANDS = {
-    "check-apis": "migrator.cli.transform:check_apis_command",
+    "check-apis": "migrator.cli.check_apis:check_apis_command",
     "discover": "migrator.cli.discover:discover",
     "export": "migrator.cli.export:export",
     "import": "migrator.cli.imports:import_command",
     "snapshot": "migrator.cli.snapshot:snapshot",
     "transform": "migrator.cli.transform:transform",
-    "verify": "migrator.cli.imports:verify_command",
+    "verify": "migrator.cli.verify:verify_command",
 }
 
 

@@ -2,6 +2,7 @@
 
 Its own module so that the other commands never import it (see :mod:`migrator.cli`).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,27 +13,30 @@ from typing import Any
 import click
 
 from migrator import kube
-from migrator.cli.options import KUBECONFIG_OPTION
+from migrator.cli.options import KUBECONFIG_OPTION, OUTPUT_OPTION, from_option, to_option
 from migrator.cli.render import Rows, make_console, render
-from migrator.cluster_report import cluster_report, compare_reports
+from migrator.kube.summary import cluster_report, compare_reports
 
 
 @click.command()
-@click.option(
-    "--context",
-    "contexts",
+@from_option(
+    "Kubeconfig context of the cluster to inspect (the old one). Default: the current-context.",
+    required=False,
+)
+@to_option(
+    "Kubeconfig context of a cluster to compare it with (the new one): what it lacks "
+    "is what a migration converts. Repeatable.",
+    required=False,
     multiple=True,
-    help="Kubeconfig context to inspect; repeat to compare (the first is the source). "
-    "Default: the current-context.",
 )
 @KUBECONFIG_OPTION
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-def discover(contexts: tuple[str, ...], kubeconfig: Path | None, output: str) -> None:
-    """Show each cluster's version, nodes and APIs, and what the target lacks."""
+@OUTPUT_OPTION
+def discover(
+    source: str | None, target: tuple[str, ...], kubeconfig: Path | None, output: str
+) -> None:
+    """Show each cluster's version, nodes and APIs, and what the new one lacks."""
     reports = []
-    for context in contexts or (None,):
+    for context in (source, *target):
         with kube.connect(kubeconfig, context) as cluster:
             reports.append(cluster_report(cluster))
     comparison = compare_reports(reports) if len(reports) > 1 else None
@@ -43,9 +47,9 @@ def discover(contexts: tuple[str, ...], kubeconfig: Path | None, output: str) ->
     for report in reports:
         render(console, f"Cluster {report['context']}", _report_rows(report))
     if comparison is not None:
-        for target in comparison["targets"]:
-            title = f"{comparison['source']} → {target['target']}"
-            render(console, title, _comparison_rows(comparison["source"], target))
+        for other in comparison["targets"]:
+            title = f"{comparison['source']} → {other['target']}"
+            render(console, title, _comparison_rows(comparison["source"], other))
 
 
 def _report_rows(report: Mapping[str, Any]) -> Rows:

@@ -4,6 +4,7 @@ Its own module so that ``migrator export`` imports what the export needs and no 
 the transform, the importer or the verifier, and rich only for text output or progress bars
 (see :mod:`migrator.cli`). Start-up time counts in the export benchmark.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,10 +15,15 @@ import click
 
 from migrator import crypto, kube
 from migrator.cli.options import (
-    DEFAULT_STORE,
     KUBECONFIG_OPTION,
     OUTPUT_OPTION,
     S3_ENDPOINT_OPTION,
+    SCOPE_OPTIONS,
+    STORE_OPTION,
+    from_option,
+    key_file_option,
+    to_option,
+    with_options,
 )
 from migrator.cli.render import progress_bars, render, render_table, show_report
 from migrator.errors import PartialFailure, SnapshotExists
@@ -29,72 +35,88 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--from", "source", required=True, metavar="CONTEXT",
-              help="Kubeconfig context of the cluster to export (the old cluster).")
+@from_option("Kubeconfig context of the cluster to export (the old cluster).")
+@to_option(
+    "Kubeconfig context of the new cluster: objects are read at the newest version both "
+    "clusters serve, so the old API server converts them. Default: the source's "
+    "preferred versions.",
+    required=False,
+)
 @KUBECONFIG_OPTION
-@click.option("--to", "url", default=DEFAULT_STORE, show_default=True, metavar="URL",
-              help="Where snapshots go: a directory, file:///path or s3://bucket/prefix.")
-@click.option("--target", metavar="CONTEXT", default=None,
-              help="Context of the new cluster: objects are read at the newest version both "
-              "clusters serve, so the old API server converts them. Default: the source's "
-              "preferred versions.")
-@click.option("--id", "snapshot_id", metavar="ID", default=None,
-              help="Snapshot id. Default: <context>-<UTC time>. Re-running with the id of an "
-              "interrupted export resumes it.")
-@click.option("--include-namespace", "include_namespaces", multiple=True, metavar="NS",
-              help="Export only these namespaces (repeatable). Cluster-scoped types are then "
-              "left out unless --cluster-scoped is given.")
-@click.option("--exclude-namespace", "exclude_namespaces", multiple=True, metavar="NS",
-              help="Leave these namespaces out (repeatable).")
-@click.option("-l", "--selector", "label_selector", metavar="SELECTOR", default=None,
-              help="Export only objects matching this label selector (e.g. app=shop,tier!=db); "
-              "applies to every type, Namespaces included.")
-@click.option("--include-resource", "include_resources", multiple=True, metavar="R",
-              help="Export only these resource types, named as kubectl does: deployments, "
-              "deployments.apps, deploy, ingresses.extensions (repeatable).")
-@click.option("--exclude-resource", "exclude_resources", multiple=True, metavar="R",
-              help="Leave these resource types out (repeatable).")
-@click.option("--cluster-scoped/--no-cluster-scoped", default=None,
-              help="Export cluster-scoped types (CRDs, ClusterRoles, PVs, ...). Default: yes, "
-              "unless --include-namespace is given (then only those Namespace objects).")
-@click.option("--include-system-namespaces", is_flag=True,
-              help="Also export kube-system, kube-public and kube-node-lease.")
-@click.option("--keep-node-ports", is_flag=True,
-              help="Keep Services' nodePorts (they are stripped by default, to be allocated "
-              "anew).")
-@click.option("--keep-cluster-ips", is_flag=True,
-              help="Keep Services' clusterIP(s) (stripped by default), for `migrator transform "
-              "--cluster-ip keep|remap`. Recorded in the snapshot's manifest.")
-@click.option("--encrypt-key-file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None,
-              help=f"Encrypt every data part with this key (AES-256-GCM; 32 raw bytes, 64 hex "
-              f"characters or base64). Default: ${crypto.KEY_ENV} if set, else no encryption.")
+@STORE_OPTION
+@click.option(
+    "--id",
+    "snapshot_id",
+    metavar="ID",
+    default=None,
+    help="Snapshot id. Default: <context>-<UTC time>. Re-running with the id of an "
+    "interrupted export resumes it.",
+)
+@with_options(*SCOPE_OPTIONS)
+@click.option(
+    "--include-system-namespaces",
+    is_flag=True,
+    help="Also export kube-system, kube-public and kube-node-lease.",
+)
+@click.option(
+    "-l",
+    "--selector",
+    "label_selector",
+    metavar="SELECTOR",
+    default=None,
+    help="Export only objects matching this label selector (e.g. app=shop,tier!=db); "
+    "applies to every type, Namespaces included.",
+)
+@click.option(
+    "--keep-node-ports",
+    is_flag=True,
+    help="Keep Services' nodePorts (they are stripped by default, to be allocated anew).",
+)
+@click.option(
+    "--keep-cluster-ips",
+    is_flag=True,
+    help="Keep Services' clusterIP(s) (stripped by default), for `migrator transform "
+    "--cluster-ip keep|remap`. Recorded in the snapshot's manifest.",
+)
+@key_file_option("Encrypt every data part with this key (AES-256-GCM)")
 @S3_ENDPOINT_OPTION
-@click.option("--workers", type=click.IntRange(1, 64), default=6, show_default=True,
-              help="Resource types listed at the same time.")
-@click.option("--processes", type=click.IntRange(0, 64), default=None,
-              help="Worker processes that parse, strip and compress pages (0: none, all in "
-              "this process; default: one per core, at most 4).")
-@click.option("--restart", is_flag=True,
-              help="Start snapshot ID over, discarding what an earlier run of it wrote "
-              "(also replaces a complete snapshot of that id).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=6,
+    show_default=True,
+    help="Resource types listed at the same time.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Worker processes that parse, strip and compress pages (0: none, all in "
+    "this process; default: one per core, at most 4).",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Start snapshot ID over, discarding what an earlier run of it wrote "
+    "(also replaces a complete snapshot of that id).",
+)
 @OUTPUT_OPTION
 def export(
     source: str,
-    kubeconfig: Path | None,
-    url: str,
     target: str | None,
+    kubeconfig: Path | None,
+    store_url: str,
     snapshot_id: str | None,
     include_namespaces: tuple[str, ...],
     exclude_namespaces: tuple[str, ...],
-    label_selector: str | None,
     include_resources: tuple[str, ...],
     exclude_resources: tuple[str, ...],
     cluster_scoped: bool | None,
     include_system_namespaces: bool,
+    label_selector: str | None,
     keep_node_ports: bool,
     keep_cluster_ips: bool,
-    encrypt_key_file: Path | None,
+    key_file: Path | None,
     s3_endpoint: str | None,
     workers: int,
     processes: int | None,
@@ -107,8 +129,8 @@ def export(
     cluster-specific fields are stripped, each with its reason in the report. Exit code 5
     when some resource types could not be listed (the snapshot says which).
     """
-    key = crypto.load_key(encrypt_key_file)
-    store = open_store(url, s3_endpoint=s3_endpoint)
+    key = crypto.load_key(key_file)
+    store = open_store(store_url, s3_endpoint=s3_endpoint)
     options = ExportOptions(
         include_namespaces=include_namespaces,
         exclude_namespaces=exclude_namespaces,
@@ -156,39 +178,71 @@ def export(
 def _render_export(console: Console, report: ExportReport) -> None:
     data = report.to_dict()
     totals = data["totals"]
-    render(console, f"Snapshot {report.snapshot_id}", [
-        ("store", report.store),
-        ("source", report.source + (f" (versions for {report.target})" if report.target else "")),
-        ("encrypted", "yes" if report.encrypted else "no"),
-        ("objects", f"{totals['exported']} exported of {totals['listed']} listed, "
-                    f"{totals['skipped']} skipped"),
-        ("resource types", f"{totals['resources']} exported, {totals['failedResources']} failed"),
-        ("namespaces excluded", ", ".join(data["scope"]["exclude"]) or "none"),
-        ("time", f"{report.seconds:.1f}s"),
-    ])
+    render(
+        console,
+        f"Snapshot {report.snapshot_id}",
+        [
+            ("store", report.store),
+            (
+                "source",
+                report.source + (f" (versions for {report.target})" if report.target else ""),
+            ),
+            ("encrypted", "yes" if report.encrypted else "no"),
+            (
+                "objects",
+                f"{totals['exported']} exported of {totals['listed']} listed, "
+                f"{totals['skipped']} skipped",
+            ),
+            (
+                "resource types",
+                f"{totals['resources']} exported, {totals['failedResources']} failed",
+            ),
+            ("namespaces excluded", ", ".join(data["scope"]["excludeNamespaces"]) or "none"),
+            ("time", f"{report.seconds:.1f}s"),
+        ],
+    )
     rows = [
-        [r.key, r.group_version, r.state, str(r.listed), str(r.exported),
-         ", ".join(f"{rule} {n}" for rule, n in sorted(r.skipped.items()))]
+        [
+            r.key,
+            r.group_version,
+            r.state,
+            str(r.listed),
+            str(r.exported),
+            ", ".join(f"{rule} {n}" for rule, n in sorted(r.skipped.items())),
+        ]
         for r in report.resources
         if r.state != "skipped" and (r.listed or r.state == "failed")
     ]
-    render_table(console, "Resource types",
-                 ["resource", "version", "state", "listed", "exported", "skipped"], rows)
+    render_table(
+        console,
+        "Resource types",
+        ["resource", "version", "state", "listed", "exported", "skipped"],
+        rows,
+    )
     left_out = [
         [r.key, r.skip_rule or "", "?" if r.existing is None else str(r.existing)]
-        for r in report.resources if r.state == "skipped"
+        for r in report.resources
+        if r.state == "skipped"
     ]
     render_table(console, "Types left out", ["resource", "rule", "objects"], left_out)
     stripped: dict[str, int] = {}
     for r in report.resources:
         for name, count in r.stripped.items():
             stripped[name] = stripped.get(name, 0) + count
-    render_table(console, "Fields stripped", ["field", "objects"],
-                 [[name, str(n)] for name, n in sorted(stripped.items())])
+    render_table(
+        console,
+        "Fields stripped",
+        ["field", "objects"],
+        [[name, str(n)] for name, n in sorted(stripped.items())],
+    )
     used = {r.skip_rule for r in report.resources if r.skip_rule}
     used |= {rule for r in report.resources for rule in r.skipped} | set(stripped)
-    render_table(console, "Why", ["rule", "reason"],
-                 [[name, report.legend.get(name, "")] for name in sorted(used)])
+    render_table(
+        console,
+        "Why",
+        ["rule", "reason"],
+        [[name, report.legend.get(name, "")] for name in sorted(used)],
+    )
     problems = [[f"discovery {gv}", why] for gv, why in report.failed_discovery.items()]
     problems += [[key, why] for key, why in report.errors.items()]
     render_table(console, "Not exported (errors)", ["what", "error"], problems)

@@ -1,10 +1,13 @@
-"""What several commands share on the way in: click options, the default store, and opening
-the snapshot a SNAPSHOT argument names.
+"""The one vocabulary of the command line, defined once: what several commands share on the way
+in, and opening the snapshot a SNAPSHOT argument names.
 
-Defined once here so that the same option reads the same in every command's help. Every
-command imports this module, ``migrator export`` included, so it imports neither rich nor the
-transform or importer packages at module level.
+Clusters are ``--from CONTEXT`` (the old one, read) and ``--to CONTEXT`` (the new one, written
+or compared against) in every command; the store of existing snapshots is ``--store URL``;
+where a command writes a new snapshot elsewhere, ``--out URL``; a snapshot's key is
+``--key-file FILE``. Every command imports this module, ``migrator export`` included, so it
+imports neither rich nor the transform or importer packages.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,10 +17,14 @@ from typing import Any
 import click
 
 from migrator import crypto
+from migrator.resources.scope import Scope
 from migrator.snapshot import SnapshotReader
+from migrator.snapshot.address import parse_address
 from migrator.store import open_store
 
 DEFAULT_STORE = "./snapshots"
+
+Decorator = Callable[[Any], Any]
 
 KUBECONFIG_OPTION = click.option(
     "--kubeconfig",
@@ -40,29 +47,169 @@ S3_ENDPOINT_OPTION = click.option(
     help="S3 endpoint for s3:// stores (MinIO and other S3-compatible servers). Default: "
     "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS itself.",
 )
+STORE_OPTION = click.option(
+    "--store",
+    "store_url",
+    default=DEFAULT_STORE,
+    show_default=True,
+    metavar="URL",
+    help="The store of snapshots: a directory, file:///path or s3://bucket/prefix.",
+)
+OUT_OPTION = click.option(
+    "--out",
+    "out_url",
+    default=None,
+    metavar="URL",
+    help="Store for the new snapshot. Default: the source's store (--store).",
+)
 
 SNAPSHOT_HELP = (
-    "SNAPSHOT is a snapshot id in --from-store (default ./snapshots, where `migrator export` "
-    "writes), or STORE_URL/ID to name the store too: ./snapshots/ID, "
-    "s3://bucket/prefix/ID."
+    "SNAPSHOT is a snapshot id in --store (default ./snapshots, where `migrator export` "
+    "writes), or STORE_URL/ID to name the store too: ./snapshots/ID, s3://bucket/prefix/ID."
 )
 
 
-def with_options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def from_option(help_text: str, *, required: bool = True) -> Decorator:
+    """``--from CONTEXT``: the cluster a command reads (the old one)."""
+    return click.option(
+        "--from", "source", required=required, default=None, metavar="CONTEXT", help=help_text
+    )
+
+
+def to_option(help_text: str, *, required: bool = True, multiple: bool = False) -> Decorator:
+    """``--to CONTEXT``: the cluster a command writes or compares against (the new one)."""
+    return click.option(
+        "--to",
+        "target",
+        required=required,
+        multiple=multiple,
+        default=() if multiple else None,
+        metavar="CONTEXT",
+        help=help_text,
+    )
+
+
+def pairs_option(flag: str, help_text: str) -> Decorator:
+    """A repeatable ``--flag OLD=NEW`` (a mapping the transform applies)."""
+    return click.option(flag, multiple=True, metavar="OLD=NEW", help=help_text)
+
+
+def key_file_option(help_text: str) -> Decorator:
+    """``--key-file FILE``: a snapshot's encryption key (default ``$MIGRATOR_ENCRYPT_KEY``)."""
+    return click.option(
+        "--key-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"{help_text} (32 raw bytes, 64 hex characters or "
+        f"base64). Default: ${crypto.KEY_ENV} if set.",
+    )
+
+
+SCOPE_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--include-namespace",
+        "include_namespaces",
+        multiple=True,
+        metavar="NS",
+        help="Only objects in these namespaces (repeatable). Cluster-scoped types are "
+        "then left out, except those Namespace objects (and, on import, the PVs "
+        "claimed from them), unless --cluster-scoped is given.",
+    ),
+    click.option(
+        "--exclude-namespace",
+        "exclude_namespaces",
+        multiple=True,
+        metavar="NS",
+        help="Leave these namespaces out (repeatable).",
+    ),
+    click.option(
+        "--include-resource",
+        "include_resources",
+        multiple=True,
+        metavar="R",
+        help="Only these resource types, named as kubectl does: deployments, "
+        "deployments.apps, deploy, Deployment, ingresses.extensions (repeatable).",
+    ),
+    click.option(
+        "--exclude-resource",
+        "exclude_resources",
+        multiple=True,
+        metavar="R",
+        help="Leave these resource types out (repeatable).",
+    ),
+    click.option(
+        "--cluster-scoped/--no-cluster-scoped",
+        default=None,
+        help="Cluster-scoped types (CRDs, ClusterRoles, PVs, ...). Default: yes, "
+        "unless --include-namespace is given.",
+    ),
+)
+
+
+# The target of transform and check-apis: a live context, or only its release.
+TARGET_OPTIONS: tuple[Decorator, ...] = (
+    to_option(
+        "Kubeconfig context of the new cluster: its discovery decides what is served.",
+        required=False,
+    ),
+    click.option(
+        "--to-version",
+        "target_version",
+        metavar="V",
+        default=None,
+        help="Release of the new cluster (e.g. 1.33) when it is not reachable: the "
+        "built-in table of API removals decides.",
+    ),
+)
+
+# A snapshot and the cluster it goes to (or is checked against): import and verify.
+SNAPSHOT_ON_TARGET_OPTIONS: tuple[Decorator, ...] = (
+    click.argument("snapshot"),
+    to_option("Kubeconfig context of the target (new) cluster."),
+    STORE_OPTION,
+    KUBECONFIG_OPTION,
+    key_file_option("Key of an encrypted snapshot"),
+    *SCOPE_OPTIONS,
+    S3_ENDPOINT_OPTION,
+    OUTPUT_OPTION,
+)
+
+
+def with_options(*options: Decorator) -> Decorator:
     """Apply several click options in order (shared option groups)."""
+
     def decorate(fn: Any) -> Any:
         for option in reversed(options):
             fn = option(fn)
         return fn
+
     return decorate
 
 
-def open_snapshot(snapshot: str, store_url: str, s3_endpoint: str | None,
-                  key_file: Path | None) -> SnapshotReader:
-    """The reader of SNAPSHOT: an id in ``store_url``, or STORE_URL/ID."""
-    # Imported here, not above: export imports this module and must not load the transform.
-    from migrator.transform.stage import parse_address
+def scope_of(
+    include_namespaces: tuple[str, ...],
+    exclude_namespaces: tuple[str, ...],
+    include_resources: tuple[str, ...],
+    exclude_resources: tuple[str, ...],
+    cluster_scoped: bool | None,
+    include_system_namespaces: bool = True,
+) -> Scope:
+    """The :class:`Scope` the scope options give."""
+    return Scope.build(
+        include_namespaces,
+        exclude_namespaces,
+        include_system_namespaces,
+        include_resources,
+        exclude_resources,
+        cluster_scoped,
+    )
 
+
+def open_snapshot(
+    snapshot: str, store_url: str, s3_endpoint: str | None, key_file: Path | None
+) -> SnapshotReader:
+    """The reader of SNAPSHOT: an id in ``store_url``, or STORE_URL/ID."""
     url, snapshot_id = parse_address(snapshot, store_url)
-    return SnapshotReader(open_store(url, s3_endpoint=s3_endpoint), snapshot_id,
-                          key=crypto.load_key(key_file))
+    return SnapshotReader(
+        open_store(url, s3_endpoint=s3_endpoint), snapshot_id, key=crypto.load_key(key_file)
+    )

@@ -6,22 +6,29 @@ imported inside the functions here, never at module level: a ``-o json`` run nev
 The progress display starts on the first update, not when a command begins: its refresh
 thread must not exist yet when export forks its page worker processes.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from migrator.run.progress import Progress as ProgressCallback
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from migrator.snapshot import SnapshotReader
+
 Rows = list[tuple[str, str]]
-ProgressCallback = Callable[[str, int, int | None], None]
+Report = TypeVar("Report")
+MAX_LISTED = 50  # failures and differences shown in text output (-o json has them all)
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -79,8 +86,28 @@ def render_table(console: Console, title: str, header: list[str], rows: list[lis
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     click.echo(title)
     for row in [header, *rows]:
-        click.echo("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo(
+            "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
     click.echo()
+
+
+def run_on_target(
+    stage: Callable[..., Report],
+    reader: SnapshotReader,
+    options: Any,
+    kubeconfig: Path | None,
+    context: str,
+    output: str,
+    **connect: Any,
+) -> Report:
+    """Run ``stage`` (import or verify) of the snapshot against the cluster ``context``, with
+    progress bars for people; ``connect`` goes to :func:`migrator.kube.connect`."""
+    from migrator import kube
+
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(kube.connect(kubeconfig, context, **connect))
+        return stage(reader, cluster, options, on_progress=progress_bars(stack, output))
 
 
 def progress_bars(stack: contextlib.ExitStack, output: str) -> ProgressCallback | None:

@@ -1,21 +1,33 @@
 """The export stage: every object of a cluster, once each, into a snapshot.
 
-:func:`export_cluster` runs it; :mod:`~migrator.export.selection` chooses the types and
-versions, :mod:`~migrator.export.rules` what is skipped and stripped, and
-:mod:`~migrator.export.runner` lists and writes concurrently.
+:func:`plan` chooses the types and versions (:mod:`~migrator.export.selection`), :func:`apply`
+lists them into a snapshot, stripping what is cluster-bound (:mod:`~migrator.export.strips`)
+and leaving out what the new cluster regenerates (:mod:`migrator.resources.regenerated`);
+:func:`export_cluster` discovers and does both. :mod:`~migrator.export.runner` lists and
+writes concurrently.
 """
+
 from __future__ import annotations
 
 from migrator.export.report import ExportReport, ResourceReport
 from migrator.export.runner import connections_needed
-from migrator.export.stage import ExportOptions, ExportResult, default_snapshot_id, export_cluster
+from migrator.export.stage import (
+    ExportOptions,
+    ExportPlan,
+    ExportResult,
+    apply,
+    export_cluster,
+    plan,
+)
 
 __all__ = [
     "ExportOptions",
+    "ExportPlan",
     "ExportReport",
     "ExportResult",
     "ResourceReport",
+    "apply",
     "connections_needed",
-    "default_snapshot_id",
     "export_cluster",
+    "plan",
 ]

@@ -10,6 +10,7 @@
 
 :mod:`migrator.export.runner` wires them to a cluster and a snapshot writer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,10 @@ def export_pages(
         if not seen.isdisjoint(result.uids):
             repeated = result.duplicates
             result = reprocess(raw, frozenset(seen & result.uids))
-            log.info("%d object(s) repeated across pages of one list; kept once",
-                     result.duplicates - repeated)
+            log.info(
+                "%d object(s) repeated across pages of one list; kept once",
+                result.duplicates - repeated,
+            )
         seen |= result.uids
         write(result)
         report.listed += result.listed

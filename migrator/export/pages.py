@@ -11,6 +11,7 @@ server, would set the pace. With ``processes`` > 0 pages go to that many worker 
 which use the cores the API server leaves free, while the threads only wait for pages and
 append members; with 0 they are processed in the calling thread.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,16 +30,16 @@ from typing import Any
 
 from migrator import jsoncodec
 from migrator.errors import MigratorError
-from migrator.export import rules
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType
+from migrator.export.strips import StripOptions, stripper
 from migrator.kube.pager import continue_token
+from migrator.resources import regenerated
+from migrator.resources.scope import NAMESPACES, Scope
+from migrator.resources.types import ResourceType
 from migrator.snapshot.parts import gzip_member
 from migrator.snapshot.writer import aside_record
 
 # Past a few processes the API server, not the parsing, is the bound.
 MAX_DEFAULT_PROCESSES = 4
-_NAMESPACES = ("", "namespaces")
 _ORPHAN_CHECK_SECONDS = 0.5
 
 
@@ -47,8 +48,8 @@ class PageSpec:
     """What :func:`process_page` needs besides the page: the type and the user's options."""
 
     rtype: ResourceType
-    scope: NamespaceScope = field(default_factory=NamespaceScope)
-    strip: rules.StripOptions = field(default_factory=rules.StripOptions)
+    scope: Scope = field(default_factory=Scope.for_export)
+    strip: StripOptions = field(default_factory=StripOptions)
 
 
 @dataclass
@@ -84,7 +85,9 @@ def process_page(raw: bytes, spec: PageSpec, exclude: frozenset[str] = frozenset
         raise ValueError(f"a list of {spec.rtype.key} is not a JSON object")
     items: list[dict[str, Any]] = page.get("items") or []
     classify, strip, scope_rule = _page_rules(spec)
-    result = PageResult(listed=len(items), continue_token=continue_token(page), total=list_total(page))
+    result = PageResult(
+        listed=len(items), continue_token=continue_token(page), total=list_total(page)
+    )
     seen: set[str] = set()
     lines: list[bytes] = []
     asides: list[bytes] = []
@@ -138,17 +141,21 @@ def _member(lines: list[bytes]) -> tuple[bytes, int]:
     return gzip_member(data), len(data)
 
 
-Classify = Callable[[dict[str, Any]], rules.Rule | None]
+Classify = Callable[[dict[str, Any]], regenerated.Rule | None]
 Strip = Callable[[dict[str, Any]], tuple[dict[str, Any], list[str], dict[str, Any] | None]]
-ScopeRule = Callable[[str], rules.Rule | None]
+ScopeRule = Callable[[str], regenerated.Rule | None]
 
 
 @functools.lru_cache(maxsize=256)
 def _page_rules(spec: PageSpec) -> tuple[Classify, Strip, ScopeRule | None]:
     """The rules of a type, looked up once per process rather than for every page."""
     rtype = spec.rtype
-    scope_rule = spec.scope.skip_rule if (rtype.group, rtype.resource) == _NAMESPACES else None
-    return rules.classifier(rtype), rules.stripper(rtype, spec.strip), scope_rule
+    scope_rule = spec.scope.skip_rule if (rtype.group, rtype.resource) == NAMESPACES else None
+    return (
+        regenerated.classifier(rtype.group, rtype.resource),
+        stripper(rtype, spec.strip),
+        scope_rule,
+    )
 
 
 def default_processes() -> int:

@@ -4,14 +4,15 @@ Plain dataclasses; ``to_dict`` gives the JSON form that goes into the snapshot m
 ``migrator export -o json``. The report holds counts, rule names and messages from the API
 server, never object content, so it is safe to print even for Secrets.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from migrator.export.selection import ResourceType
+from migrator.resources.types import ResourceType
+from migrator.run.report import Problem, StageReport
 
 # What happened to one resource type.
 EXPORTED = "exported"  # listed and written in this run
@@ -22,7 +23,7 @@ FAILED = "failed"  # listing failed; nothing of it is in the snapshot
 
 @dataclass
 class ResourceReport:
-    """Counts for one resource type (see :class:`migrator.export.selection.ResourceType`)."""
+    """Counts for one resource type (see :class:`migrator.resources.types.ResourceType`)."""
 
     key: str
     group_version: str
@@ -45,8 +46,14 @@ class ResourceReport:
     @classmethod
     def for_type(cls, rtype: ResourceType, **counts: Any) -> ResourceReport:
         """An empty report (or one with ``counts``) for resource type ``rtype``."""
-        return cls(key=rtype.key, group_version=rtype.group_version, kind=rtype.kind,
-                   namespaced=rtype.namespaced, aliases=rtype.aliases, **counts)
+        return cls(
+            key=rtype.key,
+            group_version=rtype.group_version,
+            kind=rtype.kind,
+            namespaced=rtype.namespaced,
+            aliases=rtype.aliases,
+            **counts,
+        )
 
     def reset_counts(self) -> None:
         """Forget the counts of a list that is being restarted from scratch."""
@@ -102,7 +109,7 @@ class ResourceReport:
 
 
 @dataclass
-class ExportReport:
+class ExportReport(StageReport):
     """The whole export: one :class:`ResourceReport` per type, plus what could not be seen."""
 
     snapshot_id: str
@@ -125,10 +132,9 @@ class ExportReport:
         """Resource types whose listing failed, with the error."""
         return {r.key: r.error or "failed" for r in self.resources if r.state == FAILED}
 
-    @property
-    def partial(self) -> bool:
-        """True if some resource types are missing from the snapshot because listing failed."""
-        return bool(self.errors)
+    def problems(self) -> list[Problem]:
+        """Each resource type missing from the snapshot because listing it failed."""
+        return [Problem(key, error) for key, error in self.errors.items()]
 
     def totals(self) -> dict[str, int]:
         """Objects listed, exported and skipped, over every type."""

@@ -8,13 +8,17 @@ which parse, classify, strip, encode and compress it in one go, and
 :func:`~migrator.export.listing.export_pages` appends the result to the resource's parts:
 at most a page or two per worker is in memory. A 410 Expired (the continue token outlived
 etcd's compaction window) restarts that type's list from the first page, after throwing
-away what was written of it (:func:`~migrator.export.listing.restart_on_expiry`). One huge namespaced type (thousands of
-ConfigMaps, say) would be a long sequence of pages while the other workers idle: it is read
-namespace by namespace instead, several lists at once, into the same page loop.
+away what was written of it (:func:`~migrator.export.listing.restart_on_expiry`). One huge
+namespaced type (thousands of ConfigMaps, say) would be a long sequence of pages while the
+other workers idle: it is read namespace by namespace instead, several lists at once, into
+the same page loop.
 
-Failures of one type (an API error, a cluster that stopped answering) are recorded in its
-report and the others go on; a failing store, or an interruption, stops everything.
+A type the API server refuses to list (a forbidden type, an aggregated API whose backend is
+down) is recorded as failed in its report and the others go on; a cluster that stops
+answering, a failing store, or an interruption stops everything, with every finished type
+kept for the resumed run (see :class:`~migrator.errors.TemporaryError`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,20 +26,22 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from migrator.errors import ApiError, ClusterUnreachable
-from migrator.export import rules
+from migrator.errors import ApiError, Interrupted
 from migrator.export.listing import export_pages, restart_on_expiry
 from migrator.export.pages import PageResult, PageSpec, PageWorkers, default_processes, list_total
 from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType
+from migrator.export.strips import StripOptions
 from migrator.kube.client import Cluster
 from migrator.kube.pager import DEFAULT_PAGE_SIZE, fan_in, iter_handled_pages, iter_items
+from migrator.resources.regenerated import type_skip
+from migrator.resources.scope import Scope
+from migrator.resources.types import ResourceType
+from migrator.run.progress import Progress
 from migrator.snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
@@ -48,26 +54,19 @@ MAX_LIST_RESTARTS = 3
 # several lists at once (see _TypeExport._pages): one long list is one page after the other.
 FAN_OUT_ABOVE = 4 * DEFAULT_PAGE_SIZE
 
-# on_progress(resource_key, objects_done, total_hint): total_hint is the API server's count of
-# the whole list when it gives one (``remainingItemCount``), else None.
-ProgressCallback = Callable[[str, int, int | None], None]
 
 @dataclass(frozen=True)
 class ListOptions:
     """How each resource type is listed and written."""
 
-    scope: NamespaceScope = field(default_factory=NamespaceScope)
+    scope: Scope = field(default_factory=Scope.for_export)
     label_selector: str | None = None
-    strip: rules.StripOptions = field(default_factory=rules.StripOptions)
+    strip: StripOptions = field(default_factory=StripOptions)
     workers: int = DEFAULT_WORKERS
     processes: int | None = None  # page worker processes; None: default_processes()
     page_size: int = DEFAULT_PAGE_SIZE
     max_list_restarts: int = MAX_LIST_RESTARTS
     fan_out_above: int = FAN_OUT_ABOVE
-
-
-class Interrupted(Exception):
-    """Raised inside workers when the export as a whole is stopping."""
 
 
 def export_types(
@@ -76,12 +75,14 @@ def export_types(
     types: list[ResourceType],
     options: ListOptions,
     *,
-    on_progress: ProgressCallback | None = None,
+    on_progress: Progress | None = None,
     on_finished: Callable[[ResourceType, ResourceReport], None] | None = None,
 ) -> list[ResourceReport]:
     """Export every type of ``types`` into ``writer``; one report per type, in ``types`` order.
 
-    ``on_finished`` is called (from a worker thread) with each type's report before its
+    ``on_progress(type key, objects done, total)`` gets the API server's count of the whole
+    list as total when it gives one (``remainingItemCount``), else None. ``on_finished`` is
+    called (from a worker thread) with each type's report before its
     resource is closed, so it can persist the report beside the parts.
     """
     stop = threading.Event()
@@ -140,7 +141,7 @@ class _TypeExport:
         options: ListOptions,
         page_workers: PageWorkers,
         stop: threading.Event,
-        on_progress: ProgressCallback | None,
+        on_progress: Progress | None,
         on_finished: Callable[[ResourceType, ResourceReport], None] | None,
     ) -> None:
         self.cluster = cluster
@@ -157,8 +158,8 @@ class _TypeExport:
         started = time.monotonic()
         try:
             if self.stop.is_set():
-                raise Interrupted()
-            skip = rules.type_skip(rtype)
+                raise Interrupted("the export is stopping")
+            skip = type_skip(rtype.group, rtype.resource)
             if skip is not None:
                 report.state, report.skip_rule = SKIPPED, skip.name
                 report.existing = count_objects(
@@ -169,7 +170,7 @@ class _TypeExport:
                 )
             else:
                 self._export(rtype, report)
-        except (ApiError, ClusterUnreachable) as exc:
+        except ApiError as exc:
             log.warning("export of %s failed: %s", rtype.key, exc)
             report.state, report.error = FAILED, str(exc)
         finally:
@@ -187,8 +188,10 @@ class _TypeExport:
                 self.on_progress(rtype.key, report.listed, total)
 
         def write(result: PageResult) -> None:
-            resource.write_members((result.member, result.exported, result.line_bytes),
-                                   (result.aside_member, result.aside, result.aside_bytes))
+            resource.write_members(
+                (result.member, result.exported, result.line_bytes),
+                (result.aside_member, result.aside, result.aside_bytes),
+            )
 
         def reprocess(raw: bytes, exclude: frozenset[str]) -> PageResult:
             return self.page_workers.process(raw, spec, exclude)
@@ -240,9 +243,13 @@ class _TypeExport:
                 with self._fan_out_slot() as width:
                     if width > 1:
                         pages.close()
-                        log.info("%s holds %s objects: listing it per namespace, %d at a time",
-                                 rtype.key, size or "many", width)
-                        names = [ns for ns in self._namespace_names() if scope.admits(ns)]
+                        log.info(
+                            "%s holds %s objects: listing it per namespace, %d at a time",
+                            rtype.key,
+                            size or "many",
+                            width,
+                        )
+                        names = [ns for ns in self._namespace_names() if scope.admits_namespace(ns)]
                         yield from self._fanned_out(spec, names, total, width)
                         return
         for page in itertools.chain([first], pages):
@@ -251,13 +258,15 @@ class _TypeExport:
 
     def _list(
         self, spec: PageSpec, path: str, query: dict[str, str | int | bool]
-    ) -> Iterator[tuple[bytes, PageResult]]:
+    ) -> Generator[tuple[bytes, PageResult], None, None]:
         """The pages of one list, each processed by the page workers once it arrives."""
+
         def handle(raw: bytes) -> tuple[bytes, PageResult]:
             return raw, self.page_workers.process(raw, spec)
 
-        return iter_handled_pages(self.cluster, path, handle, _continue_of,
-                                  limit=self.options.page_size, query=query)
+        return iter_handled_pages(
+            self.cluster, path, handle, _continue_of, limit=self.options.page_size, query=query
+        )
 
     def _fanned_out(
         self, spec: PageSpec, namespaces: list[str], total: int | None, width: int
@@ -316,7 +325,7 @@ class _TypeExport:
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
-            raise Interrupted()
+            raise Interrupted("the export is stopping")
 
 
 def _tagged(tag: int, pages: Iterator[T]) -> Iterator[tuple[int, T]]:

@@ -1,36 +1,34 @@
-"""The export stage end to end: discover, choose, list into a snapshot, commit the manifest.
+"""The export stage end to end: discover, plan, list into a snapshot, commit the manifest.
 
-``export_cluster`` is what ``migrator export`` calls. The manifest is written last, and only
-after every type was either exported or recorded as failed; an interrupted run leaves parts
-and per-type markers that a re-run with the same snapshot id keeps (``restart`` starts over).
+:func:`plan` is pure (the source's discovery and the options in, the types to read out);
+:func:`apply` lists them into a snapshot; :func:`export_cluster`, what ``migrator export``
+calls, discovers and does both. The manifest is written last, and only after every type was
+either exported or recorded as failed; an interrupted run leaves parts and per-type markers
+that a re-run with the same snapshot id keeps (``restart`` starts over).
 """
+
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from migrator.errors import ApiError, ConfigError, StoreError
-from migrator.export import rules
+from migrator.errors import ApiError, ConfigError, SnapshotError
 from migrator.export.report import RESUMED, ExportReport, ResourceReport
-from migrator.export.runner import DEFAULT_WORKERS, ListOptions, ProgressCallback, export_types
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType, select
+from migrator.export.runner import DEFAULT_WORKERS, ListOptions, export_types
+from migrator.export.selection import select
+from migrator.export.strips import StripOptions, rule_legend
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.pager import DEFAULT_PAGE_SIZE
+from migrator.resources.scope import Scope
+from migrator.resources.types import ResourceType
+from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, SnapshotWriter
-from migrator.snapshot.layout import resource_folder
+from migrator.snapshot.address import default_snapshot_id
 from migrator.store import Store
 
 log = logging.getLogger(__name__)
-
-# Beside each resource's parts: its export report, written just before its _done.json, so a
-# resumed export still reports the counts of the types an earlier run finished.
-REPORT_FILE = "_report.json"
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,45 @@ class ExportOptions:
     processes: int | None = None  # page worker processes; None: one per core (see pages)
     page_size: int = DEFAULT_PAGE_SIZE
 
+    @property
+    def scope(self) -> Scope:
+        """The namespaces and types these options cover."""
+        return Scope.build(
+            self.include_namespaces,
+            self.exclude_namespaces,
+            self.include_system_namespaces,
+            self.include_resources,
+            self.exclude_resources,
+            self.cluster_scoped,
+        )
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export will read, decided before anything is: one type per object identity at
+    the version chosen, within the scope of the options."""
+
+    discovery: Discovery
+    target: Discovery | None
+    options: ExportOptions
+    types: list[ResourceType]
+
+    @property
+    def scope(self) -> Scope:
+        return self.options.scope
+
+    def settings(self) -> dict[str, Any]:
+        """The options that decide what the objects of a type are: a resumed export must run
+        with the same. (Which types and versions are exported may change: finished types no
+        longer wanted are dropped, see :func:`_keep_finished`.)"""
+        scope = self.scope.to_dict()
+        return {
+            "scope": {k: v for k, v in scope.items() if k.endswith("Namespaces")},
+            "labelSelector": self.options.label_selector,
+            "keepNodePorts": self.options.keep_node_ports,
+            "keepClusterIPs": self.options.keep_cluster_ips,
+        }
+
 
 @dataclass
 class ExportResult:
@@ -59,11 +96,10 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def default_snapshot_id(context: str, now: datetime | None = None) -> str:
-    """``<context>-<UTC time>``, with characters a snapshot id cannot hold replaced by ``-``."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", context).strip("-.") or "cluster"
-    return f"{cleaned[:100]}-{stamp}"
+def plan(discovery: Discovery, target: Discovery | None, options: ExportOptions) -> ExportPlan:
+    """The types to export from a source that serves ``discovery``, read at the newest
+    version ``target`` also serves when it is given (pure: nothing is asked of a cluster)."""
+    return ExportPlan(discovery, target, options, select(discovery, target, options.scope))
 
 
 def export_cluster(
@@ -75,40 +111,69 @@ def export_cluster(
     target: Cluster | None = None,
     key: bytes | None = None,
     restart: bool = False,
-    on_progress: ProgressCallback | None = None,
+    on_progress: Progress | None = None,
 ) -> ExportResult:
-    """Export ``source`` into snapshot ``snapshot_id`` of ``store``; see the module doc.
-
-    ``target`` (the new cluster) only steers which versions are read. A report whose
-    ``partial`` is true means some types failed to list: the snapshot is committed anyway and
-    its manifest names them; the caller decides the exit status.
-    """
+    """Discover ``source`` (and ``target``, which only steers the versions read), plan, and
+    export into snapshot ``snapshot_id`` of ``store``; see :func:`apply`."""
     options = options or ExportOptions()
     started = time.monotonic()
-    snapshot_id = snapshot_id or default_snapshot_id(source.context)
     discovery = discover(source)
     target_discovery = discover(target) if target is not None else None
-    scope = NamespaceScope.build(
-        options.include_namespaces, options.exclude_namespaces, options.include_system_namespaces
+    _check_namespaces_exist(source, options.scope.include_namespaces)
+    return apply(
+        plan(discovery, target_discovery, options),
+        source,
+        store,
+        snapshot_id=snapshot_id,
+        target=target,
+        key=key,
+        restart=restart,
+        on_progress=on_progress,
+        started=started,
     )
-    _check_namespaces_exist(source, scope.include)
-    types = choose_types(discovery, target_discovery, options)
-    writer = SnapshotWriter(store, snapshot_id, key=key, resume=not restart, overwrite=restart,
-                            settings=_content_settings(scope, options))
-    resumed = _keep_finished(writer, types)
-    todo = [t for t in types if t.key not in resumed]
+
+
+def apply(
+    planned: ExportPlan,
+    source: Cluster,
+    store: Store,
+    *,
+    snapshot_id: str | None = None,
+    target: Cluster | None = None,
+    key: bytes | None = None,
+    restart: bool = False,
+    on_progress: Progress | None = None,
+    started: float | None = None,
+) -> ExportResult:
+    """Export the planned types of ``source`` into snapshot ``snapshot_id`` of ``store``.
+
+    A report whose ``partial`` is true means some types failed to list: the snapshot is
+    committed anyway and its manifest names them; the caller decides the exit status.
+    ``started`` (a ``time.monotonic()``) is when the export began, discovery included.
+    """
+    started = time.monotonic() if started is None else started
+    options = planned.options
+    snapshot_id = snapshot_id or default_snapshot_id(source.context)
+    writer = SnapshotWriter(
+        store,
+        snapshot_id,
+        key=key,
+        resume=not restart,
+        overwrite=restart,
+        settings=planned.settings(),
+    )
+    resumed = _keep_finished(writer, planned.types)
+    todo = [t for t in planned.types if t.key not in resumed]
     if resumed:
         log.info("resuming %s: %d types already exported", snapshot_id, len(resumed))
 
     def persist(rtype: ResourceType, report: ResourceReport) -> None:
-        folder = resource_folder(rtype.group, rtype.version, rtype.resource)
-        doc = json.dumps(report.to_dict(), indent=2).encode() + b"\n"
-        store.put_bytes(f"{snapshot_id}/{folder}/{REPORT_FILE}", doc)
+        writer.put_type_report(rtype.group, rtype.version, rtype.resource, report.to_dict())
 
     list_options = ListOptions(
-        scope=scope,
+        scope=planned.scope,
         label_selector=options.label_selector,
-        strip=rules.StripOptions(
+        strip=StripOptions(
             keep_node_ports=options.keep_node_ports, keep_cluster_ips=options.keep_cluster_ips
         ),
         workers=options.workers,
@@ -127,12 +192,12 @@ def export_cluster(
         target=target.context if target is not None else None,
         store=store.url,
         encrypted=key is not None,
-        scope=scope.to_dict(),
+        scope=planned.scope.to_dict(),
         label_selector=options.label_selector,
         kept={"clusterIPs": options.keep_cluster_ips, "nodePorts": options.keep_node_ports},
-        resources=[by_key[t.key] for t in types],
-        failed_discovery=dict(discovery.failed),
-        legend=rules.rule_legend(),
+        resources=[by_key[t.key] for t in planned.types],
+        failed_discovery=dict(planned.discovery.failed),
+        legend=rule_legend(),
     )
     report.list_seconds = list_seconds
     report.seconds = time.monotonic() - started
@@ -140,49 +205,17 @@ def export_cluster(
         source={
             "context": source.context,
             "server": source.server,
-            "serverVersion": discovery.version.git_version,
+            "serverVersion": planned.discovery.version.git_version,
         },
         target=(
-            {"context": target.context, "serverVersion": target_discovery.version.git_version}
-            if target is not None and target_discovery is not None
+            {"context": target.context, "serverVersion": planned.target.version.git_version}
+            if target is not None and planned.target is not None
             else None
         ),
-        discovery=discovery.to_dict(),
+        discovery=planned.discovery.to_dict(),
         export=report.to_dict(),
     )
     return ExportResult(report=report, manifest=manifest)
-
-
-def _content_settings(scope: NamespaceScope, options: ExportOptions) -> dict[str, Any]:
-    """The options that decide what the objects of a type are: a resumed export must run
-    with the same. (Which types and versions are exported may change: finished types no
-    longer wanted are dropped, see :func:`_keep_finished`.)"""
-    return {
-        "scope": scope.to_dict(),
-        "labelSelector": options.label_selector,
-        "keepNodePorts": options.keep_node_ports,
-        "keepClusterIPs": options.keep_cluster_ips,
-    }
-
-
-def choose_types(
-    discovery: Discovery, target: Discovery | None, options: ExportOptions
-) -> list[ResourceType]:
-    """The types to export under ``options``.
-
-    With namespaces included by name and ``cluster_scoped`` left to its default, the only
-    cluster-scoped type kept is Namespace itself (the included namespaces' objects).
-    """
-    types = select(
-        discovery,
-        target,
-        include=options.include_resources,
-        exclude=options.exclude_resources,
-        cluster_scoped=options.cluster_scoped is not False,
-    )
-    if options.cluster_scoped is None and options.include_namespaces:
-        types = [t for t in types if t.namespaced or (t.group, t.resource) == ("", "namespaces")]
-    return types
 
 
 def _check_namespaces_exist(cluster: Cluster, namespaces: tuple[str, ...]) -> None:
@@ -220,11 +253,11 @@ def _keep_finished(writer: SnapshotWriter, types: list[ResourceType]) -> dict[st
 def _resumed_report(
     writer: SnapshotWriter, rtype: ResourceType, entry: ResourceEntry
 ) -> ResourceReport:
-    folder = resource_folder(rtype.group, rtype.version, rtype.resource)
     try:
-        raw = writer.store.get_bytes(f"{writer.snapshot_id}/{folder}/{REPORT_FILE}")
-        report = ResourceReport.from_dict(json.loads(raw))
-    except (StoreError, ValueError, KeyError, TypeError) as exc:
+        report = ResourceReport.from_dict(
+            writer.type_report(rtype.group, rtype.version, rtype.resource)
+        )
+    except (SnapshotError, KeyError, TypeError) as exc:
         log.info("no earlier report for %s (%s); counting from its parts", rtype.key, exc)
         report = ResourceReport.for_type(rtype, listed=entry["objects"], exported=entry["objects"])
     report.state = RESUMED

@@ -1,23 +1,23 @@
 """The import stage: a snapshot recreated in the target cluster, in order, idempotently.
 
-:func:`import_snapshot` runs it. :mod:`~migrator.importer.order` is the order (a table),
-:mod:`~migrator.importer.apply` the server-side apply and conflict policy,
-:mod:`~migrator.importer.owners` the owner-reference relinking,
-:mod:`~migrator.importer.progress` and :mod:`~migrator.importer.lock` make it resumable and
-exclusive, :mod:`~migrator.importer.runner` puts them together.
+:func:`plan` says what will be created, phase by phase (the snapshot's inventory, see
+:mod:`migrator.resources.inventory`); :func:`apply` does it; :func:`import_snapshot` is both.
+:mod:`~migrator.importer.apply` is the server-side apply and conflict policy,
+:mod:`~migrator.importer.progress` makes it resumable, :mod:`~migrator.importer.runner` puts
+them together (the order, owners and readiness it follows live in :mod:`migrator.resources`).
 """
+
 from __future__ import annotations
 
 from migrator.importer.apply import ConflictPolicy
 from migrator.importer.report import ImportReport
-from migrator.importer.runner import ImportOptions, ProgressCallback, import_snapshot
-from migrator.importer.scope import ImportScope
+from migrator.importer.runner import ImportOptions, apply, import_snapshot, plan
 
 __all__ = [
     "ConflictPolicy",
     "ImportOptions",
     "ImportReport",
-    "ImportScope",
-    "ProgressCallback",
+    "apply",
     "import_snapshot",
+    "plan",
 ]

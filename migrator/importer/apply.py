@@ -14,37 +14,35 @@ Which objects exist is learnt once per type and namespace scope from a metadata-
 (:func:`list_existing`), not with a GET per object. With ``dry_run`` every request carries
 ``dryRun=All``: the API server validates and admits each object and changes nothing.
 """
+
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from migrator.errors import ApiError
+from migrator.errors import ApiError, NotServed
 from migrator.importer.progress import FAILED, ObjectOutcome
 from migrator.importer.ratelimit import RateLimiter
 from migrator.kube import Cluster
-from migrator.kube.discovery import group_version_path
+from migrator.kube.client import FIELD_MANAGER
+from migrator.kube.pager import METADATA_LIST, iter_items
+from migrator.resources.objects import meta, name_of, namespace_of
+from migrator.resources.paths import entry_collection_path, entry_object_path
 from migrator.snapshot import ResourceEntry
-from migrator.snapshot.layout import api_version
-
-FIELD_MANAGER = "migrator"
-APPLY_PATCH = "application/apply-patch+yaml"
-_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
-_PAGE = 500
-
-# Set by an API server, never by a client: removed before apply whatever the snapshot holds.
-SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
-                   "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 CREATED, UPDATED, UNCHANGED, SKIPPED, UNCHECKED = (
-    "created", "updated", "unchanged", "skipped", "unchecked")
+    "created",
+    "updated",
+    "unchanged",
+    "skipped",
+    "unchecked",
+)
 OUTCOMES = (CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED, UNCHECKED)
 
 
-class ConflictPolicy(str, enum.Enum):
+class ConflictPolicy(enum.StrEnum):
     """What to do with an object that already exists in the target."""
 
     SKIP = "skip"
@@ -61,36 +59,6 @@ class Existing:
     applied_by_us: bool  # managedFields show an apply by our field manager
 
 
-class NotServed(Exception):
-    """The target does not serve the entry's group/version/resource."""
-
-
-def collection_path(entry: ResourceEntry, namespace: str | None = None) -> str:
-    """The list URL of the entry's type: cluster-wide, or in ``namespace``."""
-    base = group_version_path(api_version(entry))
-    if namespace and entry["namespaced"]:
-        return f"{base}/namespaces/{namespace}/{entry['resource']}"
-    return f"{base}/{entry['resource']}"
-
-
-def object_path(entry: ResourceEntry, namespace: str, name: str) -> str:
-    """The URL of one object of the entry's type."""
-    return f"{collection_path(entry, namespace or None)}/{name}"
-
-
-def prepare(obj: Mapping[str, Any], entry: ResourceEntry) -> dict[str, Any]:
-    """The apply body for a snapshot object: apiVersion and kind set, server fields removed.
-
-    Returns a new dict (its metadata copied), so the snapshot object is never changed.
-    """
-    body = {key: value for key, value in obj.items() if key != "status"}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_METADATA}
-    body["apiVersion"] = api_version(entry)
-    body["kind"] = entry["kind"]
-    body["metadata"] = meta
-    return body
-
-
 def list_existing(
     cluster: Cluster, entry: ResourceEntry, namespaces: Sequence[str] | None = None
 ) -> dict[tuple[str, str], Existing]:
@@ -99,38 +67,33 @@ def list_existing(
     ``namespaces`` limits a namespaced type to those namespaces (None: cluster-wide). Only
     metadata travels. Raises :class:`NotServed` if the target does not serve the type.
     """
-    paths = ([collection_path(entry, ns) for ns in namespaces]
-             if namespaces is not None and entry["namespaced"] else [collection_path(entry)])
+    paths = (
+        [entry_collection_path(entry, ns) for ns in namespaces]
+        if namespaces is not None and entry["namespaced"]
+        else [entry_collection_path(entry)]
+    )
     found: dict[tuple[str, str], Existing] = {}
     for path in paths:
-        token = ""
-        while True:
-            query: dict[str, str | int | bool] = {"limit": _PAGE}
-            if token:
-                query["continue"] = token
-            try:
-                raw = cluster.request_raw("GET", path, query=query, accept=_METADATA_LIST)
-            except ApiError as exc:
-                if exc.status == 404 and not (exc.details or {}).get("name"):
-                    raise NotServed(str(exc)) from exc
-                raise
-            page = json.loads(raw)
-            for item in page.get("items") or ():
-                meta = item.get("metadata") or {}
-                found[(str(meta.get("namespace") or ""), str(meta.get("name")))] = Existing(
-                    uid=str(meta.get("uid")),
-                    resource_version=str(meta.get("resourceVersion")),
-                    applied_by_us=_applied_by_us(meta),
+        try:
+            for item in iter_items(cluster, path, accept=METADATA_LIST):
+                m = meta(item)
+                found[(str(m.get("namespace") or ""), str(m.get("name")))] = Existing(
+                    uid=str(m.get("uid")),
+                    resource_version=str(m.get("resourceVersion")),
+                    applied_by_us=_applied_by_us(m),
                 )
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                break
+        except ApiError as exc:
+            if exc.status == 404 and not (exc.details or {}).get("name"):
+                raise NotServed(str(exc)) from exc
+            raise
     return found
 
 
-def _applied_by_us(meta: Mapping[str, Any]) -> bool:
-    return any(m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply"
-               for m in meta.get("managedFields") or ())
+def _applied_by_us(metadata: Mapping[str, Any]) -> bool:
+    return any(
+        m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply"
+        for m in metadata.get("managedFields") or ()
+    )
 
 
 class Applier:
@@ -160,36 +123,51 @@ class Applier:
         status: Mapping[str, Any] | None = None,
         status_subresource: bool = False,
     ) -> ObjectOutcome:
-        """Put one object (``body`` from :func:`prepare`) into the target; never raises
-        :class:`ApiError`: a refusal is a ``failed`` outcome carrying the server's message."""
-        meta = body["metadata"]
-        namespace, name = str(meta.get("namespace") or ""), str(meta["name"])
+        """Put one object (``body`` from :func:`~migrator.resources.objects.apply_body`) into
+        the target; never raises :class:`ApiError`: a refusal is a ``failed`` outcome
+        carrying the server's message."""
+        namespace, name = namespace_of(body), name_of(body)
         if existing is not None and self.policy is not ConflictPolicy.UPDATE:
             if self.resumed and existing.applied_by_us:
                 # Created by the interrupted run of this import, before it could record it.
                 return ObjectOutcome(namespace, name, CREATED, existing.uid)
             if self.policy is ConflictPolicy.SKIP:
                 return ObjectOutcome(namespace, name, SKIPPED, existing.uid)
-            return ObjectOutcome(namespace, name, FAILED, existing.uid,
-                                 "already exists in the target (--conflict fail leaves it as "
-                                 "it is)")
-        path = object_path(entry, namespace, name)
+            return ObjectOutcome(
+                namespace,
+                name,
+                FAILED,
+                existing.uid,
+                "already exists in the target (--conflict fail leaves it as it is)",
+            )
+        path = entry_object_path(entry, namespace, name)
         if status is not None and not status_subresource:
             body = {**body, "status": status}
         try:
             applied = self._patch(path, body)
             if status is not None and status_subresource:
-                self._patch(f"{path}/status", {"apiVersion": body["apiVersion"],
-                                               "kind": body["kind"],
-                                               "metadata": {"name": name, **(
-                                                   {"namespace": namespace} if namespace
-                                                   else {})},
-                                               "status": status}, force=True)
+                self._patch(
+                    f"{path}/status",
+                    {
+                        "apiVersion": body["apiVersion"],
+                        "kind": body["kind"],
+                        "metadata": {
+                            "name": name,
+                            **({"namespace": namespace} if namespace else {}),
+                        },
+                        "status": status,
+                    },
+                    force=True,
+                )
         except ApiError as exc:
             if self.dry_run and exc.status == 404:
-                return ObjectOutcome(namespace, name, UNCHECKED, None,
-                                     f"not checked: it needs something this import creates "
-                                     f"first ({exc})")
+                return ObjectOutcome(
+                    namespace,
+                    name,
+                    UNCHECKED,
+                    None,
+                    f"not checked: it needs something this import creates first ({exc})",
+                )
             return ObjectOutcome(namespace, name, FAILED, None, str(exc))
         uid = str((applied.get("metadata") or {}).get("uid") or "") or None
         if existing is None:
@@ -198,14 +176,8 @@ class Applier:
         same = version == existing.resource_version and status is None
         return ObjectOutcome(namespace, name, UNCHANGED if same else UPDATED, uid)
 
-    def _patch(
-        self, path: str, body: Mapping[str, Any], *, force: bool = False
-    ) -> dict[str, Any]:
-        query: dict[str, str | int | bool] = {"fieldManager": FIELD_MANAGER}
-        if force or self.policy is ConflictPolicy.UPDATE:
-            query["force"] = True
-        if self.dry_run:
-            query["dryRun"] = "All"
+    def _patch(self, path: str, body: Mapping[str, Any], *, force: bool = False) -> dict[str, Any]:
         self.limiter.acquire()
-        return self.cluster.request("PATCH", path, query=query, body=body,
-                                    content_type=APPLY_PATCH)
+        return self.cluster.apply(
+            path, body, force=force or self.policy is ConflictPolicy.UPDATE, dry_run=self.dry_run
+        )

@@ -1,7 +1,7 @@
 """What an import has done so far, recorded next to the snapshot so a re-run resumes it.
 
-Layout, beside the snapshot's own files (its parts and manifest are never touched, so its
-checksums stay valid)::
+A :class:`~migrator.run.journal.Journal` beside the snapshot's own files (its parts and
+manifest are never touched, so its checksums stay valid)::
 
     <snapshot_id>/import/<cluster id>/
       run.json                                    target, options, start of the first run
@@ -17,24 +17,21 @@ which are tried again) and applies the rest, which server-side apply makes harml
 object the killed run had already created. Runs with other options (conflict policy, filters,
 status restore) or of a re-written snapshot do not share progress: the old one is discarded.
 """
+
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from migrator.errors import StoreKeyNotFound
 from migrator.kube import Cluster
+from migrator.run.journal import Journal
 from migrator.store.base import Store
 
 log = logging.getLogger(__name__)
 
-RUN = "run.json"
-REPORT = "report.json"
 PROGRESS = "progress"
 FAILED = "failed"
 
@@ -42,7 +39,7 @@ BatchId = tuple[str, str, int, int]  # (phase, resource folder, part index, batc
 
 
 def cluster_id(cluster: Cluster) -> str:
-    """A stable identity of the target cluster: its ``kube-system`` namespace's uid."""
+    """A stable identity of a cluster: its ``kube-system`` namespace's uid."""
     meta = cluster.request("GET", "/api/v1/namespaces/kube-system").get("metadata") or {}
     return str(meta.get("uid") or "unknown")
 
@@ -74,8 +71,8 @@ class ObjectOutcome:
 class ImportProgress:
     """Progress of the import of one snapshot into one cluster; thread-safe.
 
-    Loads everything recorded earlier at construction (one listing, one read per record);
-    ``restart`` or a ``fingerprint`` other than the recorded one discards it.
+    Loads everything recorded earlier at construction; ``restart`` or a ``fingerprint``
+    other than the recorded one discards it.
     """
 
     def __init__(
@@ -88,27 +85,19 @@ class ImportProgress:
         *,
         restart: bool = False,
     ) -> None:
-        self.store = store
-        self.prefix = import_prefix(snapshot_id, target_id)
+        self.journal = Journal(
+            store,
+            import_prefix(snapshot_id, target_id),
+            fingerprint,
+            target,
+            restart=restart,
+            records=PROGRESS,
+        )
+        self.resumed = self.journal.resumed
+        self.discarded = self.journal.discarded
         self._lock = threading.Lock()
         self._batches: dict[BatchId, dict[tuple[str, str], ObjectOutcome]] = {}
         self._parts: set[tuple[str, str, int]] = set()
-        self.discarded: str | None = None
-        run = self._load(RUN)
-        fingerprint = json.loads(json.dumps(fingerprint))
-        if run is not None and (restart or run.get("fingerprint") != fingerprint):
-            self.discarded = ("--restart was given" if restart else
-                              "an earlier run used other options or another snapshot version")
-            log.info("discarding the import progress in %s: %s", self.prefix, self.discarded)
-            store.delete_prefix(self.prefix + PROGRESS + "/")
-            run = None
-        self.resumed = run is not None
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.run = run or {"fingerprint": fingerprint, "target": dict(target), "startedAt": now,
-                           "runs": 0}
-        self.run["runs"] = int(self.run.get("runs", 0)) + 1
-        self.run["lastRunAt"] = now
-        store.put_bytes(self.prefix + RUN, _dump(self.run))
         if self.resumed:
             self._load_records()
 
@@ -135,60 +124,47 @@ class ImportProgress:
     def record_batch(self, batch: BatchId, outcomes: list[ObjectOutcome]) -> None:
         """Store the outcome of every object of one batch."""
         phase, folder, part, index = batch
-        key = f"{self._part_prefix(phase, folder, part)}batch-{index:05d}.json"
-        self.store.put_bytes(key, _dump({"objects": [o.to_list() for o in outcomes]}))
+        self.journal.record(
+            f"{_part_key(phase, folder, part)}batch-{index:05d}.json",
+            {"objects": [o.to_list() for o in outcomes]},
+        )
         with self._lock:
             self._batches[batch] = {(o.namespace, o.name): o for o in outcomes}
 
     def record_part(self, phase: str, folder: str, part: int, batches: int) -> None:
         """Mark a part finished (only when none of its objects failed)."""
-        key = f"{self._part_prefix(phase, folder, part)}done.json"
-        self.store.put_bytes(key, _dump({"batches": batches}))
+        self.journal.record(f"{_part_key(phase, folder, part)}done.json", {"batches": batches})
         with self._lock:
             self._parts.add((phase, folder, part))
 
     def save_report(self, report: Mapping[str, Any]) -> None:
         """Keep the last finished run's report beside the progress."""
-        self.store.put_bytes(self.prefix + REPORT, _dump(report))
+        self.journal.save_report(report)
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _part_prefix(self, phase: str, folder: str, part: int) -> str:
-        return f"{self.prefix}{PROGRESS}/{phase}/{folder}/part-{part:05d}/"
-
-    def _load(self, relative: str) -> dict[str, Any] | None:
-        try:
-            doc = json.loads(self.store.get_bytes(self.prefix + relative))
-        except StoreKeyNotFound:
-            return None
-        except ValueError:
-            log.warning("ignoring unreadable %s%s", self.prefix, relative)
-            return None
-        return doc if isinstance(doc, dict) else None
-
     def _load_records(self) -> None:
-        base = self.prefix + PROGRESS + "/"
-        for key in self.store.list(base):
-            relative = key[len(base):]
-            head, _, name = relative.rpartition("/")
+        for key, doc in self.journal.records():
+            head, _, name = key.rpartition("/")
             phase, _, rest = head.partition("/")
             folder, _, part_name = rest.rpartition("/")
             if not part_name.startswith("part-"):
                 continue
-            part = int(part_name[len("part-"):])
-            doc = self._load(key[len(self.prefix):])
-            if doc is None:
-                continue
+            part = int(part_name[len("part-") :])
             if name == "done.json":
                 self._parts.add((phase, folder, part))
             elif name.startswith("batch-"):
-                index = int(name[len("batch-"):].split(".")[0])
+                index = int(name[len("batch-") :].split(".")[0])
                 outcomes = [ObjectOutcome.from_list(row) for row in doc.get("objects", [])]
                 self._batches[(phase, folder, part, index)] = {
-                    (o.namespace, o.name): o for o in outcomes}
-        log.info("resuming the import in %s: %d batches recorded", self.prefix,
-                 len(self._batches))
+                    (o.namespace, o.name): o for o in outcomes
+                }
+        log.info(
+            "resuming the import in %s: %d batches recorded",
+            self.journal.prefix,
+            len(self._batches),
+        )
 
 
-def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, indent=1).encode() + b"\n"
+def _part_key(phase: str, folder: str, part: int) -> str:
+    return f"{phase}/{folder}/part-{part:05d}/"

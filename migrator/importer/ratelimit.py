@@ -4,6 +4,7 @@ A token bucket: ``qps`` tokens a second, up to ``burst`` saved up; each write re
 one. It protects a target API server that has no priority-and-fairness headroom to spare,
 at the cost of speed; ``qps`` 0 (the default) means no limit.
 """
+
 from __future__ import annotations
 
 import threading

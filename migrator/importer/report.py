@@ -4,6 +4,7 @@ Failures are listed one by one with the API server's own message (Velero-style r
 collection); owner references that had to be dropped are listed too. ``to_dict`` is the
 ``-o json`` document; the CLI renders the same data as tables.
 """
+
 from __future__ import annotations
 
 import threading
@@ -11,16 +12,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.importer import order
 from migrator.importer.apply import OUTCOMES, UNCHECKED
-from migrator.importer.owners import DroppedRef
 from migrator.importer.progress import FAILED, ObjectOutcome
+from migrator.resources import order
+from migrator.resources.identity import type_key as _type_key
+from migrator.resources.owners import DroppedRef
+from migrator.run.report import Problem, StageReport
 from migrator.snapshot import ResourceEntry
 
 
 def type_key(entry: ResourceEntry) -> str:
     """``deployments.apps``; ``configmaps`` for the core group."""
-    return f"{entry['resource']}.{entry['group']}" if entry["group"] else entry["resource"]
+    return _type_key(entry["group"], entry["resource"])
 
 
 @dataclass
@@ -34,12 +37,17 @@ class PhaseReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "reason": self.reason, "objects": self.total,
-                **{o: self.outcomes[o] for o in OUTCOMES}, "seconds": round(self.seconds, 3)}
+        return {
+            "name": self.name,
+            "reason": self.reason,
+            "objects": self.total,
+            **{o: self.outcomes[o] for o in OUTCOMES},
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
-class ImportReport:
+class ImportReport(StageReport):
     """Everything an import did; filled concurrently by the runner (thread-safe ``add``)."""
 
     snapshot_id: str
@@ -63,18 +71,24 @@ class ImportReport:
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def partial(self) -> bool:
-        """True if some objects could not be imported (exit code "partial")."""
-        return bool(self.failures)
+    def problems(self) -> list[Problem]:
+        """Each object the target refused, with the API server's message."""
+        return [
+            Problem(
+                f"{f['resource']} {f['namespace'] + '/' if f['namespace'] else ''}{f['name']}",
+                f["error"],
+            )
+            for f in self.failures
+        ]
 
     def add_phase(self, name: str, total: int) -> PhaseReport:
         phase = PhaseReport(name, order.tier_named(name).reason, total)
         self.phases[name] = phase
         return phase
 
-    def add(self, phase: str, entry: ResourceEntry, outcome: ObjectOutcome, *,
-            earlier: bool = False) -> None:
+    def add(
+        self, phase: str, entry: ResourceEntry, outcome: ObjectOutcome, *, earlier: bool = False
+    ) -> None:
         """Count one object's outcome (``earlier``: recorded by an interrupted run)."""
         key = type_key(entry)
         with self._lock:
@@ -84,9 +98,16 @@ class ImportReport:
                 self.from_earlier_runs += 1
             if outcome.outcome in (FAILED, UNCHECKED):
                 listed = self.failures if outcome.outcome == FAILED else self.unchecked
-                listed.append({"phase": phase, "resource": key, "kind": entry["kind"],
-                               "namespace": outcome.namespace or None, "name": outcome.name,
-                               "error": outcome.error or ""})
+                listed.append(
+                    {
+                        "phase": phase,
+                        "resource": key,
+                        "kind": entry["kind"],
+                        "namespace": outcome.namespace or None,
+                        "name": outcome.name,
+                        "error": outcome.error or "",
+                    }
+                )
 
     def add_owner_refs(self, relinked: int, dropped: list[DroppedRef]) -> None:
         with self._lock:
@@ -112,16 +133,22 @@ class ImportReport:
             "resumed": self.resumed,
             "discardedProgress": self.discarded_progress,
             "partial": self.partial,
-            "totals": {"objects": sum(totals.values()), **{o: totals[o] for o in OUTCOMES},
-                       "fromEarlierRuns": self.from_earlier_runs,
-                       "outOfScope": self.out_of_scope},
+            "totals": {
+                "objects": sum(totals.values()),
+                **{o: totals[o] for o in OUTCOMES},
+                "fromEarlierRuns": self.from_earlier_runs,
+                "outOfScope": self.out_of_scope,
+            },
             "phases": [p.to_dict() for p in self.phases.values()],
-            "resources": {k: {o: c[o] for o in OUTCOMES if c[o]}
-                          for k, c in sorted(self.resources.items())},
+            "resources": {
+                k: {o: c[o] for o in OUTCOMES if c[o]} for k, c in sorted(self.resources.items())
+            },
             "failures": self.failures,
             "unchecked": self.unchecked,
-            "ownerReferences": {"relinked": self.relinked_owner_refs,
-                                "dropped": [d.to_dict() for d in self.dropped_owner_refs]},
+            "ownerReferences": {
+                "relinked": self.relinked_owner_refs,
+                "dropped": [d.to_dict() for d in self.dropped_owner_refs],
+            },
             "crds": self.crds,
             "webhooks": order.WEBHOOK_POLICY,
             "seconds": round(self.seconds, 3),

@@ -1,7 +1,8 @@
 """Running an import: phase after phase, objects of a phase in parallel, progress recorded.
 
-:func:`import_snapshot` plans the import (:mod:`~migrator.importer.scan`), takes the target's
-import lock, then runs each phase of :mod:`~migrator.importer.order`: the phase's objects are
+:func:`plan` takes the snapshot's inventory (:mod:`~migrator.resources.inventory`: what to
+create, phase by phase, changing nothing); :func:`apply` takes the target's import lock,
+then runs each phase of :mod:`~migrator.resources.order`: the phase's objects are
 read part by part, cut into batches, and applied by a bounded thread pool (at most a few
 objects per worker in flight, so memory stays flat however big the snapshot). When every
 object of a batch has an outcome the batch is recorded in the store
@@ -13,9 +14,11 @@ An object the API server refuses does not stop anything: its outcome is ``failed
 server's message, and the report lists it. Only losing the cluster (or the lock) stops the
 run, with everything finished so far recorded for the next one.
 """
+
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -24,39 +27,28 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.errors import ApiError
-from migrator.importer import order
-from migrator.importer.apply import (
-    Applier,
-    ConflictPolicy,
-    Existing,
-    NotServed,
-    UNCHECKED,
-    list_existing,
-    prepare,
-)
-from migrator.importer.lock import ImportLock
-from migrator.importer.owners import Key, object_key, relink
-from migrator.importer.progress import (
-    FAILED,
-    BatchId,
-    ImportProgress,
-    ObjectOutcome,
-    cluster_id,
-)
+from migrator.errors import ApiError, NotServed
+from migrator.importer.apply import UNCHECKED, Applier, ConflictPolicy, Existing, list_existing
+from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome, cluster_id
 from migrator.importer.ratelimit import RateLimiter
 from migrator.importer.report import ImportReport
-from migrator.importer.scan import ImportPlan, folder_of, iter_part, kinds_by_folder, plan_import
-from migrator.importer.scope import ImportScope
 from migrator.kube import Cluster, Discovery, discover
-from migrator.readiness import READY, WAITING, readiness
+from migrator.kube.lease import Lease
+from migrator.kube.wait import READY, wait_for_all
+from migrator.resources import order
+from migrator.resources.identity import is_custom
+from migrator.resources.inventory import Inventory, take_inventory
+from migrator.resources.objects import apply_body, name_of
+from migrator.resources.owners import Key, object_key, relink
+from migrator.resources.readiness import readiness
+from migrator.resources.scope import Scope
+from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, SnapshotReader
-from migrator.snapshot.layout import api_version
+from migrator.snapshot.layout import api_version, entry_folder
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[str, int, int], None]  # (phase, objects done, objects in phase)
-
+LOCK_NAME = "migrator-import"  # the Lease in the target's kube-system: one import at a time
 _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _IN_FLIGHT_PER_WORKER = 4
 
@@ -66,7 +58,7 @@ class ImportOptions:
     """How to import; see ``migrator import --help`` for each."""
 
     conflict: ConflictPolicy = ConflictPolicy.SKIP
-    scope: ImportScope = field(default_factory=ImportScope)
+    scope: Scope = field(default_factory=Scope)
     dry_run: bool = False
     workers: int = 8
     qps: float = 0.0
@@ -74,12 +66,22 @@ class ImportOptions:
     restart: bool = False
     batch_size: int = 200
     crd_timeout: float = 120.0
+    crd_poll: float = 0.2
 
     def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
         """What makes two runs the same import (and so lets them share progress)."""
-        return {"snapshotCompletedAt": reader.manifest.get("completed_at"),
-                "conflict": self.conflict.value, "scope": self.scope.to_dict(),
-                "restoreStatus": self.restore_status}
+        return {
+            "snapshotCompletedAt": reader.manifest.get("completed_at"),
+            "conflict": self.conflict.value,
+            "scope": self.scope.to_dict(),
+            "restoreStatus": self.restore_status,
+        }
+
+
+def plan(reader: SnapshotReader, scope: Scope) -> Inventory:
+    """What importing the snapshot of ``reader`` within ``scope`` will create, phase by
+    phase; reads the snapshot, touches no cluster."""
+    return take_inventory(reader, scope)
 
 
 def import_snapshot(
@@ -87,33 +89,59 @@ def import_snapshot(
     cluster: Cluster,
     options: ImportOptions,
     *,
-    on_progress: ProgressCallback | None = None,
+    on_progress: Progress | None = None,
 ) -> ImportReport:
-    """Import the snapshot of ``reader`` into ``cluster``; see the module doc.
+    """Plan and apply the import of the snapshot of ``reader`` into ``cluster``."""
+    return apply(plan(reader, options.scope), reader, cluster, options, on_progress=on_progress)
 
-    Raises :class:`~migrator.errors.ImportLocked` if another import holds the target, and
+
+def apply(
+    plan: Inventory,
+    reader: SnapshotReader,
+    cluster: Cluster,
+    options: ImportOptions,
+    *,
+    on_progress: Progress | None = None,
+) -> ImportReport:
+    """Import the planned objects of the snapshot of ``reader`` into ``cluster``; see the
+    module doc.
+
+    Raises :class:`~migrator.errors.LockHeld` if another import holds the target, and
     :class:`~migrator.errors.ClusterUnreachable` if the target goes away; otherwise returns
     the report, whose ``partial`` says whether some objects failed.
     """
     started = time.monotonic()
-    options.scope.check(reader.resources())
-    plan = plan_import(reader, options.scope)
     target = {"context": cluster.context, "server": cluster.server, "clusterId": ""}
     report = ImportReport(
-        snapshot_id=reader.snapshot_id, store=reader.store.url, target=target,
-        conflict=options.conflict.value, dry_run=options.dry_run,
-        scope=options.scope.to_dict(), restore_status=options.restore_status,
+        snapshot_id=reader.snapshot_id,
+        store=reader.store.url,
+        target=target,
+        conflict=options.conflict.value,
+        dry_run=options.dry_run,
+        scope=options.scope.to_dict(),
+        restore_status=options.restore_status,
         out_of_scope=plan.out_of_scope,
     )
     target["clusterId"] = cluster_id(cluster)
     with contextlib.ExitStack() as stack:
         progress = None
         if not options.dry_run:
-            stack.enter_context(ImportLock(cluster, {
-                "snapshot": reader.snapshot_id, "store": reader.store.url}))
-            progress = ImportProgress(reader.store, reader.snapshot_id, target["clusterId"],
-                                      options.fingerprint(reader), target,
-                                      restart=options.restart)
+            stack.enter_context(
+                Lease(
+                    cluster,
+                    LOCK_NAME,
+                    "import",
+                    {"snapshot": reader.snapshot_id, "store": reader.store.url},
+                )
+            )
+            progress = ImportProgress(
+                reader.store,
+                reader.snapshot_id,
+                target["clusterId"],
+                options.fingerprint(reader),
+                target,
+                restart=options.restart,
+            )
             report.resumed, report.discarded_progress = progress.resumed, progress.discarded
         run = _Run(reader, cluster, options, plan, report, progress, on_progress)
         run.execute()
@@ -168,10 +196,10 @@ class _Run:
         reader: SnapshotReader,
         cluster: Cluster,
         options: ImportOptions,
-        plan: ImportPlan,
+        plan: Inventory,
         report: ImportReport,
         progress: ImportProgress | None,
-        on_progress: ProgressCallback | None,
+        on_progress: Progress | None,
     ) -> None:
         self.reader = reader
         self.cluster = cluster
@@ -180,9 +208,13 @@ class _Run:
         self.report = report
         self.progress = progress
         self.on_progress = on_progress
-        self.applier = Applier(cluster, options.conflict, dry_run=options.dry_run,
-                               resumed=bool(progress and progress.resumed),
-                               limiter=RateLimiter(options.qps))
+        self.applier = Applier(
+            cluster,
+            options.conflict,
+            dry_run=options.dry_run,
+            resumed=bool(progress and progress.resumed),
+            limiter=RateLimiter(options.qps),
+        )
         self.discovery: Discovery = discover(cluster)
         self.uids: dict[Key, str] = {}
         self.fatal: BaseException | None = None
@@ -232,12 +264,13 @@ class _Run:
         context = _EntryContext(phase, entry, {})
         served = [r.name for r in self.discovery.resources(api_version(entry), subresources=True)]
         if entry["resource"] not in served:
-            context.not_served = (f"the target does not serve {entry['resource']} in "
-                                  f"{api_version(entry)}: transform the snapshot for this "
-                                  "target, or install the API (CRD) first")
+            context.not_served = (
+                f"the target does not serve {entry['resource']} in "
+                f"{api_version(entry)}: transform the snapshot for this "
+                "target, or install the API (CRD) first"
+            )
             return context
-        namespaces = (sorted(self.plan.namespaces) if self.options.scope.include_namespaces
-                      else None)
+        namespaces = sorted(self.plan.namespaces) if self.options.scope.include_namespaces else None
         try:
             context.existing = list_existing(self.cluster, entry, namespaces)
         except NotServed as exc:
@@ -246,10 +279,11 @@ class _Run:
         except ApiError as exc:
             context.not_served = f"cannot list what the target holds: {exc}"
             return context
-        if self.options.restore_status and order.is_custom(entry["group"]):
+        if self.options.restore_status and is_custom(entry["group"]):
             context.statuses = {
                 (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
-                for line in self.reader.iter_aside(entry) if line.get("status")
+                for line in self.reader.iter_aside(entry)
+                if line.get("status")
             }
             context.status_subresource = f"{entry['resource']}/status" in served
         return context
@@ -258,7 +292,7 @@ class _Run:
         self, pool: ThreadPoolExecutor, context: _EntryContext, pending: list[Future[Any]]
     ) -> None:
         entry, phase = context.entry, context.phase
-        folder = folder_of(entry)
+        folder = entry_folder(entry)
         scope, size = self.options.scope, self.options.batch_size
         for part in range(len(entry["parts"])):
             if self.progress is not None and self.progress.part_done(phase, folder, part):
@@ -267,7 +301,7 @@ class _Run:
             self._part_failures.setdefault((phase, folder, part), False)
             batch: list[dict[str, Any]] = []
             index = 0
-            for obj in iter_part(self.reader, entry, part):
+            for obj in self.reader.iter_part(entry, part):
                 if not scope.admits(entry, obj) or self.plan.phase_of(entry, obj) != phase:
                     continue
                 batch.append(obj)
@@ -315,7 +349,8 @@ class _Run:
                 self._raise_fatal()
             future = pool.submit(self._import_one, context, obj)
             future.add_done_callback(
-                lambda f, c=context, t=tracker: self._object_done(f, c, t))
+                functools.partial(self._object_done, context=context, tracker=tracker)
+            )
             pending.append(future)
 
     def _import_one(self, context: _EntryContext, obj: dict[str, Any]) -> ObjectOutcome:
@@ -326,12 +361,16 @@ class _Run:
             state = UNCHECKED if self.options.dry_run else FAILED
             return ObjectOutcome(namespace, name, state, None, context.not_served)
         key = object_key(entry["group"], entry["kind"], obj)
-        body = prepare(obj, entry)
+        body = apply_body(obj, entry)
         relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
         status = context.statuses.get((namespace, name)) if context.statuses else None
-        outcome = self.applier.apply(entry, body, context.existing.get((namespace, name)),
-                                     status=status,
-                                     status_subresource=context.status_subresource)
+        outcome = self.applier.apply(
+            entry,
+            body,
+            context.existing.get((namespace, name)),
+            status=status,
+            status_subresource=context.status_subresource,
+        )
         if outcome.outcome not in (FAILED, "skipped") and (relinked or dropped):
             self.report.add_owner_refs(relinked, dropped)
         if outcome.uid and key in self.plan.owners.present:
@@ -382,40 +421,35 @@ class _Run:
     def _wait_crds(self) -> None:
         """Wait until each imported CRD is Established (or says it never will be)."""
         failed = {f["name"] for f in self.report.failures if f["phase"] == order.CRDS}
-        crds = sorted({str((o.get("metadata") or {}).get("name"))
-                       for e in self.plan.entries_in(order.CRDS)
-                       for o in self.reader.iter_objects(e)
-                       if self.options.scope.admits(e, o)} - failed)
+        crds = sorted(
+            {
+                name_of(o)
+                for e in self.plan.entries_in(order.CRDS)
+                for o in self.reader.iter_objects(e)
+                if self.options.scope.admits(e, o)
+            }
+            - failed
+        )
         if self.options.dry_run:
             self.report.crds = {name: "not created (dry run)" for name in crds}
             return
-        deadline = time.monotonic() + self.options.crd_timeout
-        waiting = set(crds)
-        while waiting:
-            for name in sorted(waiting):
-                try:
-                    live = self.cluster.request("GET", f"{_CRD_PATH}/{name}")
-                except ApiError as exc:
-                    self.report.crds[name] = str(exc)
-                    waiting.discard(name)
-                    continue
-                state = readiness("apiextensions.k8s.io", "CustomResourceDefinition", live)
-                if state.state != WAITING:
-                    self.report.crds[name] = "Established" if state.state == READY else state.reason
-                    waiting.discard(name)
-            if waiting and time.monotonic() > deadline:
-                for name in waiting:
-                    self.report.crds[name] = (f"not Established after "
-                                              f"{self.options.crd_timeout:.0f}s")
-                break
-            if waiting:
-                time.sleep(0.2)
+        waited = wait_for_all(
+            crds,
+            lambda name: self.cluster.request("GET", f"{_CRD_PATH}/{name}"),
+            lambda live: readiness("apiextensions.k8s.io", "CustomResourceDefinition", live),
+            timeout=self.options.crd_timeout,
+            interval=self.options.crd_poll,
+        )
+        for name, end in waited.items():
+            self.report.crds[name] = (
+                "Established" if end.readiness.state == READY else end.readiness.reason
+            )
 
     def _load_uids(self) -> None:
         """Uids of owners an earlier run created, from its records."""
         if self.progress is None or not self.progress.resumed:
             return
-        kinds = kinds_by_folder(self.plan.entries)
+        kinds = {entry_folder(e): (e["group"], e["kind"]) for e in self.plan.entries}
         present = self.plan.owners.present
         for (_phase, folder, _part, _index), outcome in self.progress.outcomes():
             group_kind = kinds.get(folder)
@@ -424,4 +458,3 @@ class _Run:
             key = (*group_kind, outcome.namespace, outcome.name)
             if key in present:
                 self.uids[key] = outcome.uid
-

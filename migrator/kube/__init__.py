@@ -1,4 +1,5 @@
 """Cluster access: connect through a kubeconfig context, discover, page through lists, retry."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ the client generator (whose ``call_api`` signature changed between releases), ke
 package's slow import out of every command, and gives later stages the raw response bytes,
 parsed once or streamed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,6 +30,11 @@ from migrator.kube.transport import open_transport
 log = logging.getLogger(__name__)
 
 Query = Mapping[str, str | int | bool] | Sequence[tuple[str, str | int | bool]]
+
+# Every write migrator makes is a server-side apply under this field manager, so a cluster
+# records which fields migrator set, and a re-run changes nothing.
+FIELD_MANAGER = "migrator"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class Cluster:
@@ -152,6 +158,23 @@ class Cluster:
             what=f"{method} {path}",
             policy=self._retry_policy,
         )
+
+    def apply(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply ``body`` to the object at ``path`` as :data:`FIELD_MANAGER`
+        (``force`` takes over fields other managers own; ``dry_run`` changes nothing)."""
+        query: dict[str, str | int | bool] = {"fieldManager": FIELD_MANAGER}
+        if force:
+            query["force"] = True
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.request("PATCH", path, query=query, body=body, content_type=APPLY_PATCH)
 
     def close(self) -> None:
         """Release the pooled connections; the object is unusable afterwards."""

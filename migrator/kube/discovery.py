@@ -6,11 +6,12 @@ whose resource list cannot be fetched (typically an aggregated API whose backend
 answers 503) does not fail discovery: it is recorded in :attr:`Discovery.failed`, and callers
 decide whether that matters to them.
 """
+
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,11 @@ class Discovery:
         }
 
 
+def listable(resources: Iterable[APIResource]) -> list[APIResource]:
+    """Top-level resources that can be listed and read one by one."""
+    return [r for r in resources if not r.is_subresource and "list" in r.verbs and "get" in r.verbs]
+
+
 def group_version_path(group_version: str) -> str:
     """The URL path of a group/version: ``/api/v1`` for core, ``/apis/<group>/<version>`` else."""
     return f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
@@ -225,8 +231,7 @@ def discover(cluster: Cluster, *, workers: int = DEFAULT_WORKERS) -> Discovery:
     failed: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(group_versions)))) as pool:
         futures = {
-            gv: pool.submit(cluster.request, "GET", group_version_path(gv))
-            for gv in group_versions
+            gv: pool.submit(cluster.request, "GET", group_version_path(gv)) for gv in group_versions
         }
         for gv, future in futures.items():
             try:

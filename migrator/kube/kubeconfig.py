@@ -12,6 +12,7 @@ generated model) costs more than a second of every command. Users that need a cr
 plugin (``exec``, ``auth-provider``) or a SOCKS proxy are marked ``official``: the official
 package handles those.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,7 +70,11 @@ def read_documents(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
         try:
             doc = yaml.load(text, Loader=_YAML_LOADER) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"kubeconfig {path} is not valid YAML: {exc}") from exc
+            # Where and what only: the offending line may hold a token or a key.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "cannot be parsed"
+            raise ConfigError(f"kubeconfig {path} is not valid YAML{where}: {problem}") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
         documents.append((path, doc))

@@ -1,9 +1,11 @@
 """Paginated lists: one page at a time, so a huge collection never sits in memory whole."""
+
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from migrator import jsoncodec
@@ -12,6 +14,8 @@ if TYPE_CHECKING:
     from migrator.kube.client import Cluster
 
 DEFAULT_PAGE_SIZE = 500
+# Lists of objects' metadata only: what exists, without the objects' content.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 T = TypeVar("T")
 
@@ -22,6 +26,7 @@ def iter_pages(
     *,
     limit: int = DEFAULT_PAGE_SIZE,
     query: Mapping[str, str | int | bool] | None = None,
+    accept: str = "application/json",
 ) -> Iterator[dict[str, Any]]:
     """Yield each page (the decoded list document) of a list endpoint, following ``continue``.
 
@@ -29,8 +34,9 @@ def iter_pages(
     ``resourceVersion``) use this; a 410 Expired from a stale token surfaces as the
     :class:`~migrator.errors.ApiError` of the request, for the caller to restart the list.
     """
-    return iter_handled_pages(cluster, path, jsoncodec.loads, continue_token,
-                              limit=limit, query=query)
+    return iter_handled_pages(
+        cluster, path, jsoncodec.loads, continue_token, limit=limit, query=query, accept=accept
+    )
 
 
 def iter_handled_pages(
@@ -41,16 +47,18 @@ def iter_handled_pages(
     *,
     limit: int = DEFAULT_PAGE_SIZE,
     query: Mapping[str, str | int | bool] | None = None,
-) -> Iterator[T]:
+    accept: str = "application/json",
+) -> Generator[T, None, None]:
     """Yield ``handle(body)`` of each page of a list endpoint, following the continue token
     ``token_of`` finds in what ``handle`` made of the page: for callers that decode pages
-    their own way (elsewhere, or into something else than the list document)."""
+    their own way (elsewhere, or into something else than the list document). ``accept``
+    may ask for another representation (metadata only: :data:`METADATA_LIST`)."""
     token = ""
     while True:
         params: dict[str, str | int | bool] = {**(query or {}), "limit": limit}
         if token:
             params["continue"] = token
-        handled = handle(cluster.request_raw("GET", path, query=params))
+        handled = handle(cluster.request_raw("GET", path, query=params, accept=accept))
         yield handled
         token = token_of(handled)
         if not token:
@@ -68,9 +76,10 @@ def iter_items(
     *,
     limit: int = DEFAULT_PAGE_SIZE,
     query: Mapping[str, str | int | bool] | None = None,
+    accept: str = "application/json",
 ) -> Iterator[dict[str, Any]]:
     """Yield the items of a list endpoint, following ``metadata.continue`` page after page."""
-    for page in iter_pages(cluster, path, limit=limit, query=query):
+    for page in iter_pages(cluster, path, limit=limit, query=query, accept=accept):
         yield from page.get("items") or ()
 
 
@@ -132,8 +141,6 @@ def fan_in(sources: list[Iterator[T]], parallel: int, depth: int = 1) -> Iterato
         stopped.set()
         for helper in helpers:  # unblock helpers waiting on a full queue, then join them
             while helper.is_alive():
-                try:
+                with contextlib.suppress(queue.Empty):
                     handoff.get_nowait()
-                except queue.Empty:
-                    pass
                 helper.join(timeout=0.05)

@@ -6,6 +6,7 @@ serve the group/version at all (a group/version disappears when its last resourc
 can be later than most of its kinds: storage.k8s.io/v1beta1 lost StorageClass in 1.22 but kept
 CSIStorageCapacity until 1.27). Source: the Kubernetes deprecated API migration guide.
 """
+
 from __future__ import annotations
 
 Release = tuple[int, int]

@@ -13,6 +13,7 @@ a connection failure becomes whatever the caller's ``on_connection_error`` makes
 Tests never sleep: replace :data:`DEFAULT_POLICY` (or pass a policy) whose ``sleep`` records
 the waits instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,6 @@ from migrator.errors import ApiError, MigratorError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
 # Transport failures worth another try. NewConnectionError covers a refused connection
 # (the API server restarting); ProtocolError covers a reset or a half-closed keep-alive socket.
@@ -76,10 +75,10 @@ def is_transport_error(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """True if trying the same request again may well succeed."""
-    if isinstance(exc, ApiError):
-        return exc.status in TRANSIENT_STATUSES
     if isinstance(exc, MigratorError):
-        return False
+        # An API error says itself whether it is temporary (errors.TRANSIENT_STATUSES); any
+        # other MigratorError is already the final word of a retry loop, or permanent.
+        return isinstance(exc, ApiError) and exc.temporary
     if isinstance(exc, urllib3.exceptions.MaxRetryError):
         return exc.reason is not None and is_transient(exc.reason)
     if isinstance(exc, urllib3.exceptions.SSLError):

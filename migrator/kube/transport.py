@@ -7,6 +7,7 @@ implements (``exec`` and ``auth-provider`` credential plugins, a SOCKS proxy) go
 it, as before: its loader builds the pool, and its configuration hands out the (refreshed)
 ``authorization`` header on every attempt.
 """
+
 from __future__ import annotations
 
 import base64
@@ -55,8 +56,9 @@ def open_transport(choice: KubeconfigChoice, access: ClusterAccess, pool_size: i
         if access.insecure:
             pool_kw.update(cert_reqs=ssl.CERT_NONE, assert_hostname=False)
         elif access.tls_server_name:
-            pool_kw.update(server_hostname=access.tls_server_name,
-                           assert_hostname=access.tls_server_name)
+            pool_kw.update(
+                server_hostname=access.tls_server_name, assert_hostname=access.tls_server_name
+            )
     pool: urllib3.PoolManager
     if access.proxy_url:
         pool = urllib3.ProxyManager(access.proxy_url, **pool_kw)
@@ -150,7 +152,8 @@ def _official_transport(choice: KubeconfigChoice, pool_size: int) -> Transport:
 
     def auth_headers() -> dict[str, str]:
         headers: dict[str, str] = {}
-        for setting in configuration.auth_settings().values():
+        settings: Any = configuration.auth_settings()  # {name: {"in", "key", "value"}}
+        for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
                 headers[setting["key"]] = setting["value"]
         return headers

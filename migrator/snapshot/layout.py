@@ -7,6 +7,7 @@ A snapshot is a folder ``<snapshot_id>/`` in a store, readable with ordinary too
       resources/<group|core>/<version>/<resource>/
         part-00000.jsonl.gz[.enc]         one object per line, gzip'd (then encrypted)
         aside-00000.jsonl.gz[.enc]        data kept aside (e.g. status), one line per object
+        _report.json                      what the export counted for the resource (skips, strips)
         _done.json                        written when all parts of the resource are stored
       manifest.json                       written last: the snapshot is complete
 
@@ -28,6 +29,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STATE = "_snapshot.json"
 DONE = "_done.json"
+TYPE_REPORT = "_report.json"  # beside a resource's parts: what its export counted
 RESOURCES = "resources"
 CORE_GROUP = "core"  # the folder of the group "" (CRD groups always contain a dot)
 
@@ -70,6 +72,11 @@ def resource_folder(group: str, version: str, resource: str) -> str:
     return f"{RESOURCES}/{group or CORE_GROUP}/{version}/{resource}"
 
 
+def entry_folder(entry: ResourceEntry) -> str:
+    """An entry's folder in the snapshot (``resources/apps/v1/deployments``)."""
+    return resource_folder(entry["group"], entry["version"], entry["resource"])
+
+
 def part_key(folder: str, stem: str, index: int, encrypted: bool) -> str:
     """``<folder>/<stem>-00000.jsonl.gz`` (stem ``part`` or ``aside``), ``.enc`` if encrypted."""
     return f"{folder}/{stem}-{index:05d}.jsonl.gz" + (".enc" if encrypted else "")
@@ -96,8 +103,11 @@ def typed(obj: dict[str, Any], entry: ResourceEntry) -> dict[str, Any]:
     """
     if obj.get("apiVersion") and obj.get("kind"):
         return obj
-    return {"apiVersion": api_version(entry), "kind": entry["kind"], **{
-        k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}}
+    return {
+        "apiVersion": api_version(entry),
+        "kind": entry["kind"],
+        **{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")},
+    }
 
 
 def dump_json(doc: Any) -> bytes:

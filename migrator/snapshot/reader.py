@@ -114,6 +114,11 @@ class SnapshotReader:
     def encrypted(self) -> bool:
         return self.key_id is not None
 
+    @property
+    def key_given(self) -> bool:
+        """True when the snapshot is encrypted and its key was given: objects can be read."""
+        return self._key is not None
+
     def resources(self) -> list[ResourceEntry]:
         """The entries of the manifest, one per resource, in (group, version, resource) order."""
         return list(self.manifest["resources"])
@@ -127,6 +132,10 @@ class SnapshotReader:
     def iter_objects(self, entry: ResourceEntry) -> Iterator[dict[str, Any]]:
         """The resource's objects, streamed one part at a time."""
         return self._iter_parts(entry["parts"])
+
+    def iter_part(self, entry: ResourceEntry, index: int) -> Iterator[dict[str, Any]]:
+        """The objects of one part of the resource (``index`` into its parts)."""
+        return self._iter_parts([entry["parts"][index]])
 
     def iter_aside(self, entry: ResourceEntry) -> Iterator[dict[str, Any]]:
         """The resource's aside lines (``{"namespace", "name", ...}``), streamed."""

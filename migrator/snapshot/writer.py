@@ -23,6 +23,7 @@ from migrator.snapshot.layout import (
     MANIFEST,
     RESOURCES,
     STATE,
+    TYPE_REPORT,
     ResourceEntry,
     check_snapshot_id,
     dump_json,
@@ -115,6 +116,20 @@ class SnapshotWriter:
         """Resources kept from an interrupted run: the caller may skip exporting them again."""
         with self._lock:
             return sorted(self._done.values(), key=identity)
+
+    def put_type_report(self, group: str, version: str, resource: str, doc: Any) -> None:
+        """Store what was counted for a resource beside its parts (before its ``_done.json``,
+        so a resumed run finds the counts of every finished resource)."""
+        self.store.put_bytes(
+            self._key(f"{resource_folder(group, version, resource)}/{TYPE_REPORT}"), dump_json(doc)
+        )
+
+    def type_report(self, group: str, version: str, resource: str) -> dict[str, Any]:
+        """What :meth:`put_type_report` stored for a resource (an earlier run's);
+        :class:`~migrator.errors.SnapshotCorrupt` when it is missing or unreadable."""
+        return load_json(
+            self.store, self._key(f"{resource_folder(group, version, resource)}/{TYPE_REPORT}")
+        )
 
     def resource(
         self, group: str, version: str, resource: str, kind: str, namespaced: bool
@@ -217,8 +232,11 @@ class SnapshotWriter:
             )
         started_with = state.get("settings", self._settings)  # older runs did not record them
         if started_with != self._settings:
-            changed = sorted(k for k in started_with.keys() | self._settings.keys()
-                             if started_with.get(k) != self._settings.get(k))
+            changed = sorted(
+                k
+                for k in started_with.keys() | self._settings.keys()
+                if started_with.get(k) != self._settings.get(k)
+            )
             raise SnapshotError(
                 f"snapshot {self.snapshot_id!r} was started with other settings "
                 f"({', '.join(changed)}); resuming would mix objects exported both ways",

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 # What ``put_file`` accepts: a path to copy from, or an open binary file read from its
 # current position to the end.
-Source = str | os.PathLike[str] | BinaryIO
+Source = str | os.PathLike[str] | IO[bytes]
 
 
 def check_key(key: str) -> str:
@@ -101,7 +101,7 @@ class Store(ABC):
         for key in list(self.list(prefix)):
             self.delete(key)
 
-    def sync(self, prefix: str, *, parents: bool = True) -> None:
+    def sync(self, prefix: str, *, parents: bool = True) -> None:  # noqa: B027 (no-op default)
         """Make every key starting with ``prefix`` durable: what was written survives a crash
         of the machine, not only of the process. A put is all or nothing either way; a store
         whose puts are durable when they return (S3) has nothing to do.

@@ -13,9 +13,9 @@ turned into a :class:`~migrator.errors.StoreError` child that says what to do, r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlparse
 
 import boto3
@@ -23,10 +23,12 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    ConnectionError as BotoConnectionError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from migrator.errors import (
@@ -195,10 +197,10 @@ class S3Store(Store):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _upload(self, key: str, stream: BinaryIO) -> None:
+    def _upload(self, key: str, stream: IO[bytes]) -> None:
         self._client.upload_fileobj(stream, self.bucket, self._full(key), Config=self._transfer)
 
-    def _delete_batch(self, keys: list[str]) -> None:
+    def _delete_batch(self, keys: Sequence[str]) -> None:
         with self._errors():
             response = self._client.delete_objects(
                 Bucket=self.bucket,

@@ -5,6 +5,7 @@ replacement, field by field. It declares what it applies to (``source``) and wha
 produces (``target``), and returns the new object together with every change it made, so
 the transform report falls out of the records and nothing is dropped silently.
 """
+
 from __future__ import annotations
 
 import enum
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How much a person should care about a change."""
 
     INFO = "info"  # mechanical rewrite, same meaning (field renamed, value restructured)
@@ -39,8 +40,13 @@ class Change:
     source: str = ""  # which conversion or rule made it (filled by the runner if empty)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"path": self.path, "action": self.action, "reason": self.reason,
-                "severity": self.severity.value, "source": self.source}
+        data = {
+            "path": self.path,
+            "action": self.action,
+            "reason": self.reason,
+            "severity": self.severity.value,
+            "source": self.source,
+        }
         if self.before is not None:
             data["before"] = self.before
         if self.after is not None:

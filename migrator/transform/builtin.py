@@ -4,14 +4,14 @@ The registry (``migrator.transform.registry``) and the per-group conversions are
 piece of work; the runner, ``check-apis`` and their tests reach them only through this module,
 so the seam is one place and tests can hand the runner their own converter instead.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from migrator.resources.objects import Obj
 from migrator.transform.base import Conversion, Result
 
-Obj = dict[str, Any]
 Serves = Callable[[str], bool]
 Converter = Callable[[Obj, Serves], Result]
 Normalizer = Callable[[Obj], Result]
@@ -21,8 +21,13 @@ Finder = Callable[[str, str], Conversion | None]
 KindServes = Callable[[str, str], bool]
 
 
-def convert(obj: Obj, serves: Serves, *, kind_serves: KindServes | None = None,
-            last_applied: str = "rewrite") -> Result:
+def convert(
+    obj: Obj,
+    serves: Serves,
+    *,
+    kind_serves: KindServes | None = None,
+    last_applied: str = "rewrite",
+) -> Result:
     """The registry's conversion of ``obj`` for a target that serves what ``serves`` says.
 
     It also rewrites what embeds manifests (Helm release records, and the last-applied
@@ -33,11 +38,15 @@ def convert(obj: Obj, serves: Serves, *, kind_serves: KindServes | None = None,
     return registry.convert_for(obj, serves, kind_serves=kind_serves, last_applied=last_applied)
 
 
-def converter(*, kind_serves: KindServes | None = None, last_applied: str = "rewrite",
-              ) -> Converter:
+def converter(
+    *,
+    kind_serves: KindServes | None = None,
+    last_applied: str = "rewrite",
+) -> Converter:
     """:func:`convert` with its settings bound, as the runner and check-apis take it."""
-    return lambda obj, serves: convert(obj, serves, kind_serves=kind_serves,
-                                       last_applied=last_applied)
+    return lambda obj, serves: convert(
+        obj, serves, kind_serves=kind_serves, last_applied=last_applied
+    )
 
 
 def find(api_version: str, kind: str) -> Conversion | None:
@@ -71,6 +80,8 @@ def normalize_ingress(obj: Obj) -> Result:
 LAST_APPLIED_MODES = ("rewrite", "drop", "keep")
 # Run on every object after its conversion, or on objects that needed none: what the old API
 # server's own conversion leaves for us when export read the object at the new version.
-NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (("podtemplate", normalize_pod_template),
-                                                   ("crd", normalize_crd),
-                                                   ("ingress", normalize_ingress))
+NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (
+    ("podtemplate", normalize_pod_template),
+    ("crd", normalize_crd),
+    ("ingress", normalize_ingress),
+)

@@ -11,6 +11,7 @@ Verdicts: ``ok``, ``convert``, ``review`` (converted, meaning may differ), ``los
 (converted, something dropped), ``drop`` (no successor: the suggested replacement is in the
 details), ``unsupported`` (not served by the target and no conversion known).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,18 +21,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.export import rules as export_rules
-from migrator.export.selection import ResourceType, identity_of, listable
 from migrator.kube import Cluster, Discovery, iter_items
+from migrator.kube.discovery import listable
+from migrator.resources.identity import identity_of
+from migrator.resources.objects import Obj, describe_ref, object_ref
+from migrator.resources.regenerated import classify, type_skip
+from migrator.resources.types import ResourceType
 from migrator.snapshot import SnapshotReader
 from migrator.snapshot.layout import typed
 from migrator.transform import builtin
 from migrator.transform.base import Severity
-from migrator.transform.report import describe_ref, object_ref
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Serves = Callable[[str], bool]
 NEEDS_PERSON = ("review", "loss", "drop", "unsupported")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -52,8 +54,12 @@ class ApiCheck:
         return self.verdict in NEEDS_PERSON
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"object": self.object, "verdict": self.verdict, "needsPerson": self.needs_person,
-                "details": self.details}
+        data = {
+            "object": self.object,
+            "verdict": self.verdict,
+            "needsPerson": self.needs_person,
+            "details": self.details,
+        }
         if self.becomes:
             data["becomes"] = self.becomes
         if self.written_via:
@@ -74,9 +80,12 @@ class CheckReport:
         return [c for c in self.checks if c.needs_person]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "verdicts": dict(sorted(self.verdicts.items())),
-                "needsPerson": [describe_ref(c.object) for c in self.needs_person],
-                "objects": [c.to_dict() for c in self.checks]}
+        return {
+            "target": self.target,
+            "verdicts": dict(sorted(self.verdicts.items())),
+            "needsPerson": [describe_ref(c.object) for c in self.needs_person],
+            "objects": [c.to_dict() for c in self.checks],
+        }
 
 
 def verdict(obj: Obj, serves: Serves, converter: builtin.Converter = builtin.convert) -> ApiCheck:
@@ -86,22 +95,33 @@ def verdict(obj: Obj, serves: Serves, converter: builtin.Converter = builtin.con
         return ApiCheck(ref, "ok")
     result = converter(obj, serves)
     worst = {c.severity for c in result.changes}
-    details = [c.reason for c in result.changes
-               if c.severity in (Severity.REVIEW, Severity.LOSS, Severity.DROP)]
+    details = [
+        c.reason
+        for c in result.changes
+        if c.severity in (Severity.REVIEW, Severity.LOSS, Severity.DROP)
+    ]
     if result.obj is None:
         return ApiCheck(ref, "drop", details=details or [c.reason for c in result.changes])
     becomes = f"{result.obj.get('apiVersion')} {result.obj.get('kind')}"
     if not serves(str(result.obj.get("apiVersion") or "")):
-        return ApiCheck(ref, "unsupported", details=[
-            f"the target does not serve {obj.get('apiVersion')} and no conversion is known"])
-    name = "loss" if Severity.LOSS in worst else "review" if Severity.REVIEW in worst else \
-        "convert"
+        return ApiCheck(
+            ref,
+            "unsupported",
+            details=[
+                f"the target does not serve {obj.get('apiVersion')} and no conversion is known"
+            ],
+        )
+    name = "loss" if Severity.LOSS in worst else "review" if Severity.REVIEW in worst else "convert"
     return ApiCheck(ref, name, becomes=becomes, details=details)
 
 
-def check_apis(objects: Iterable[Obj | tuple[Obj, dict[str, Any]]], serves: Serves, *,
-               target: dict[str, Any], converter: builtin.Converter = builtin.convert,
-               ) -> CheckReport:
+def check_apis(
+    objects: Iterable[Obj | tuple[Obj, dict[str, Any]]],
+    serves: Serves,
+    *,
+    target: dict[str, Any],
+    converter: builtin.Converter = builtin.convert,
+) -> CheckReport:
     """Check every object; live objects come as (object, written_via) pairs."""
     report = CheckReport(target=target)
     for item in objects:
@@ -125,8 +145,9 @@ def _writers(obj: Obj, group_version: str) -> list[str] | None:
     meta = obj.get("metadata") or {}
     managed = meta.get("managedFields")
     if managed:
-        return sorted({str(m.get("manager", "?")) for m in managed
-                       if m.get("apiVersion") == group_version})
+        return sorted(
+            {str(m.get("manager", "?")) for m in managed if m.get("apiVersion") == group_version}
+        )
     applied = (meta.get("annotations") or {}).get(LAST_APPLIED)
     if applied:
         try:
@@ -138,31 +159,35 @@ def _writers(obj: Obj, group_version: str) -> list[str] | None:
     return None
 
 
-def live_objects(cluster: Cluster, discovery: Discovery, serves: Serves,
-                 ) -> Iterator[tuple[Obj, dict[str, Any]]]:
+def live_objects(
+    cluster: Cluster,
+    discovery: Discovery,
+    serves: Serves,
+) -> Iterator[tuple[Obj, dict[str, Any]]]:
     """Objects of ``cluster`` written through a group/version the target does not serve."""
     seen: set[str] = set()
     for gv in discovery.group_versions():
         if serves(gv):
             continue
         for resource in listable(discovery.resources(gv)):
-            rtype = ResourceType(resource.group, resource.version, resource.name, resource.kind,
-                                 resource.namespaced)
-            if export_rules.type_skip(rtype) is not None:
+            rtype = ResourceType(
+                resource.group, resource.version, resource.name, resource.kind, resource.namespaced
+            )
+            if type_skip(rtype.group, rtype.resource) is not None:
                 continue
             ident = identity_of(resource.group, resource.name)
             only_here = not any(
                 r.group_version != gv and identity_of(r.group, r.name) == ident
-                for r in listable(discovery.iter_resources()))
+                for r in listable(discovery.iter_resources())
+            )
             for obj in iter_items(cluster, rtype.list_path()):
                 uid = str((obj.get("metadata") or {}).get("uid") or "")
                 writers = _writers(obj, gv)
                 if uid in seen or not (only_here or writers or writers is None):
                     continue
-                if export_rules.classify(obj, rtype) is not None:
+                if classify(obj, rtype.group, rtype.resource) is not None:
                     continue  # export leaves it behind (built-in, regenerated): nothing to convert
                 seen.add(uid)
                 obj.setdefault("apiVersion", gv)
                 obj.setdefault("kind", resource.kind)
-                yield obj, {"groupVersion": gv, "managers": writers or [],
-                            "onlyVersion": only_here}
+                yield obj, {"groupVersion": gv, "managers": writers or [], "onlyVersion": only_here}

@@ -6,11 +6,32 @@ report all speak JSON Pointers, and the patch semantics must be exact: ``~1`` is
 Operations apply in place; callers copy first when they must keep the original.
 Error messages name the path, never the values (they may be Secret data).
 """
+
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from migrator.errors import PatchError, PatchTestFailed
+
+__all__ = [
+    "OPERATIONS",
+    "REQUIRED",
+    "PatchError",
+    "PatchTestFailed",
+    "add",
+    "apply_operation",
+    "apply_patch",
+    "escape_token",
+    "exists",
+    "join_pointer",
+    "json_equal",
+    "parse_pointer",
+    "remove",
+    "replace",
+    "resolve",
+]
 
 OPERATIONS = ("add", "remove", "replace", "copy", "move", "test")
 # Which members each operation needs besides "op" and "path".
@@ -22,14 +43,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "move": ("from",),
     "test": ("value",),
 }
-
-
-class PatchError(ValueError):
-    """An operation cannot be applied to this document (missing path, wrong type, ...)."""
-
-
-class PatchTestFailed(PatchError):
-    """A ``test`` operation found another value: the patch is not for this document."""
 
 
 def parse_pointer(pointer: str) -> list[str]:
@@ -181,7 +194,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     return type(a) is type(b) and a == b

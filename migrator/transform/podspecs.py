@@ -5,14 +5,14 @@ container of every pod an object will create; this module is the one place that 
 shapes: a Pod's own spec, a workload's ``spec.template``, a CronJob's job template, a
 PodTemplate's ``template``. Paths are JSON Pointers so the changes can name them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from migrator.resources.identity import group_of
+from migrator.resources.objects import Obj, lookup
 from migrator.transform.jsonpatch import join_pointer
-
-Obj = dict[str, Any]
 
 # (group, kind) → the tokens leading from the object to its pod spec.
 POD_SPEC_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -36,9 +36,7 @@ CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 def group_kind(obj: Obj) -> tuple[str, str]:
     """(group, kind) of an object; the core group is ""."""
-    api_version = str(obj.get("apiVersion") or "")
-    group = api_version.rpartition("/")[0]
-    return group, str(obj.get("kind") or "")
+    return group_of(str(obj.get("apiVersion") or "")), str(obj.get("kind") or "")
 
 
 def pod_spec(obj: Obj) -> tuple[str, Obj] | None:
@@ -46,9 +44,7 @@ def pod_spec(obj: Obj) -> tuple[str, Obj] | None:
     tokens = POD_SPEC_PATHS.get(group_kind(obj))
     if tokens is None:
         return None
-    node: Any = obj
-    for token in tokens:
-        node = node.get(token) if isinstance(node, dict) else None
+    node = lookup(obj, tokens)
     return (join_pointer(*tokens), node) if isinstance(node, dict) else None
 
 

@@ -5,18 +5,28 @@ serves, drops kinds with no successor, and rewrites what embeds manifests: the l
 annotation and Helm release records. Pod templates of objects already at a served version are
 the runner's to normalize (``podtemplate.normalize_pod_template``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from migrator.kube import removals
 from migrator.transform.base import Change, Conversion, Result, Severity
-from migrator.transform.conversions.rewriter import lookup
 from migrator.transform.conversions import ALL, helm, lastapplied
+from migrator.transform.conversions.rewriter import lookup
 
 Serves = Callable[[str], bool]
 KindServes = Callable[[str, str], bool]
-__all__ = ["CONVERSIONS", "chain", "convert_for", "find", "lookup", "release_serves", "removals_by_release"]
+__all__ = [
+    "CONVERSIONS",
+    "chain",
+    "convert_for",
+    "find",
+    "lookup",
+    "release_serves",
+    "removals_by_release",
+]
 
 CONVERSIONS: tuple[Conversion, ...] = ALL
 _BY_SOURCE: dict[tuple[str, str], Conversion] = {c.source: c for c in CONVERSIONS}
@@ -40,7 +50,8 @@ def chain(api_version: str, kind: str) -> list[Conversion]:
 
 
 def removals_by_release(target_minor: int) -> set[tuple[str, str]]:
-    """Every (apiVersion, kind) migrator converts that a 1.``target_minor`` server no longer serves."""
+    """Every (apiVersion, kind) migrator converts that a 1.``target_minor`` server no longer
+    serves."""
     return {c.source for c in CONVERSIONS if c.removed_in <= (1, target_minor)}
 
 
@@ -58,8 +69,13 @@ def release_serves(target_minor: int) -> KindServes:
     return serves
 
 
-def convert_for(obj: dict[str, Any], serves: Serves, *, kind_serves: KindServes | None = None,
-                last_applied: str = "rewrite") -> Result:
+def convert_for(
+    obj: dict[str, Any],
+    serves: Serves,
+    *,
+    kind_serves: KindServes | None = None,
+    last_applied: str = "rewrite",
+) -> Result:
     """``obj`` as the target can take it: converted, or dropped; with every change recorded.
 
     ``serves(apiVersion)`` says what the target serves (its discovery); ``kind_serves`` may
@@ -68,28 +84,42 @@ def convert_for(obj: dict[str, Any], serves: Serves, *, kind_serves: KindServes 
     """
     served = kind_serves or (lambda api_version, kind: serves(api_version))
     api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
-    result = Result(obj)
+    current: dict[str, Any] = obj
+    changes: list[Change] = []
     if not served(api_version, kind):
-        result = _convert(obj, api_version, kind, served)
-        if result.obj is None:
-            return result
-    if helm.is_release(result.obj):
-        nested = helm.rewrite_release(result.obj, lambda doc: convert_for(doc, serves, kind_serves=kind_serves,
-                                                                           last_applied="keep"))
-        result = Result(nested.obj, [*result.changes, *nested.changes])
-    if lastapplied.stale_api_version(result.obj, served):
-        nested = lastapplied.rewrite_last_applied(
-            result.obj, lambda applied: convert_for(applied, serves, kind_serves=kind_serves, last_applied="keep"),
-            last_applied)
-        result = Result(nested.obj, [*result.changes, *nested.changes])
-    return result
+        converted = _convert(obj, api_version, kind, served)
+        if converted.obj is None:
+            return converted
+        current, changes = converted.obj, converted.changes
+
+    def nested_convert(doc: dict[str, Any]) -> Result:
+        return convert_for(doc, serves, kind_serves=kind_serves, last_applied="keep")
+
+    if helm.is_release(current):
+        nested = helm.rewrite_release(current, nested_convert)
+        current, changes = nested.obj or current, [*changes, *nested.changes]
+    if lastapplied.stale_api_version(current, served):
+        nested = lastapplied.rewrite_last_applied(current, nested_convert, last_applied)
+        current, changes = nested.obj or current, [*changes, *nested.changes]
+    return Result(current, changes)
 
 
 def _convert(obj: dict[str, Any], api_version: str, kind: str, served: KindServes) -> Result:
     steps = chain(api_version, kind)
     if not steps:
-        return Result(obj, [Change("", "keep", f"the target does not serve {api_version} and migrator has no "
-                                   f"conversion for {kind}", Severity.REVIEW, source="registry")])
+        return Result(
+            obj,
+            [
+                Change(
+                    "",
+                    "keep",
+                    f"the target does not serve {api_version} and migrator has no "
+                    f"conversion for {kind}",
+                    Severity.REVIEW,
+                    source="registry",
+                )
+            ],
+        )
     stop = None
     for index, step in enumerate(steps):
         if step.target is None:
@@ -99,14 +129,24 @@ def _convert(obj: dict[str, Any], api_version: str, kind: str, served: KindServe
             stop = index
     if stop is None:
         targets = ", ".join(s.target[0] for s in steps if s.target)
-        return Result(None, [Change("", "drop", f"the target serves neither {api_version} nor any successor "
-                                    f"({targets})", Severity.DROP, source="registry")])
+        return Result(
+            None,
+            [
+                Change(
+                    "",
+                    "drop",
+                    f"the target serves neither {api_version} nor any successor ({targets})",
+                    Severity.DROP,
+                    source="registry",
+                )
+            ],
+        )
     changes: list[Change] = []
     current: dict[str, Any] | None = obj
-    for step in steps[:stop + 1]:
+    for step in steps[: stop + 1]:
+        if current is None:
+            break
         step_result = step.convert(current)
         changes.extend(step_result.changes)
         current = step_result.obj
-        if current is None:
-            break
     return Result(current, changes)

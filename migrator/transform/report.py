@@ -5,6 +5,7 @@ Records are kept only for objects that changed or were dropped; counts cover eve
 ConfigMaps) ``before``/``after`` of every change are replaced by :data:`MASK` when the change
 is recorded, so they never reach memory that outlives the object, a file or a terminal.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -12,7 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from migrator.resources.objects import describe_ref, object_ref
 from migrator.transform.base import Change, Severity
+
+__all__ = [
+    "MASK",
+    "NEEDS_PERSON",
+    "KindCount",
+    "ObjectRecord",
+    "TransformReport",
+    "describe_ref",
+    "is_sensitive",
+    "mask",
+    "object_ref",
+]
 
 MASK = "(hidden)"
 NEEDS_PERSON = frozenset({Severity.REVIEW, Severity.LOSS, Severity.DROP})
@@ -33,25 +47,13 @@ def is_sensitive(obj: dict[str, Any]) -> bool:
 def mask(changes: Iterable[Change]) -> list[Change]:
     """The changes with their values hidden (paths and reasons stay)."""
     return [
-        replace(c, before=MASK if c.before is not None else None,
-                after=MASK if c.after is not None else None)
+        replace(
+            c,
+            before=MASK if c.before is not None else None,
+            after=MASK if c.after is not None else None,
+        )
         for c in changes
     ]
-
-
-def object_ref(obj: dict[str, Any]) -> dict[str, Any]:
-    """apiVersion, kind, namespace and name of an object: how the report names it."""
-    meta = obj.get("metadata") or {}
-    ref = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name")}
-    if meta.get("namespace"):
-        ref["namespace"] = meta["namespace"]
-    return ref
-
-
-def describe_ref(ref: dict[str, Any]) -> str:
-    """``networking.k8s.io/v1 Ingress shop/web``."""
-    where = f"{ref['namespace']}/{ref['name']}" if ref.get("namespace") else str(ref.get("name"))
-    return f"{ref.get('apiVersion')} {ref.get('kind')} {where}"
 
 
 @dataclass
@@ -69,9 +71,12 @@ class ObjectRecord:
         return any(c.severity in NEEDS_PERSON for c in self.changes)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"object": self.source, "outcome": self.outcome,
-                                "needsPerson": self.needs_person,
-                                "changes": [c.to_dict() for c in self.changes]}
+        data: dict[str, Any] = {
+            "object": self.source,
+            "outcome": self.outcome,
+            "needsPerson": self.needs_person,
+            "changes": [c.to_dict() for c in self.changes],
+        }
         if self.target is not None and self.target != self.source:
             data["writtenAs"] = self.target
         if self.resource:
@@ -108,9 +113,16 @@ class TransformReport:
         """The counter of ``kind_key`` (``apiVersion Kind`` as read), created on first use."""
         return self.kinds.setdefault(kind_key, KindCount())
 
-    def record(self, source: dict[str, Any], outcome: str, changes: list[Change], *,
-               sensitive: bool, written: dict[str, Any] | None = None,
-               resource: str = "") -> ObjectRecord:
+    def record(
+        self,
+        source: dict[str, Any],
+        outcome: str,
+        changes: list[Change],
+        *,
+        sensitive: bool,
+        written: dict[str, Any] | None = None,
+        resource: str = "",
+    ) -> ObjectRecord:
         """Add one object's record (``source``: its ref as read, see :func:`object_ref`).
 
         ``sensitive`` objects (see :func:`is_sensitive`, before or after the change) have
@@ -119,9 +131,13 @@ class TransformReport:
         if sensitive:
             changes = mask(changes)
         self.severities.update(c.severity.value for c in changes)
-        entry = ObjectRecord(source=source, outcome=outcome, changes=changes,
-                             target=object_ref(written) if written is not None else None,
-                             resource=resource)
+        entry = ObjectRecord(
+            source=source,
+            outcome=outcome,
+            changes=changes,
+            target=object_ref(written) if written is not None else None,
+            resource=resource,
+        )
         self.records.append(entry)
         return entry
 
@@ -144,8 +160,10 @@ class TransformReport:
             "byKind": {k: vars(v) for k, v in sorted(self.kinds.items())},
             "bySeverity": dict(sorted(self.severities.items())),
             "needsPerson": [
-                {"object": describe_ref(r.source),
-                 "why": [c.reason for c in r.changes if c.severity in NEEDS_PERSON]}
+                {
+                    "object": describe_ref(r.source),
+                    "why": [c.reason for c in r.changes if c.severity in NEEDS_PERSON],
+                }
                 for r in self.needs_person
             ],
             "seconds": round(self.seconds, 3),
@@ -153,5 +171,9 @@ class TransformReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The full JSON report: summary, rules applied, and every object's changes."""
-        return {**self.summary(), "rules": self.rules, "differences": self.differences,
-                "objects": [r.to_dict() for r in self.records]}
+        return {
+            **self.summary(),
+            "rules": self.rules,
+            "differences": self.differences,
+            "objects": [r.to_dict() for r in self.records],
+        }

@@ -25,6 +25,7 @@ the new apiVersion. Within a rule: patch, then set, then delete, all or nothing:
 that cannot apply. The whole file is validated when loaded, before any snapshot is read:
 errors name the file, the rule number and the field.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,12 +38,12 @@ from typing import Any
 
 import yaml
 
-from migrator.errors import RulesInvalid
+from migrator.errors import DifferencesInvalid, PatchError, PatchTestFailed, RulesInvalid
+from migrator.resources.objects import Obj
 from migrator.transform import jsonpatch
 from migrator.transform.base import Change, Severity
-from migrator.transform.differences import DifferencesConfig, DifferencesInvalid, parse_config
+from migrator.transform.differences import DifferencesConfig, parse_config
 
-Obj = dict[str, Any]
 TOP_KEYS = ("rules", "differences")
 RULE_KEYS = ("name", "match", "patch", "set", "delete")
 MATCH_KEYS = ("apiVersion", "group", "kind", "namespace", "name", "labels")
@@ -74,16 +75,16 @@ class Match:
             return False
         if self.group is not None and api_version.rpartition("/")[0] != self.group:
             return False
-        if self.kind is not None and not fnmatch.fnmatchcase(str(obj.get("kind") or ""),
-                                                             self.kind):
+        if self.kind is not None and not fnmatch.fnmatchcase(str(obj.get("kind") or ""), self.kind):
             return False
         meta = obj.get("metadata") or {}
         if self.namespace is not None and not (
             meta.get("namespace") and fnmatch.fnmatchcase(meta["namespace"], self.namespace)
         ):
             return False
-        if self.name is not None and not fnmatch.fnmatchcase(str(meta.get("name") or ""),
-                                                             self.name):
+        if self.name is not None and not fnmatch.fnmatchcase(
+            str(meta.get("name") or ""), self.name
+        ):
             return False
         labels = meta.get("labels") or {}
         return all(labels.get(k) == v for k, v in self.labels.items())
@@ -113,28 +114,47 @@ class Rule:
                 result = _apply(result, operation)
                 if operation["op"] != "test":
                     changes.append(self._change(operation, before, result))
-        except jsonpatch.PatchTestFailed as exc:
-            return obj, [Change(path=str(operation["path"]), action="skip", source=self.label,
-                                reason=f"{self.label} not applied: {exc}")]
-        except jsonpatch.PatchError as exc:
-            return obj, [Change(path=str(operation["path"]), action="skip", source=self.label,
-                                severity=Severity.REVIEW,
-                                reason=f"{self.label} could not be applied: {exc}")]
+        except PatchTestFailed as exc:
+            return obj, [
+                Change(
+                    path=str(operation["path"]),
+                    action="skip",
+                    source=self.label,
+                    reason=f"{self.label} not applied: {exc}",
+                )
+            ]
+        except PatchError as exc:
+            return obj, [
+                Change(
+                    path=str(operation["path"]),
+                    action="skip",
+                    source=self.label,
+                    severity=Severity.REVIEW,
+                    reason=f"{self.label} could not be applied: {exc}",
+                )
+            ]
         return result, changes
 
     def _change(self, operation: Mapping[str, Any], before: Any, result: Obj) -> Change:
         op = operation["op"]
         after = None if op in ("remove", "delete") else _value_at(result, operation["path"])
-        reason = f"{self.label}: {op}" + (f" from {operation['from']}" if "from" in operation
-                                          else "")
-        return Change(path=operation["path"], action=op, reason=reason, before=before,
-                      after=after, source=self.label)
+        reason = f"{self.label}: {op}" + (
+            f" from {operation['from']}" if "from" in operation else ""
+        )
+        return Change(
+            path=operation["path"],
+            action=op,
+            reason=reason,
+            before=before,
+            after=after,
+            source=self.label,
+        )
 
 
 def _value_at(doc: Any, pointer: str) -> Any:
     try:
         return copy.deepcopy(jsonpatch.resolve(doc, pointer))
-    except jsonpatch.PatchError:
+    except PatchError:
         return None
 
 
@@ -169,7 +189,7 @@ def _set(doc: Obj, pointer: str, value: Any) -> Any:
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise jsonpatch.PatchError(f"{pointer}: the parent is not an object or array")
+        raise PatchError(f"{pointer}: the parent is not an object or array")
     return doc
 
 
@@ -226,8 +246,7 @@ def parse_rules(text: str, file: str = "<rules>", *, sha256: str | None = None) 
         raise RulesInvalid(file, "", "must be a mapping with 'rules' and/or 'differences'")
     unknown = sorted(set(doc) - set(TOP_KEYS), key=str)
     if unknown:
-        raise RulesInvalid(file, str(unknown[0]),
-                           f"unknown section (known: {', '.join(TOP_KEYS)})")
+        raise RulesInvalid(file, str(unknown[0]), f"unknown section (known: {', '.join(TOP_KEYS)})")
     raw_rules = doc.get("rules") or []
     if not isinstance(raw_rules, list):
         raise RulesInvalid(file, "rules", "must be a list of rules")
@@ -244,8 +263,9 @@ def parse_rules(text: str, file: str = "<rules>", *, sha256: str | None = None) 
     except DifferencesInvalid as exc:
         raise RulesInvalid(file, exc.field, exc.problem) from None
     digest = sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return RuleSet(file=file, sha256=digest, content=text, rules=tuple(rules),
-                   differences=differences)
+    return RuleSet(
+        file=file, sha256=digest, content=text, rules=tuple(rules), differences=differences
+    )
 
 
 def _rule(number: int, raw: Any) -> Rule:
@@ -262,8 +282,7 @@ def _rule(number: int, raw: Any) -> Rule:
     operations = _patch(raw.get("patch")) + _sets(raw.get("set")) + _deletes(raw.get("delete"))
     if not operations:
         raise _Invalid("patch", "the rule has no operation (patch, set or delete)")
-    return Rule(number=number, name=name, match=_match(raw["match"]),
-                operations=tuple(operations))
+    return Rule(number=number, name=name, match=_match(raw["match"]), operations=tuple(operations))
 
 
 def _match(raw: Any) -> Match:
@@ -282,9 +301,14 @@ def _match(raw: Any) -> Match:
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
     ):
         raise _Invalid("match.labels", "must map label names to string values")
-    return Match(api_version=raw.get("apiVersion"), group=raw.get("group"),
-                 kind=raw.get("kind"), namespace=raw.get("namespace"), name=raw.get("name"),
-                 labels=dict(labels))
+    return Match(
+        api_version=raw.get("apiVersion"),
+        group=raw.get("group"),
+        kind=raw.get("kind"),
+        namespace=raw.get("namespace"),
+        name=raw.get("name"),
+        labels=dict(labels),
+    )
 
 
 def _pointer(value: Any, where: str) -> str:
@@ -307,8 +331,9 @@ def _patch(raw: Any) -> list[dict[str, Any]]:
             raise _Invalid(where, "must be a mapping such as {op: replace, path: /x, value: 1}")
         kind = op.get("op")
         if kind not in jsonpatch.OPERATIONS:
-            raise _Invalid(f"{where}.op",
-                           f"{kind!r} is not one of {', '.join(jsonpatch.OPERATIONS)}")
+            raise _Invalid(
+                f"{where}.op", f"{kind!r} is not one of {', '.join(jsonpatch.OPERATIONS)}"
+            )
         allowed = {"op", "path", *jsonpatch.REQUIRED[kind]}
         unknown = sorted(set(op) - allowed, key=str)
         if unknown:
@@ -328,8 +353,10 @@ def _sets(raw: Any) -> list[dict[str, Any]]:
         return []
     if not isinstance(raw, Mapping):
         raise _Invalid("set", "must map JSON Pointers to values")
-    return [{"op": "set", "path": _pointer(path, f"set[{path!r}]"), "value": value}
-            for path, value in raw.items()]
+    return [
+        {"op": "set", "path": _pointer(path, f"set[{path!r}]"), "value": value}
+        for path, value in raw.items()
+    ]
 
 
 def _deletes(raw: Any) -> list[dict[str, Any]]:
@@ -337,5 +364,7 @@ def _deletes(raw: Any) -> list[dict[str, Any]]:
         return []
     if not isinstance(raw, list):
         raise _Invalid("delete", "must be a list of JSON Pointers")
-    return [{"op": "delete", "path": _pointer(path, f"delete[{index}]")}
-            for index, path in enumerate(raw)]
+    return [
+        {"op": "delete", "path": _pointer(path, f"delete[{index}]")}
+        for index, path in enumerate(raw)
+    ]

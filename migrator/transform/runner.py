@@ -11,6 +11,7 @@ they are come first, so the server-converted copy wins over our own conversion.
 Memory stays bounded: one object at a time, plus one open part per target resource and the
 identities written (namespace and name, to refuse duplicates). The source is only read.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,20 +21,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.resources.identity import split_api_version
+from migrator.resources.objects import Obj, object_ref
+from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, ResourceWriter, SnapshotReader, SnapshotWriter
 from migrator.snapshot.layout import api_version, resource_folder, typed
 from migrator.transform import builtin
 from migrator.transform.base import Change, Severity
 from migrator.transform.differences import DifferenceRule, applies
-from migrator.transform.kinds import Placement, Resolver, split_api_version
+from migrator.transform.kinds import Placement, Resolver
 from migrator.transform.podspecs import group_kind
-from migrator.transform.report import TransformReport, is_sensitive, object_ref
+from migrator.transform.report import TransformReport, is_sensitive
 from migrator.transform.rules import RuleSet
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Serves = Callable[[str], bool]
+_PROGRESS_EVERY = 500  # objects between progress reports
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class TransformOptions:
     converter: builtin.Converter = builtin.convert
     normalizers: tuple[tuple[str, builtin.Normalizer], ...] = builtin.NORMALIZERS
     differences_settings: Mapping[str, Any] = field(default_factory=dict)  # recorded only
-    on_progress: Callable[[int], None] | None = None  # objects done so far
+    on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
 
 
 def _tag(changes: list[Change], source: str) -> list[Change]:
@@ -56,8 +60,13 @@ def _tag(changes: list[Change], source: str) -> list[Change]:
 class Pipeline:
     """The steps one object goes through; ``run`` returns the new object (or None) and changes."""
 
-    def __init__(self, serves: Serves, rules: RuleSet | None,
-                 differences: list[DifferenceRule], options: TransformOptions) -> None:
+    def __init__(
+        self,
+        serves: Serves,
+        rules: RuleSet | None,
+        differences: list[DifferenceRule],
+        options: TransformOptions,
+    ) -> None:
         self.serves = serves
         self.rules = rules
         self.differences = differences
@@ -96,8 +105,9 @@ class _Sinks:
     def get(self, place: Placement) -> ResourceWriter:
         sink = self.open.get(place.ident)
         if sink is None:
-            sink = self.writer.resource(place.group, place.version, place.resource, place.kind,
-                                        place.namespaced)
+            sink = self.writer.resource(
+                place.group, place.version, place.resource, place.kind, place.namespaced
+            )
             self.open[place.ident] = sink
             self.seen[place.ident] = set()
         return sink
@@ -133,7 +143,9 @@ def _aside_by_object(reader: SnapshotReader, entry: ResourceEntry) -> Callable[[
         line = head[0]
         meta = obj.get("metadata") or {}
         if line is None or (line.get("namespace"), line.get("name")) != (
-                meta.get("namespace"), meta.get("name")):
+            meta.get("namespace"),
+            meta.get("name"),
+        ):
             return None
         head[0] = next(stream, None)
         return {k: v for k, v in line.items() if k not in ("namespace", "name")}
@@ -142,21 +154,29 @@ def _aside_by_object(reader: SnapshotReader, entry: ResourceEntry) -> Callable[[
 
 
 def _entry_placement(entry: ResourceEntry) -> Placement:
-    return Placement(entry["group"], entry["version"], entry["resource"], entry["kind"],
-                     entry["namespaced"])
+    return Placement(
+        entry["group"], entry["version"], entry["resource"], entry["kind"], entry["namespaced"]
+    )
 
 
 class _Run:
     """The state of one transform: pipeline, sinks, report."""
 
-    def __init__(self, reader: SnapshotReader, writer: SnapshotWriter, pipeline: Pipeline,
-                 options: TransformOptions, report: TransformReport) -> None:
+    def __init__(
+        self,
+        reader: SnapshotReader,
+        writer: SnapshotWriter,
+        pipeline: Pipeline,
+        options: TransformOptions,
+        report: TransformReport,
+    ) -> None:
         self.reader = reader
         self.pipeline = pipeline
         self.options = options
         self.report = report
         self.sinks = _Sinks(writer)
         self.done = 0
+        self.total = sum(e["objects"] for e in reader.resources())
 
     def resource(self, entry: ResourceEntry) -> None:
         if entry["objects"] == 0:
@@ -167,8 +187,8 @@ class _Run:
         for obj in self.reader.iter_objects(entry):
             self.one(entry, typed(obj, entry), aside(obj))
             self.done += 1
-            if self.options.on_progress is not None and self.done % 500 == 0:
-                self.options.on_progress(self.done)
+            if self.options.on_progress is not None and self.done % _PROGRESS_EVERY == 0:
+                self.options.on_progress("objects", self.done, self.total)
 
     def one(self, entry: ResourceEntry, obj: Obj, aside: Obj | None) -> None:
         source = object_ref(obj)  # before any step: difference rules change in place
@@ -187,17 +207,29 @@ class _Run:
         sink = self.sinks.get(place)
         if not self.sinks.claim(place, new):
             counts.duplicates += 1
-            self.report.record(source, "duplicate", changes + [Change(
-                path="", action="skip", source="runner",
-                reason=f"the same object is already in {folder} (read through another "
-                       "version); written once")], sensitive=sensitive)
+            self.report.record(
+                source,
+                "duplicate",
+                changes
+                + [
+                    Change(
+                        path="",
+                        action="skip",
+                        source="runner",
+                        reason=f"the same object is already in {folder} (read through another "
+                        "version); written once",
+                    )
+                ],
+                sensitive=sensitive,
+            )
             return
         sink.write(new, aside)
         counts.written += 1
         if changes:
             counts.changed += 1
-            self.report.record(source, "changed", changes, sensitive=sensitive, written=new,
-                               resource=folder)
+            self.report.record(
+                source, "changed", changes, sensitive=sensitive, written=new, resource=folder
+            )
 
     def placement(self, entry: ResourceEntry, obj: Obj) -> tuple[Placement, list[Change]]:
         """Where ``obj`` is written: its own resource if unchanged, else the resolved one."""
@@ -209,9 +241,15 @@ class _Run:
             return place, []
         group, version = split_api_version(gv)
         guess = Placement(group, version, kind.lower() + "s", kind, entry["namespaced"])
-        return guess, [Change(
-            path="", action="keep", severity=Severity.REVIEW, source="runner",
-            reason=f"no resource known for {gv} {kind}: stored as {guess.resource}")]
+        return guess, [
+            Change(
+                path="",
+                action="keep",
+                severity=Severity.REVIEW,
+                source="runner",
+                reason=f"no resource known for {gv} {kind}: stored as {guess.resource}",
+            )
+        ]
 
 
 def transform(
@@ -257,6 +295,11 @@ def transform(
             "summary": report.summary(),
         },
     )
-    log.info("transform %s → %s: %d objects in %.1fs", reader.snapshot_id,
-             writer.snapshot_id, run.done, report.seconds)
+    log.info(
+        "transform %s → %s: %d objects in %.1fs",
+        reader.snapshot_id,
+        writer.snapshot_id,
+        run.done,
+        report.seconds,
+    )
     return report

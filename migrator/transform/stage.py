@@ -3,8 +3,10 @@
 Order matters for the user: the rules file is validated first (by the caller, before this
 is reached), then the target is asked what it serves, then the source snapshot is opened
 and streamed into a new one; ``--validate`` dry-runs the result against the target.
-A snapshot is addressed as ``ID`` in a store, or ``STORE_URL/ID`` (see :func:`parse_address`).
+A snapshot is addressed as ``ID`` in a store, or ``STORE_URL/ID``
+(see :func:`~migrator.snapshot.address.parse_address`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import ConfigError
-from migrator.export import default_snapshot_id
 from migrator.kube import Cluster, Discovery, discover, iter_items
 from migrator.kube.removals import Release, format_release, is_removed_by
+from migrator.run.progress import Progress
 from migrator.snapshot import SnapshotReader, SnapshotWriter
+from migrator.snapshot.address import default_snapshot_id
 from migrator.store import Store
 from migrator.transform import builtin, registry
 from migrator.transform import differences as diffs
@@ -65,8 +68,12 @@ def target_from_version(text: str) -> Target:
     def serves(group_version: str) -> bool:
         return not is_removed_by(group_version, release)
 
-    return Target(serves, {"version": format_release(release)}, Resolver(),
-                  kind_serves=registry.release_serves(release[1]))
+    return Target(
+        serves,
+        {"version": format_release(release)},
+        Resolver(),
+        kind_serves=registry.release_serves(release[1]),
+    )
 
 
 def target_from_cluster(cluster: Cluster) -> Target:
@@ -79,9 +86,13 @@ def target_from_cluster(cluster: Cluster) -> Target:
         listed = discovery.resources(api_version)  # empty when its discovery failed
         return not listed or any(r.kind == kind for r in listed)
 
-    return Target(discovery.serves,
-                  {"context": cluster.context, "serverVersion": discovery.version.git_version},
-                  Resolver(discovery), kind_serves, cluster)
+    return Target(
+        discovery.serves,
+        {"context": cluster.context, "serverVersion": discovery.version.git_version},
+        Resolver(discovery),
+        kind_serves,
+        cluster,
+    )
 
 
 def crd_group_versions(crds: Iterable[dict[str, Any]]) -> set[str]:
@@ -120,7 +131,10 @@ def with_custom_resources(target: Target, group_versions: set[str]) -> Target:
 def snapshot_crds(reader: SnapshotReader) -> Iterable[dict[str, Any]]:
     """The CustomResourceDefinitions a snapshot holds (only their resource is read)."""
     for entry in reader.resources():
-        if (entry["group"], entry["resource"]) == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        if (entry["group"], entry["resource"]) == (
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+        ):
             yield from reader.iter_objects(entry)
 
 
@@ -128,23 +142,10 @@ def live_crds(cluster: Cluster, discovery: Discovery) -> Iterable[dict[str, Any]
     """The CustomResourceDefinitions of a live (source) cluster, at the newest version served."""
     for version in ("v1", "v1beta1"):
         if discovery.serves(f"apiextensions.k8s.io/{version}"):
-            return iter_items(cluster, f"/apis/apiextensions.k8s.io/{version}/customresourcedefinitions")
+            return iter_items(
+                cluster, f"/apis/apiextensions.k8s.io/{version}/customresourcedefinitions"
+            )
     return iter(())
-
-
-def parse_address(address: str, default_store: str) -> tuple[str, str]:
-    """(store URL, snapshot id): ``ID`` lives in ``default_store``; ``URL/ID`` names both.
-
-    A snapshot id never contains ``/``, so the last ``/`` separates store and id:
-    ``./snapshots/prod-20250101T000000Z``, ``s3://bucket/prefix/prod-2025...``.
-    """
-    store, slash, snapshot_id = address.rstrip("/").rpartition("/")
-    if not slash:
-        return default_store, address
-    if store in ("s3:", "s3:/", "file:", "file:/"):
-        raise ConfigError(f"{address!r} names a store but no snapshot id",
-                          hint="write STORE_URL/ID, or give the store with --from-store and ID")
-    return store or "/", snapshot_id
 
 
 def default_output_id(source_id: str, target: Target) -> str:
@@ -172,27 +173,37 @@ def run_transform(
     key: bytes | None = None,
     validate: bool = False,
     last_applied: str = "rewrite",
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> TransformResult:
     """Transform snapshot ``source_id`` of ``source`` into ``out``; the source is only read."""
     if validate and target.cluster is None:
-        raise ConfigError("--validate needs a target cluster (--target CONTEXT), "
-                          "not only a version")
+        raise ConfigError("--validate needs a target cluster (--to CONTEXT), not only a version")
     reader = SnapshotReader(source, source_id, key=key)
     target = with_custom_resources(target, crd_group_versions(snapshot_crds(reader)))
     new_id = out_id or default_output_id(source_id, target)
     if out.url == source.url and new_id == source_id:
-        raise ConfigError("the new snapshot would replace its source",
-                          hint="choose another --id or --out")
+        raise ConfigError(
+            "the new snapshot would replace its source", hint="choose another --id or --out"
+        )
     writer = SnapshotWriter(out, new_id, key=key, resume=False)
-    options = TransformOptions(target=target.describe, resolver=target.resolver,
-                               differences_settings=differences.to_dict(),
-                               converter=target.converter(last_applied),
-                               on_progress=on_progress)
-    report = transform(reader, writer, serves=target.serves, rules=rules,
-                       differences=diffs.build(differences), options=options)
+    options = TransformOptions(
+        target=target.describe,
+        resolver=target.resolver,
+        differences_settings=differences.to_dict(),
+        converter=target.converter(last_applied),
+        on_progress=on_progress,
+    )
+    report = transform(
+        reader,
+        writer,
+        serves=target.serves,
+        rules=rules,
+        differences=diffs.build(differences),
+        options=options,
+    )
     validation = None
     if validate and target.cluster is not None:
-        validation = validate_snapshot(target.cluster, SnapshotReader(out, new_id, key=key),
-                                       target.serves)
+        validation = validate_snapshot(
+            target.cluster, SnapshotReader(out, new_id, key=key), target.serves
+        )
     return TransformResult(report, validation)

@@ -10,6 +10,7 @@ namespace the target does not have yet (a dry-run create of the Namespace does n
 exist for the next request), and kinds the target does not serve yet (custom resources whose
 CRD the import will create first).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,15 +22,14 @@ from typing import Any
 
 from migrator.errors import ApiError
 from migrator.kube import Cluster
-from migrator.kube.discovery import group_version_path
+from migrator.kube.client import FIELD_MANAGER
+from migrator.resources.objects import Obj, describe_ref, name_of, namespace_of, object_ref
+from migrator.resources.paths import entry_collection_path
 from migrator.snapshot import ResourceEntry, SnapshotReader
 from migrator.snapshot.layout import api_version, typed
-from migrator.transform.report import describe_ref, object_ref
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-FIELD_MANAGER = "migrator"
 ACCEPTED, REJECTED, UNCHECKED = "accepted", "rejected", "unchecked"
 DEFAULT_WORKERS = 4
 
@@ -64,8 +64,11 @@ class ValidationReport:
             self.problems.append(verdict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "outcomes": dict(sorted(self.outcomes.items())),
-                "problems": [p.to_dict() for p in self.problems]}
+        return {
+            "target": self.target,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 class _Namespaces:
@@ -88,29 +91,26 @@ class _Namespaces:
         if self.known[namespace]:
             return None
         brought = " (the import creates it first)" if namespace in self.in_snapshot else ""
-        return (f"not checked: namespace {namespace!r} does not exist on the target yet"
-                f"{brought}, and a dry-run cannot create it for the next request")
+        return (
+            f"not checked: namespace {namespace!r} does not exist on the target yet"
+            f"{brought}, and a dry-run cannot create it for the next request"
+        )
 
 
 def dry_run(cluster: Cluster, entry: ResourceEntry, obj: Obj) -> Verdict:
     """Dry-run create ``obj``; if its name exists, dry-run server-side apply it."""
     ref = object_ref(obj)
-    meta = obj.get("metadata") or {}
-    base = group_version_path(api_version(entry))
-    if entry["namespaced"]:
-        base += f"/namespaces/{meta.get('namespace')}"
-    collection = f"{base}/{entry['resource']}"
+    collection = entry_collection_path(entry, namespace_of(obj))
     try:
-        cluster.request("POST", collection, query={"dryRun": "All", "fieldManager": FIELD_MANAGER},
-                        body=obj)
+        cluster.request(
+            "POST", collection, query={"dryRun": "All", "fieldManager": FIELD_MANAGER}, body=obj
+        )
         return Verdict(ref, ACCEPTED)
     except ApiError as exc:
         if exc.status != 409 or exc.reason != "AlreadyExists":
             return Verdict(ref, REJECTED, str(exc))
     try:
-        cluster.request("PATCH", f"{collection}/{meta.get('name')}",
-                        query={"dryRun": "All", "fieldManager": FIELD_MANAGER, "force": True},
-                        body=obj, content_type="application/apply-patch+yaml")
+        cluster.apply(f"{collection}/{name_of(obj)}", obj, force=True, dry_run=True)
         return Verdict(ref, ACCEPTED)
     except ApiError as exc:
         return Verdict(ref, REJECTED, str(exc))
@@ -141,8 +141,11 @@ def validate_snapshot(
     def check(job: tuple[ResourceEntry, Obj]) -> Verdict:
         entry, obj = job
         if not serves(api_version(entry)):
-            return Verdict(object_ref(obj), UNCHECKED,
-                           f"not checked: the target does not serve {api_version(entry)} yet")
+            return Verdict(
+                object_ref(obj),
+                UNCHECKED,
+                f"not checked: the target does not serve {api_version(entry)} yet",
+            )
         namespace = (obj.get("metadata") or {}).get("namespace")
         problem = namespaces.problem(namespace) if entry["namespaced"] and namespace else None
         if problem is not None:
@@ -157,8 +160,9 @@ def validate_snapshot(
     return report
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn: Callable[[Any], Verdict], items: Iterator[Any],
-                 window: int) -> Iterator[Verdict]:
+def _bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[Any], Verdict], items: Iterator[Any], window: int
+) -> Iterator[Verdict]:
     """``pool.map`` with at most ``window`` items in flight, so a big snapshot streams."""
     pending = []
     for item in items:

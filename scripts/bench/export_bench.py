@@ -42,10 +42,10 @@ sys.path.insert(0, str(REPO))
 
 from migrator.errors import ApiError  # noqa: E402
 from migrator.export import ExportOptions  # noqa: E402
-from migrator.export.rules import type_skip  # noqa: E402
-from migrator.export.scope import NamespaceScope  # noqa: E402
-from migrator.export.selection import ResourceType  # noqa: E402
-from migrator.export.stage import choose_types  # noqa: E402
+from migrator.export import plan  # noqa: E402
+from migrator.resources.regenerated import type_skip  # noqa: E402
+from migrator.resources.scope import Scope  # noqa: E402
+from migrator.resources.types import ResourceType  # noqa: E402
 from migrator.kube import Cluster, connect, discover, iter_items  # noqa: E402
 from migrator.kube.pager import DEFAULT_PAGE_SIZE  # noqa: E402
 
@@ -144,7 +144,7 @@ class RawLists:
 
 def limit_run(raw: RawLists, types: list[ResourceType], workers: int) -> float:
     """Seconds to read every page of every list migrator reads, ``workers`` lists at a time."""
-    selector = NamespaceScope.build().field_selector()
+    selector = Scope.build(include_system_namespaces=False).field_selector()
     jobs = [(t.list_path(), {"limit": DEFAULT_PAGE_SIZE,
                              **({"fieldSelector": selector} if t.namespaced else {})})
             for t in types]
@@ -175,7 +175,7 @@ def migrator_run(kubeconfig: str, context: str, workers: int, tmp: Path,
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "migrator", "export", "--from", context, "--kubeconfig",
-             kubeconfig, "--to", str(tmp / "snapshots"), "--id", "bench", "--restart",
+             kubeconfig, "--store", str(tmp / "snapshots"), "--id", "bench", "--restart",
              "--workers", str(workers), *extra, "-o", "json"], cwd=REPO, stdout=sink)
         peak = 0
         while proc.poll() is None:
@@ -217,8 +217,8 @@ def measure(kubeconfig: str, context: str, size: int, workers: int,
             rounds: int) -> dict[str, Any]:
     cluster = connect(kubeconfig, context, pool_size=24)
     populate_s = populate(cluster, size)
-    types = [t for t in choose_types(discover(cluster), None, ExportOptions())
-             if type_skip(t) is None]
+    types = [t for t in plan(discover(cluster), None, ExportOptions()).types
+             if type_skip(t.group, t.resource) is None]
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "migrator")], check=True)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -287,7 +287,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000",
                         help="comma-separated object counts, measured in order")
     parser.add_argument("--kubeconfig", default=str(REPO / ".proving-ground/kubeconfig"))
-    parser.add_argument("--context", default="old")
+    parser.add_argument("--from", dest="context", default="old", metavar="CONTEXT",
+                        help="the cluster to export from")
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of limit and migrator runs; medians are kept")

@@ -190,7 +190,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=20000, help="objects besides namespaces")
     parser.add_argument("--kubeconfig", default=str(REPO / ".proving-ground/kubeconfig"))
-    parser.add_argument("--context", default="new")
+    parser.add_argument("--to", dest="context", default="new", metavar="CONTEXT",
+                        help="the cluster to import into")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--methods", default="limit,migrator,kubectl",
                         help="comma-separated, run in this order: limit, migrator, kubectl")

@@ -78,11 +78,11 @@ def read_app(new_cluster, ns: str) -> list[dict[str, Any]]:
 def test_golden_flow(old_cluster, new_cluster, app, s3):
     ns, store = app, f"s3://{s3.bucket}/snapshots"
     k = ("--kubeconfig", new_cluster.kubeconfig)
-    exported = run(s3, "export", "--from", "old", *k, "--to", store, "--target", "new",
+    exported = run(s3, "export", "--from", "old", *k, "--store", store, "--to", "new",
                    "--id", "golden", "--include-namespace", ns, "--cluster-scoped",
                    "--selector", f"{PART_OF}={ns}", "-o", "json")
     assert exported.exit_code == 0, exported.output
-    transformed = run(s3, "transform", f"{store}/golden", "--target", "new", *k,
+    transformed = run(s3, "transform", f"{store}/golden", "--to", "new", *k,
                       "--id", "golden-new", "-o", "json")
     assert transformed.exit_code == 0, transformed.output
     imported = run(s3, "import", "golden-new", "--store", store, "--to", "new", *k, "-o", "json")

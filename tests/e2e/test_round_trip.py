@@ -40,11 +40,11 @@ def run(s3, *args: str) -> Any:
 def test_round_trip_old_to_new(old_cluster, new_cluster, population, cleanup_new, s3):
     store = f"s3://{s3.bucket}/snapshots"
     k = ("--kubeconfig", new_cluster.kubeconfig)
-    exported = run(s3, "export", "--from", "old", *k, "--to", store, "--target", "new",
+    exported = run(s3, "export", "--from", "old", *k, "--store", store, "--to", "new",
                    "--id", "src", "--include-namespace", population.namespace,
                    "--cluster-scoped", "-o", "json")
     assert exported.exit_code == 0, exported.output
-    transformed = run(s3, "transform", f"{store}/src", "--target", "new", *k,
+    transformed = run(s3, "transform", f"{store}/src", "--to", "new", *k,
                       "--id", "for-new", "-o", "json")
     assert transformed.exit_code == 0, transformed.output
     imported = run(s3, "import", "for-new", "--store", store, "--to", "new", *k, "-o", "json")

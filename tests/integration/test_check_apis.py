@@ -8,6 +8,8 @@ import uuid
 from click.testing import CliRunner
 
 from migrator.cli import cli
+from migrator.errors import ApiError
+from tests.waiting import wait_until
 
 
 def test_check_apis_live(old_cluster, old_namespace):
@@ -21,21 +23,16 @@ def test_check_apis_live(old_cluster, old_namespace):
                         "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
     api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd)
     try:
-        import time
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                api.request("POST", f"/apis/{group}/v1/namespaces/{ns}/widgets",
-                            body={"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}})
-                break
-            except Exception:  # noqa: BLE001 - the CRD is not established yet
-                time.sleep(0.5)
+        wait_until("a widget created (its CRD established)", lambda: api.request(
+            "POST", f"/apis/{group}/v1/namespaces/{ns}/widgets",
+            body={"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            timeout=30, ignore=(ApiError,))
         api.request("POST", f"/apis/batch/v1beta1/namespaces/{ns}/cronjobs", body={
             "apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "nightly"},
             "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
                 "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}})
         result = CliRunner().invoke(cli, ["check-apis", "--kubeconfig", old_cluster.kubeconfig,
-                                          "--from", "old", "--target", "new", "-o", "json"])
+                                          "--from", "old", "--to", "new", "-o", "json"])
         report = json.loads(result.stdout)
         names = {(o["object"].get("apiVersion"), o["object"].get("name")): o for o in report["objects"]}
         assert names[("batch/v1beta1", "nightly")]["verdict"] == "convert"

@@ -33,9 +33,10 @@ def test_every_field_is_accounted_for(source, k8s_api_fixtures) -> None:
 
 
 def test_helm_release_secret_is_rewritten_and_still_decodes(k8s_api_fixtures) -> None:
-    from tests.unit.test_conversions_helm import release_secret
-    from migrator.transform.conversions import helm
     import base64
+
+    from migrator.transform.conversions import helm
+    from tests.unit.test_conversions_helm import release_secret
 
     deployment = json.loads((k8s_api_fixtures / "extensions.v1beta1.Deployment.json").read_text())
     secret = release_secret([deployment])

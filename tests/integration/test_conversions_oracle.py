@@ -9,7 +9,6 @@ sets is identical in both reads, so it needs no exception.
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -23,6 +22,7 @@ from migrator.transform.conversions import autoscaling
 from migrator.transform.conversions.rewriter import lookup
 from migrator.transform.registry import convert_for, find, release_serves
 from tests.integration.conversion_support import collection, differences, unexplained, unique
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -254,13 +254,14 @@ def _at(obj: Any, pointer: str) -> Any:
 
 def _read_both(cluster, case: Case, kind: str, namespace: str, name: str) -> tuple[dict, dict]:
     """The object at both versions, from the same resourceVersion (controllers write status)."""
-    for _ in range(10):
+    def same_version() -> tuple[dict, dict] | None:
         old = cluster.client.request("GET", f"{collection(case.source, kind, namespace)}/{name}")
         server = cluster.client.request("GET", f"{collection(case.replacement, kind, namespace)}/{name}")
-        if old["metadata"]["resourceVersion"] == server["metadata"]["resourceVersion"]:
-            return old, server
-        time.sleep(0.3)
-    raise AssertionError(f"{kind} {name} kept changing")
+        same = old["metadata"]["resourceVersion"] == server["metadata"]["resourceVersion"]
+        return (old, server) if same else None
+
+    return wait_until(f"{kind} {name} read at one resourceVersion through both versions",
+                      same_version, timeout=5, interval=0.3)
 
 
 def test_hpa_behavior_round_trips_through_v2beta1(old_cluster, old_namespace) -> None:

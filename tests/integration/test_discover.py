@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
 
 from migrator.cli import cli
 from migrator.errors import ApiError
-from migrator.kube import connect, discover, iter_items
+from migrator.kube import Discovery, connect, discover, iter_items
+from tests.waiting import wait_until
 
 
 def test_discover_reports_both_clusters(proving_ground):
     result = CliRunner().invoke(cli, ["discover", "--kubeconfig", proving_ground["kubeconfig"],
-                                      "--context", "old", "--context", "new", "-o", "json"])
+                                      "--from", "old", "--to", "new", "-o", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     old, new = report["clusters"]
@@ -32,7 +32,7 @@ def test_discover_reports_both_clusters(proving_ground):
 
 def test_discover_text_report(proving_ground):
     result = CliRunner().invoke(cli, ["discover", "--kubeconfig", proving_ground["kubeconfig"],
-                                      "--context", "old", "--context", "new"])
+                                      "--from", "old", "--to", "new"])
     assert result.exit_code == 0, result.output
     assert "v1.21.14" in result.output and "extensions/v1beta1" in result.output
     assert "old → new" in result.output
@@ -40,7 +40,7 @@ def test_discover_text_report(proving_ground):
 
 def test_unknown_context_is_a_clear_error(proving_ground):
     result = CliRunner().invoke(cli, ["discover", "--kubeconfig", proving_ground["kubeconfig"],
-                                      "--context", "staging"])
+                                      "--from", "staging"])
     assert result.exit_code == 2
     assert "staging" in result.output and "old" in result.output and "Traceback" not in result.output
 
@@ -64,12 +64,12 @@ def test_aggregated_api_down_is_reported_not_fatal(old_cluster):
                  "versionPriority": 100, "insecureSkipTLSVerify": True,
                  "service": {"namespace": "default", "name": "no-such-service", "port": 443}}})
     try:
-        deadline = time.time() + 30
-        while True:
+        def failed_discovery() -> Discovery | None:
             found = discover(old_cluster.client)
-            if "broken.migrator.test/v1alpha1" in found.failed or time.time() > deadline:
-                break
-            time.sleep(1)
+            return found if "broken.migrator.test/v1alpha1" in found.failed else None
+
+        found = wait_until("the broken API failing discovery", failed_discovery, timeout=30,
+                           interval=1)
         assert "broken.migrator.test/v1alpha1" in found.failed
         assert found.serves("apps/v1") and found.resources("apps/v1")
     finally:

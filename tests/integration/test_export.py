@@ -38,7 +38,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Any:
 
 
 def export_args(old_cluster, pop: Population, to: str, *extra: str) -> list[str]:
-    return ["export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--to", to,
+    return ["export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--store", to,
             "--include-namespace", pop.namespace, "--cluster-scoped", "-o", "json", *extra]
 
 
@@ -112,28 +112,52 @@ def test_versions_without_target_are_the_sources_preferred(local_export):
     assert versions["customresourcedefinitions.apiextensions.k8s.io"] == "apiextensions.k8s.io/v1"
 
 
-def test_skips_have_the_right_reasons(local_export, population):
+def count(cluster, path: str, test=lambda obj: True) -> int:
+    """How many objects a direct list of ``path`` holds that pass ``test``."""
+    return sum(1 for obj in iter_items(cluster.client, path) if test(obj))
+
+
+def controlled(obj: dict[str, Any]) -> bool:
+    return any(ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or ())
+
+
+def labelled(key: str, value: str | None = None):
+    def test(obj: dict[str, Any]) -> bool:
+        labels = obj["metadata"].get("labels") or {}
+        return key in labels and (value is None or labels[key] == value)
+    return test
+
+
+def test_skips_have_the_right_reasons(old_cluster, local_export, population):
     report, reader = local_export
+    ns = population.namespace
     entries = {e["resource"]: e for e in report["resources"]}
     assert entries["serviceaccounts"]["skipped"] == {"default-service-account": 1}
     assert entries["secrets"]["skipped"] == {"service-account-token": 2}
     assert entries["configmaps"]["skipped"] == {"root-ca-configmap": 1}
-    assert entries["pods"]["skipped"]["owned-by-controller"] >= 1
+    assert entries["pods"]["skipped"]["owned-by-controller"] == count(
+        old_cluster, f"/api/v1/namespaces/{ns}/pods", controlled)
     assert entries["replicasets.apps"]["skipped"] == {"owned-by-controller": 2}  # web, api
-    assert entries["endpoints"]["skipped"]["controller-endpoints"] >= 3
+    assert entries["endpoints"]["skipped"]["controller-endpoints"] == count(
+        old_cluster, f"/api/v1/namespaces/{ns}/endpoints") - 1  # all but "manual"
     assert set(entries["endpointslices.discovery.k8s.io"]["skipped"]) == {
         "controller-endpointslice"}
     assert entries["namespaces"]["skipped"]["system-namespace"] == 3
-    assert entries["apiservices.apiregistration.k8s.io"]["skipped"]["automanaged-apiservice"] > 10
-    assert entries["clusterroles.rbac.authorization.k8s.io"]["skipped"]["bootstrap-rbac"] > 10
+    assert entries["apiservices.apiregistration.k8s.io"]["skipped"]["automanaged-apiservice"] == (
+        count(old_cluster, "/apis/apiregistration.k8s.io/v1/apiservices",
+              labelled("kube-aggregator.kubernetes.io/automanaged")))
+    assert entries["clusterroles.rbac.authorization.k8s.io"]["skipped"]["bootstrap-rbac"] == (
+        count(old_cluster, "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+              labelled("kubernetes.io/bootstrapping", "rbac-defaults")))
     assert entries["priorityclasses.scheduling.k8s.io"]["skipped"] == {
         "system-priority-class": 2}
     assert entries["flowschemas.flowcontrol.apiserver.k8s.io"]["skipped"]["builtin-flow-control"]
     for left_out in ("events", "nodes", "leases.coordination.k8s.io",
                      "controllerrevisions.apps", "componentstatuses"):
         assert entries[left_out]["state"] == "skipped" and entries[left_out]["skipRule"]
-    assert entries["nodes"]["existing"] >= 3
-    assert entries["controllerrevisions.apps"]["existing"] >= 2  # DaemonSet + StatefulSet
+    assert entries["nodes"]["existing"] == count(old_cluster, "/api/v1/nodes")
+    assert entries["controllerrevisions.apps"]["existing"] == count(  # DaemonSet + StatefulSet
+        old_cluster, f"/apis/apps/v1/namespaces/{ns}/controllerrevisions")
     # What is skipped is not in the snapshot; the user's own look-alikes are.
     by_type = objects(reader)
     assert names(by_type["serviceaccounts"]) == ["app"]
@@ -175,7 +199,8 @@ def test_strips_have_the_right_reasons(local_export, population):
     entries = {e["resource"]: e for e in report["resources"]}
     assert entries["services"]["stripped"]["spec.clusterIP(s)"] == 4  # not headless, ExternalName
     assert entries["services"]["stripped"]["spec.ports[].nodePort"] == 2
-    assert entries["persistentvolumes"]["stripped"]["spec.claimRef.uid/resourceVersion"] >= 2
+    assert entries["persistentvolumes"]["stripped"]["spec.claimRef.uid/resourceVersion"] == sum(
+        1 for pv in by_type["persistentvolumes"] if pv["spec"].get("claimRef"))
     # Status is kept aside where it matters: PVs and custom resources.
     pv_entry = reader.find("", "v1", "persistentvolumes")
     aside = {a["name"]: a["status"] for a in reader.iter_aside(pv_entry)}
@@ -213,7 +238,7 @@ def test_export_to_minio_with_target_reads_newest_common_versions(
 ):
     url = f"s3://{s3.bucket}/snaps"
     env = {**s3.env(), "AWS_ENDPOINT_URL_S3": ""}
-    args = export_args(old_cluster, population, url, "--target", "new", "--id", "s3-snap",
+    args = export_args(old_cluster, population, url, "--to", "new", "--id", "s3-snap",
                        "--s3-endpoint", s3.endpoint)
     result = run(*args, env=env)
     assert result.exit_code == 0, result.output + result.stderr
@@ -226,7 +251,7 @@ def test_export_to_minio_with_target_reads_newest_common_versions(
     # No v2* HPA version is common: the newest the source has, never autoscaling/v1.
     assert versions["horizontalpodautoscalers.autoscaling"] == "autoscaling/v2beta2"
     assert versions["podsecuritypolicies.policy"] == "policy/v1beta1"  # gone from new
-    discovered = run("discover", "--kubeconfig", new_cluster.kubeconfig, "--context", "new",
+    discovered = run("discover", "--kubeconfig", new_cluster.kubeconfig, "--from", "new",
                      "-o", "json")
     served_by_new = set(json.loads(discovered.stdout)["clusters"][0]["groupVersions"])
     not_common = {k.split(".")[0] for k, v in versions.items() if v not in served_by_new}
@@ -235,12 +260,12 @@ def test_export_to_minio_with_target_reads_newest_common_versions(
                           "prioritylevelconfigurations", "csistoragecapacities", "widgets",
                           "gadgets"}, not_common
 
-    listed = run("snapshot", "list", url, "--s3-endpoint", s3.endpoint, "-o", "json", env=env)
+    listed = run("snapshot", "list", "--store", url, "--s3-endpoint", s3.endpoint, "-o", "json", env=env)
     assert listed.exit_code == 0, listed.output
     [entry] = json.loads(listed.stdout)
     assert entry["id"] == "s3-snap" and entry["complete"]
     assert entry["objects"] == report["totals"]["exported"]
-    verified = run("snapshot", "verify", url, "s3-snap", "--s3-endpoint", s3.endpoint, env=env)
+    verified = run("snapshot", "verify", "s3-snap", "--store", url, "--s3-endpoint", s3.endpoint, env=env)
     assert verified.exit_code == 0, verified.output
     keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=s3.bucket)["Contents"]]
     assert "snaps/s3-snap/manifest.json" in keys
@@ -252,7 +277,7 @@ def test_encrypted_snapshot_unreadable_without_the_key(old_cluster, population, 
     key_file.write_text(KEY_HEX)
     root = tmp_path / "snaps"
     result = run(*export_args(old_cluster, population, str(root), "--id", "enc",
-                              "--encrypt-key-file", str(key_file)))
+                              "--key-file", str(key_file)))
     assert result.exit_code == 0, result.output + result.stderr
     needles = [SECRET_PLAINTEXT.encode(), base64.b64encode(SECRET_PLAINTEXT.encode())]
     for path in root.rglob("*"):
@@ -273,12 +298,12 @@ def test_encrypted_snapshot_unreadable_without_the_key(old_cluster, population, 
     assert SECRET_PLAINTEXT in [base64.b64decode(s["data"].get("password", "")).decode()
                                 for s in secrets]
     # verify checks checksums without the key, and decodes everything with it.
-    assert run("snapshot", "verify", str(root), "enc").exit_code == 0
-    with_key = run("snapshot", "verify", str(root), "enc", "--key-file", str(key_file))
+    assert run("snapshot", "verify", "enc", "--store", str(root)).exit_code == 0
+    with_key = run("snapshot", "verify", "enc", "--store", str(root), "--key-file", str(key_file))
     assert with_key.exit_code == 0 and "objects decoded" in with_key.stdout
     wrong = tmp_path / "wrong"
     wrong.write_text("11" * 32)
-    bad = run("snapshot", "verify", str(root), "enc", "--key-file", str(wrong))
+    bad = run("snapshot", "verify", "enc", "--store", str(root), "--key-file", str(wrong))
     assert bad.exit_code != 0 and "wrong key" in bad.stderr
     assert KEY_HEX not in bad.stderr + bad.stdout + result.stdout + result.stderr
 
@@ -294,7 +319,7 @@ def test_tampered_part_detected_by_verify_and_by_reading(local_export, tmp_path)
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
-    result = run("snapshot", "verify", str(root), "local")
+    result = run("snapshot", "verify", "local", "--store", str(root))
     assert result.exit_code != 0
     assert entry["parts"][0]["key"] in result.stdout and "sha256" in result.stdout
     with pytest.raises(SnapshotCorrupt) as err:
@@ -304,18 +329,18 @@ def test_tampered_part_detected_by_verify_and_by_reading(local_export, tmp_path)
 
 def test_snapshot_show_and_text_report(old_cluster, population, tmp_path):
     root = tmp_path / "snaps"
-    result = run("export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--to",
+    result = run("export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--store",
                  str(root), "--include-namespace", population.namespace, "--id", "shown")
     assert result.exit_code == 0, result.output + result.stderr
     assert "Snapshot shown" in result.stdout and "owned-by-controller" in result.stdout
     assert "created by its controller" in result.stdout  # the reason, not just the rule
-    shown = run("snapshot", "show", str(root), "shown")
+    shown = run("snapshot", "show", "shown", "--store", str(root))
     assert shown.exit_code == 0, shown.output
     assert "deployments.apps" in shown.stdout and "v1.21" in shown.stdout
-    again = run("export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--to",
+    again = run("export", "--from", "old", "--kubeconfig", old_cluster.kubeconfig, "--store",
                 str(root), "--include-namespace", population.namespace, "--id", "shown")
     assert again.exit_code != 0 and "--restart" in again.stderr
-    assert run("snapshot", "show", str(root), "nope").exit_code != 0
+    assert run("snapshot", "show", "nope", "--store", str(root)).exit_code != 0
 
 
 def test_secret_values_never_in_the_report(local_export):

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from migrator.cli import cli
 from migrator.export import ExportOptions, export_cluster
 from migrator.export.runner import ListOptions, export_types
-from migrator.export.selection import ResourceType
+from migrator.resources.types import ResourceType
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.store import LocalStore
 
@@ -175,7 +175,7 @@ def test_forbidden_type_is_recorded_and_the_rest_exported(
     root = tmp_path / "snaps"
 
     result = CliRunner().invoke(cli, [
-        "export", "--from", "old", "--kubeconfig", str(kubeconfig), "--to", str(root),
+        "export", "--from", "old", "--kubeconfig", str(kubeconfig), "--store", str(root),
         "--id", "limited", "--include-namespace", namespace, "-o", "json"])
 
     assert result.exit_code == 5, result.output

@@ -1,13 +1,13 @@
 """The RBAC manifests shipped in manifests/ do what their comments promise, on both releases."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from migrator.errors import ApiError
+from tests.waiting import wait_until
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 PATHS = {
@@ -53,10 +53,8 @@ def test_rbac_manifest_grants_what_it_says(which, role, request):
     user = f"system:serviceaccount:migrator:migrator-{role}"
     try:
         # The authorizer learns of new bindings through a watch: give it a moment.
-        deadline = time.time() + 20
-        while not _allowed(api, user, "list", "secrets") and time.time() < deadline:
-            time.sleep(0.5)
-        assert _allowed(api, user, "list", "secrets")
+        wait_until(f"{user} allowed to list secrets",
+                   lambda: _allowed(api, user, "list", "secrets"), timeout=20)
         assert _allowed(api, user, "get", "deployments", "apps")
         assert _allowed(api, user, "create", "configmaps") is (role == "importer")
         assert _allowed(api, user, "delete", "namespaces") is (role == "importer")

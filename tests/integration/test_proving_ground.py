@@ -2,8 +2,6 @@
 MinIO stores, BIND takes RFC2136 updates."""
 from __future__ import annotations
 
-import time
-
 import dns.message
 import dns.query
 import dns.rcode
@@ -13,17 +11,11 @@ import pytest
 
 from migrator.errors import ApiError
 from migrator.kube import discover
+from tests.waiting import wait_until
 
 
-def _poll(what: str, check, timeout: float = 90.0):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    pytest.fail(f"{what} not reached in {timeout:.0f}s (last seen: {last!r})")
+def _poll(what: str, check):
+    return wait_until(what, check, timeout=90)
 
 
 def _deployment(name: str, replicas: int = 2) -> dict:

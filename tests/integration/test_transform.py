@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from migrator.cli import cli
-from migrator.export import rules as export_rules
-from migrator.export.selection import ResourceType
+from migrator.export import strips
+from migrator.resources.types import ResourceType
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.store import open_store
 
@@ -61,7 +61,7 @@ def deprecated_snapshot(old_cluster, old_namespace, tmp_path: Path) -> tuple[Pat
             for obj in old_cluster.client.request("GET", path)["items"]:
                 obj.setdefault("apiVersion", f"{group}/{version}")
                 obj.setdefault("kind", kind)
-                obj, _removed, aside = export_rules.strip(obj, rtype)
+                obj, _removed, aside = strips.strip(obj, rtype)
                 out.write(obj, aside)
     writer.commit(source={"context": "old"})
     return store, "src", old_namespace
@@ -73,7 +73,7 @@ def checksums(root: Path) -> dict[str, str]:
 
 
 def transform(proving_ground: dict, store: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["transform", f"{store}/src", "--target", "new",
+    return CliRunner().invoke(cli, ["transform", f"{store}/src", "--to", "new",
                                     "--kubeconfig", proving_ground["kubeconfig"], *args])
 
 
@@ -129,7 +129,7 @@ def test_bad_rules_file_fails_before_reading(proving_ground, tmp_path: Path) -> 
 
 def test_check_apis_lists_the_deprecated_objects(proving_ground, deprecated_snapshot) -> None:
     _store, _src, namespace = deprecated_snapshot
-    result = CliRunner().invoke(cli, ["check-apis", "--from", "old", "--target", "new",
+    result = CliRunner().invoke(cli, ["check-apis", "--from", "old", "--to", "new",
                                       "--kubeconfig", proving_ground["kubeconfig"], "-o", "json"])
     report = json.loads(result.stdout)
     mine = {(c["object"]["kind"], c["writtenVia"]["groupVersion"]): c
@@ -143,6 +143,6 @@ def test_check_apis_lists_the_deprecated_objects(proving_ground, deprecated_snap
 def test_check_apis_on_a_snapshot(proving_ground, deprecated_snapshot) -> None:
     store, _src, _namespace = deprecated_snapshot
     result = CliRunner().invoke(cli, ["check-apis", "--snapshot", f"{store}/src",
-                                      "--target-version", "1.33"])
+                                      "--to-version", "1.33"])
     assert "Ingress" in result.stdout and "networking.k8s.io/v1" in result.stdout
     assert result.exit_code in (0, 1) and "Traceback" not in result.output

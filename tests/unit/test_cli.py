@@ -6,6 +6,7 @@ import io
 import threading
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
@@ -59,12 +60,13 @@ def test_export_help_offers_processes() -> None:
 def test_discover_help() -> None:
     result = CliRunner().invoke(cli, ["discover", "--help"])
     assert result.exit_code == 0
-    assert "--context" in result.output and "--kubeconfig" in result.output
+    assert "--from" in result.output and "--to" in result.output
+    assert "--kubeconfig" in result.output
 
 
 def test_discover_with_missing_kubeconfig_exits_2_without_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "missing-config"
-    result = CliRunner().invoke(cli, ["discover", "--kubeconfig", str(missing), "--context", "x"])
+    result = CliRunner().invoke(cli, ["discover", "--kubeconfig", str(missing), "--from", "x"])
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -83,7 +85,7 @@ def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
 def test_discover_unknown_context(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("contexts:\n- name: old\n  context: {cluster: old, user: old}\n")
-    result = CliRunner().invoke(cli, ["discover", "--kubeconfig", str(config), "--context", "new"])
+    result = CliRunner().invoke(cli, ["discover", "--kubeconfig", str(config), "--from", "new"])
     assert result.exit_code == 2
     assert "context 'new' not found" in result.stderr and "(contexts: old)" in result.stderr
 
@@ -115,3 +117,38 @@ def test_progress_bars_start_on_the_first_update_and_stop_at_the_end() -> None:
 def test_no_progress_bars_for_json_output() -> None:
     with contextlib.ExitStack() as stack:
         assert progress_bars(stack, "json") is None
+
+
+def _all_commands() -> list[tuple[str, click.Command]]:
+    found = []
+    for name in COMMANDS:
+        command = load_command(name)
+        if isinstance(command, click.Group):
+            found += [(f"{name} {sub}", command.commands[sub]) for sub in command.commands]
+        else:
+            found.append((name, command))
+    return found
+
+
+def _flags(command: click.Command) -> dict[str, click.Parameter]:
+    return {flag: p for p in command.params for flag in getattr(p, "opts", [])
+            if flag.startswith("--")}
+
+
+def test_one_vocabulary_across_commands() -> None:
+    """Clusters are --from/--to, the store --store, a new snapshot's store --out, a key
+    --key-file, in every command; the old spellings are gone everywhere."""
+    retired = {"--context", "--target", "--target-version", "--from-store", "--encrypt-key-file"}
+    for name, command in _all_commands():
+        flags = _flags(command)
+        assert not retired & flags.keys(), name
+        for flag in ("--from", "--to"):
+            if flag in flags:
+                assert flags[flag].metavar == "CONTEXT", (name, flag)
+        if "--store" in flags:
+            assert flags["--store"].metavar == "URL" and flags["--store"].default == "./snapshots"
+    with_store = {name for name, command in _all_commands() if "--store" in _flags(command)}
+    assert with_store == {"export", "transform", "check-apis", "import", "verify",
+                          "snapshot list", "snapshot show", "snapshot verify"}
+    with_key = {name for name, command in _all_commands() if "--key-file" in _flags(command)}
+    assert with_key == with_store - {"snapshot list", "snapshot show"}

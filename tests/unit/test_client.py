@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 
 from migrator import kube
 from migrator.errors import ClusterUnreachable, ConfigError, ContextNotFound, KubeconfigNotFound
@@ -108,4 +109,4 @@ def test_closed_port_is_unreachable_after_the_configured_retries(
     exc = info.value
     assert (exc.context, exc.server, exc.reason) == ("old", server, "connection refused")
     assert f"'old' at {server}: connection refused" in str(exc)
-    assert exc.__cause__ is not None
+    assert isinstance(exc.__cause__, urllib3.exceptions.NewConnectionError)

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from migrator.cluster_report import build_report, compare_reports, summarize_nodes
 from migrator.kube import removals
 from migrator.kube.discovery import APIGroup, ServerVersion, build_discovery
+from migrator.kube.summary import build_report, compare_reports, summarize_nodes
 
 pytestmark = pytest.mark.unit
 

@@ -63,3 +63,22 @@ def test_configmap_driver() -> None:
                  "data": {"release": helm.encode_release({"manifest": "---\n" + INGRESS})}}
     result = registry.convert_for(configmap, lambda _: True, kind_serves=SERVES)
     assert "networking.k8s.io/v1" in helm.decode_release(result.obj["data"]["release"])["manifest"]
+
+
+def test_a_document_that_is_not_yaml_is_kept_and_reported_without_its_content() -> None:
+    broken = "apiVersion: v1\nkind: Secret\ndata:\n  password: c2VjcmV0\n  bad: [unclosed\n"
+    secret = release_secret([], (broken, INGRESS))
+    result = registry.convert_for(secret, lambda _: True, kind_serves=SERVES)
+    release = helm.decode_release(base64.b64decode(result.obj["data"]["release"]).decode())
+    assert broken in release["manifest"]  # kept byte for byte
+    assert "networking.k8s.io/v1" in release["manifest"]  # the rest still converted
+    review = [c for c in result.changes if c.severity.value == "review"]
+    assert len(review) == 1 and "not valid YAML" in review[0].reason
+    assert "c2VjcmV0" not in review[0].reason and "password" not in review[0].reason
+    # Nothing else to convert: still reported, the record itself unchanged.
+    release = {"name": "web", "manifest": f"---\n{broken}", "version": 1}
+    encoded = base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+    only_broken = {**secret, "data": {"release": base64.b64encode(encoded.encode()).decode()}}
+    kept = registry.convert_for(only_broken, lambda _: True, kind_serves=SERVES)
+    assert kept.obj == only_broken
+    assert [c.severity.value for c in kept.changes] == ["review"]

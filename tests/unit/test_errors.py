@@ -28,12 +28,17 @@ FORBIDDEN = {
         (errors.ConfigError, 2),
         (errors.KubeconfigNotFound, 2),
         (errors.ContextNotFound, 2),
-        (errors.PlanInvalid, 2),
+        (errors.DifferencesInvalid, 2),
+        (errors.RulesInvalid, 2),
         (errors.ClusterUnreachable, 3),
         (errors.ApiError, 4),
-        (errors.ObjectRejected, 4),
         (errors.PartialFailure, 5),
+        (errors.StoreUnreachable, 6),
+        (errors.VerificationFailed, 7),
+        (errors.LockHeld, 8),
+        (errors.Interrupted, 130),
         (errors.SnapshotCorrupt, 1),
+        (errors.PatchTestFailed, 1),
     ],
 )
 def test_exit_codes(cls: type[errors.MigratorError], code: int) -> None:
@@ -85,7 +90,32 @@ def test_context_not_found_lists_existing_contexts() -> None:
     assert str(exc) == "context 'prod' not found in /k/config (contexts: new, old)"
 
 
-def test_object_rejected_is_an_api_error() -> None:
-    exc = errors.ObjectRejected("PATCH /x: 422 Invalid: bad", status=422)
-    assert isinstance(exc, errors.ApiError)
-    assert exc.status == 422
+def test_one_place_says_what_is_temporary() -> None:
+    temporary = [
+        errors.ClusterUnreachable("old", "https://x", "connection refused"),
+        errors.StoreUnreachable("cannot reach the S3 endpoint"),
+        errors.LockHeld("another import is running"),
+        errors.ApiError("GET /x: 503", status=503),
+        errors.ApiError("GET /x: 429", status=429),
+    ]
+    permanent = [
+        errors.ApiError("PATCH /x: 422 Invalid: bad", status=422),
+        errors.ApiError("GET /x: 403 Forbidden", status=403),
+        errors.ConfigError("bad flag"),
+        errors.StoreNotFound("no bucket"),
+        errors.SnapshotCorrupt("tampered"),
+        errors.PatchError("/spec does not exist"),
+        ValueError("not ours"),
+    ]
+    assert [errors.is_temporary(e) for e in temporary] == [True] * len(temporary)
+    assert [errors.is_temporary(e) for e in permanent] == [False] * len(permanent)
+    assert isinstance(errors.LockHeld("x"), errors.TemporaryError)
+
+
+def test_difference_settings_and_patches_are_in_the_hierarchy() -> None:
+    exc = errors.DifferencesInvalid("--registry", "'x' is not OLD=NEW")
+    assert isinstance(exc, errors.ConfigError)
+    assert str(exc) == "--registry: 'x' is not OLD=NEW"
+    assert (exc.field, exc.problem) == ("--registry", "'x' is not OLD=NEW")
+    assert issubclass(errors.PatchTestFailed, errors.PatchError)
+    assert issubclass(errors.PatchError, errors.MigratorError)

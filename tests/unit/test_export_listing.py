@@ -19,8 +19,8 @@ from migrator.errors import ApiError
 from migrator.export.listing import export_pages, restart_on_expiry
 from migrator.export.pages import PageResult, PageSpec, PageWorkers, list_total, process_page
 from migrator.export.report import ResourceReport
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType
+from migrator.resources.scope import Scope
+from migrator.resources.types import ResourceType
 
 CM = ResourceType("", "v1", "configmaps", "ConfigMap", True)
 NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False)
@@ -103,7 +103,7 @@ def test_skipped_items_are_counted_by_rule_and_not_written() -> None:
 
 def test_namespaces_out_of_scope_are_skipped() -> None:
     raws = [page([{"metadata": {"name": n, "uid": n}} for n in ("shop", "kube-system", "b")])]
-    scope = NamespaceScope.build(("shop",), (), False)
+    scope = Scope.build(("shop",), (), False)
     report, written, _ = run(raws, PageSpec(NAMESPACES, scope=scope))
     assert [obj["metadata"]["name"] for obj, _ in written] == ["shop"]
     assert sum(report.skipped.values()) == 2

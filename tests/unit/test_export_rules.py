@@ -1,13 +1,14 @@
-"""The skip and strip rules, on plain objects."""
+"""The skip rules (what a cluster regenerates) and export's strip rules, on plain objects."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 
-from migrator.export import rules
-from migrator.export.scope import NamespaceScope
-from migrator.export.selection import ResourceType
+from migrator.export import strips
+from migrator.resources import regenerated
+from migrator.resources.scope import Scope
+from migrator.resources.types import ResourceType
 
 pytestmark = pytest.mark.unit
 
@@ -78,21 +79,21 @@ OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "x",
     ],
 )
 def test_classify(resource, item, rule) -> None:
-    found = rules.classify(item, resource)
+    found = regenerated.classify(item, resource.group, resource.resource)
     assert (found.name if found else None) == rule
     if found:
-        assert rules.rule_legend()[found.name] == found.reason
+        assert strips.rule_legend()[found.name] == found.reason
 
 
 def test_metadata_and_status_stripped_status_kept_aside_for_custom_resources() -> None:
     item = obj("w", status={"ready": True})
     item["metadata"]["ownerReferences"] = OWNED["ownerReferences"]
-    out, stripped, aside = rules.strip(copy.deepcopy(item), rtype("widgets", "example.com"))
+    out, stripped, aside = strips.strip(copy.deepcopy(item), rtype("widgets", "example.com"))
     assert set(out["metadata"]) == {"name", "namespace", "ownerReferences"}
     assert "status" not in out and aside == {"status": {"ready": True}}
     assert set(stripped) == {"metadata.uid", "metadata.resourceVersion",
                              "metadata.creationTimestamp", "metadata.managedFields", "status"}
-    _out, _stripped, aside = rules.strip(copy.deepcopy(item), rtype("configmaps"))
+    _out, _stripped, aside = strips.strip(copy.deepcopy(item), rtype("configmaps"))
     assert aside is None
 
 
@@ -101,19 +102,19 @@ def test_service_ips_and_node_ports() -> None:
                            "clusterIPs": ["10.96.0.5"], "healthCheckNodePort": 31000,
                            "ports": [{"port": 80, "nodePort": 30080}]},
               status={"loadBalancer": {}})
-    out, stripped, aside = rules.strip(copy.deepcopy(svc), rtype("services"))
+    out, stripped, aside = strips.strip(copy.deepcopy(svc), rtype("services"))
     assert out["spec"] == {"type": "LoadBalancer", "ports": [{"port": 80}]}
     assert {"spec.clusterIP(s)", "spec.healthCheckNodePort", "spec.ports[].nodePort"} <= set(
         stripped)
     assert aside is None  # an empty load balancer status is not worth keeping
-    kept, stripped, _ = rules.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
+    kept, stripped, _ = strips.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
     assert kept["spec"]["ports"] == [{"port": 80, "nodePort": 30080}]
-    kept, stripped, _ = rules.strip(copy.deepcopy(svc), rtype("services"), keep_cluster_ips=True)
+    kept, stripped, _ = strips.strip(copy.deepcopy(svc), rtype("services"), keep_cluster_ips=True)
     assert (kept["spec"]["clusterIP"], kept["spec"]["clusterIPs"]) == ("10.96.0.5", ["10.96.0.5"])
     assert "spec.clusterIP(s)" not in stripped
     assert "healthCheckNodePort" not in kept["spec"]  # allocated anew whatever is kept
     headless = obj("db", spec={"clusterIP": "None", "clusterIPs": ["None"]})
-    out, stripped, _ = rules.strip(headless, rtype("services"))
+    out, stripped, _ = strips.strip(headless, rtype("services"))
     assert out["spec"]["clusterIP"] == "None" and "spec.clusterIP(s)" not in stripped
 
 
@@ -121,43 +122,44 @@ def test_volumes_pods_jobs_and_service_accounts() -> None:
     pv = obj("pv1", None, spec={"claimRef": {"name": "c", "namespace": "shop", "uid": "u",
                                              "resourceVersion": "7"}},
              status={"phase": "Bound"})
-    out, _stripped, aside = rules.strip(pv, rtype("persistentvolumes", namespaced=False))
+    out, _stripped, aside = strips.strip(pv, rtype("persistentvolumes", namespaced=False))
     assert out["spec"]["claimRef"] == {"name": "c", "namespace": "shop"}
     assert aside == {"status": {"phase": "Bound"}}
     pvc = obj("c", metadata={"annotations": {"pv.kubernetes.io/bind-completed": "yes",
                                              "keep": "me"}}, spec={"volumeName": "pv1"})
-    out, stripped, _ = rules.strip(pvc, rtype("persistentvolumeclaims"))
+    out, stripped, _ = strips.strip(pvc, rtype("persistentvolumeclaims"))
     assert out["metadata"]["annotations"] == {"keep": "me"} and out["spec"]["volumeName"] == "pv1"
     pod = obj("p", spec={"nodeName": "node-1", "containers": []})
-    assert "nodeName" not in rules.strip(pod, rtype("pods"))[0]["spec"]
+    assert "nodeName" not in strips.strip(pod, rtype("pods"))[0]["spec"]
     job = obj("j", spec={"selector": {"matchLabels": {"controller-uid": "x"}}, "template": {
         "metadata": {"labels": {"controller-uid": "x", "job-name": "j", "app": "a"}}}})
-    out, stripped, _ = rules.strip(job, rtype("jobs", "batch"))
+    out, stripped, _ = strips.strip(job, rtype("jobs", "batch"))
     assert "selector" not in out["spec"] and "spec.selector (generated)" in stripped
     assert out["spec"]["template"]["metadata"]["labels"] == {"job-name": "j", "app": "a"}
     manual = obj("m", spec={"manualSelector": True, "selector": {"matchLabels": {"a": "b"}}})
-    assert rules.strip(manual, rtype("jobs", "batch"))[0]["spec"]["selector"]
+    assert strips.strip(manual, rtype("jobs", "batch"))[0]["spec"]["selector"]
     sa = obj("app", secrets=[{"name": "app-token-x1y2z"}, {"name": "mine"}])
-    out, stripped, _ = rules.strip(sa, rtype("serviceaccounts"))
+    out, stripped, _ = strips.strip(sa, rtype("serviceaccounts"))
     assert out["secrets"] == [{"name": "mine"}] and "secrets[token]" in stripped
 
 
 def test_type_skips() -> None:
-    assert rules.type_skip(rtype("leases", "coordination.k8s.io")).name == "lease"
-    assert rules.type_skip(rtype("controllerrevisions", "apps")).name == "controller-revision"
-    assert rules.type_skip(rtype("configmaps")) is None
+    assert regenerated.type_skip(*rtype("leases", "coordination.k8s.io").identity).name == "lease"
+    assert regenerated.type_skip(*rtype("controllerrevisions", "apps").identity).name == "controller-revision"
+    assert regenerated.type_skip(*rtype("configmaps").identity) is None
 
 
 def test_namespace_scope() -> None:
-    default = NamespaceScope.build()
+    default = Scope.build(include_system_namespaces=False)
     assert default.namespaces_to_list() is None
     assert default.field_selector() == (
         "metadata.namespace!=kube-node-lease,metadata.namespace!=kube-public,"
         "metadata.namespace!=kube-system")
     assert default.skip_rule("kube-system").name == "system-namespace"
     assert default.skip_rule("shop") is None
-    narrowed = NamespaceScope.build(include=["shop", "kube-system", "shop"], exclude=["shop"])
+    narrowed = Scope.build(include_namespaces=["shop", "kube-system", "shop"], exclude_namespaces=["shop"],
+                           include_system_namespaces=False)
     assert narrowed.namespaces_to_list() == ["kube-system"]  # named: included after all
     assert narrowed.field_selector() is None
     assert narrowed.skip_rule("shop").name == "namespace-filtered"
-    assert NamespaceScope.build(include_system=True).field_selector() is None
+    assert Scope.build(include_system_namespaces=True).field_selector() is None

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 
 from migrator.errors import ConfigError
-from migrator.export.selection import select, version_key
+from migrator.export.selection import select
 from migrator.kube.discovery import APIGroup, APIResource, Discovery, ServerVersion
+from migrator.resources.identity import version_key
+from migrator.resources.scope import Scope
 
 pytestmark = pytest.mark.unit
 
@@ -131,19 +133,19 @@ def test_only_listable_resources() -> None:
     ],
 )
 def test_include_names_as_kubectl_does(name: str, key: str) -> None:
-    assert [t.key for t in select(OLD, include=[name])] == [key]
+    assert [t.key for t in select(OLD, scope=Scope(include_resources=tuple([name])))] == [key]
 
 
 def test_exclude_and_cluster_scoped() -> None:
-    keys = [t.key for t in select(OLD, exclude=["pods", "ingresses"])]
+    keys = [t.key for t in select(OLD, scope=Scope(exclude_resources=tuple(["pods", "ingresses"])))]
     assert "pods" not in keys and "ingresses.networking.k8s.io" not in keys
-    namespaced = select(OLD, cluster_scoped=False)
+    namespaced = select(OLD, scope=Scope(cluster_scoped=False))
     assert namespaced and all(t.namespaced for t in namespaced)
 
 
 def test_unknown_resource_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="deploymnets"):
-        select(OLD, include=["deploymnets"])
+        select(OLD, scope=Scope(include_resources=tuple(["deploymnets"])))
 
 
 def test_version_order() -> None:
@@ -152,8 +154,8 @@ def test_version_order() -> None:
 
 
 def test_list_paths() -> None:
-    [cm] = select(OLD, include=["configmaps"])
+    [cm] = select(OLD, scope=Scope(include_resources=tuple(["configmaps"])))
     assert cm.list_path() == "/api/v1/configmaps"
     assert cm.list_path("shop") == "/api/v1/namespaces/shop/configmaps"
-    [deploy] = select(OLD, include=["deployments"])
+    [deploy] = select(OLD, scope=Scope(include_resources=tuple(["deployments"])))
     assert deploy.list_path("shop") == "/apis/apps/v1/namespaces/shop/deployments"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from migrator.importer.lock import (
+from migrator.importer.ratelimit import RateLimiter
+from migrator.kube.lease import (
     CLOCK_SKEW,
     HOLDER_ANNOTATION,
     describe_holder,
@@ -11,7 +12,6 @@ from migrator.importer.lock import (
     micro_time,
     parse_time,
 )
-from migrator.importer.ratelimit import RateLimiter
 
 NOW = 1_700_000_000.0
 
@@ -26,7 +26,7 @@ def lease(renewed: float | None, holder: str = "laptop/42", duration: int = 30) 
 
 def test_micro_time_round_trips() -> None:
     assert parse_time(micro_time(NOW + 0.5)) == NOW + 0.5
-    assert parse_time("2024-01-01T00:00:00Z") is not None
+    assert parse_time("2024-01-01T00:00:00Z") == 1704067200.0
     assert parse_time("garbage") is None
 
 
@@ -68,7 +68,7 @@ def test_a_dead_holder_on_this_machine_is_seen_at_once() -> None:
     import socket
     import subprocess
 
-    from migrator.importer.lock import holder_died_here
+    from migrator.kube.lease import holder_died_here
 
     here = socket.gethostname()
     gone = subprocess.Popen(["true"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrator.importer import order
+from migrator.resources import order
 
 
 def position(group: str, resource: str) -> int:

@@ -1,7 +1,7 @@
 """Owner references: relinked to the new uid when the owner is imported, else dropped."""
 from __future__ import annotations
 
-from migrator.importer.owners import OwnerIndex, relink
+from migrator.resources.owners import OwnerIndex, relink
 
 KINDS = {("apps", "Deployment"): True, ("example.com", "Widget"): True,
          ("", "ConfigMap"): True, ("", "Namespace"): False,

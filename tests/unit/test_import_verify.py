@@ -1,8 +1,8 @@
 """Verify's comparison: only fields the snapshot sets count, Secret values never shown."""
 from __future__ import annotations
 
-from migrator.importer.owners import OwnerIndex
-from migrator.readiness import FAILED, READY, WAITING, readiness
+from migrator.resources.owners import OwnerIndex
+from migrator.resources.readiness import FAILED, READY, WAITING, readiness
 from migrator.verify import MASK, differences, expected, is_regenerated, project
 
 DEPLOYMENTS = {"group": "apps", "version": "v1", "resource": "deployments", "kind": "Deployment",

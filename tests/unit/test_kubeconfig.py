@@ -198,3 +198,13 @@ def test_connecting_does_not_import_the_kubernetes_package(tmp_path) -> None:
     code = ("import sys, migrator.cli, migrator.kube as k; k.connect(sys.argv[1], 'c').close(); "
             "sys.exit('kubernetes' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO).returncode == 0
+
+
+def test_invalid_yaml_says_where_without_quoting_the_line(tmp_path) -> None:
+    path = tmp_path / "config"
+    path.write_text("users:\n- name: u\n  user:\n    token: sEcReT-tOkEn: [oops\n")
+    with pytest.raises(ConfigError) as info:
+        kubeconfig.load(path, "c")
+    message = str(info.value)
+    assert message.startswith(f"kubeconfig {path} is not valid YAML at line 4, column ")
+    assert "sEcReT" not in message and info.value.__cause__ is None

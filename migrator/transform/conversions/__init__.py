@@ -3,6 +3,7 @@
 One module per API group; each exposes ``CONVERSIONS``, the conversions it declares (source
 and target (apiVersion, kind)). ``ALL`` gathers them for ``migrator.transform.registry``.
 """
+
 from __future__ import annotations
 
 from migrator.transform.conversions import (
@@ -25,7 +26,23 @@ from migrator.transform.conversions import (
     storage,
 )
 
-MODULES = (apps, networking, apiextensions, admissionregistration, autoscaling, policy, batch, rbac,
-           storage, scheduling, coordination, discovery, events, node, certificates, apiregistration,
-           flowcontrol)
+MODULES = (
+    apps,
+    networking,
+    apiextensions,
+    admissionregistration,
+    autoscaling,
+    policy,
+    batch,
+    rbac,
+    storage,
+    scheduling,
+    coordination,
+    discovery,
+    events,
+    node,
+    certificates,
+    apiregistration,
+    flowcontrol,
+)
 ALL = tuple(conversion for module in MODULES for conversion in module.CONVERSIONS)

@@ -8,9 +8,11 @@ for the whole object: ``x-kubernetes-preserve-unknown-fields`` at the schema roo
 closest, but nested objects with properties are now pruned, so a person must look. v1 also
 requires structural schemas; the ones that are not are flagged.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from migrator.transform.base import Result, Severity
 from migrator.transform.conversions.convert import Rewrite
@@ -21,14 +23,19 @@ V1BETA1 = "apiextensions.k8s.io/v1beta1"
 CRD = "CustomResourceDefinition"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 # top-level v1beta1 field → its per-version name in v1
-PER_VERSION = (("validation", "schema"), ("subresources", "subresources"),
-               ("additionalPrinterColumns", "additionalPrinterColumns"))
+PER_VERSION = (
+    ("validation", "schema"),
+    ("subresources", "subresources"),
+    ("additionalPrinterColumns", "additionalPrinterColumns"),
+)
 # fields a structural schema may not set inside allOf/anyOf/oneOf/not
 _JUNCTOR_FORBIDDEN = ("type", "description", "default", "additionalProperties", "nullable")
 _JUNCTORS = ("allOf", "anyOf", "oneOf")
 
 
-def structural_problems(schema: Any, path: str = "openAPIV3Schema", root: bool = True) -> Iterator[str]:
+def structural_problems(
+    schema: Any, path: str = "openAPIV3Schema", root: bool = True
+) -> Iterator[str]:
     """Why ``schema`` is not structural (the rules of the v1 API), one message each."""
     if not isinstance(schema, dict):
         return
@@ -39,7 +46,10 @@ def structural_problems(schema: Any, path: str = "openAPIV3Schema", root: bool =
         yield f"{path}: properties and additionalProperties are mutually exclusive"
     if root and isinstance(schema.get("properties"), dict):
         metadata = schema["properties"].get("metadata")
-        if isinstance(metadata, dict) and set(metadata.get("properties") or {}) - {"name", "generateName"}:
+        if isinstance(metadata, dict) and set(metadata.get("properties") or {}) - {
+            "name",
+            "generateName",
+        }:
             yield f"{path}.properties.metadata: only name and generateName may be specified"
     for junctor in _JUNCTORS:
         for index, item in enumerate(schema.get(junctor) or ()):
@@ -53,7 +63,9 @@ def structural_problems(schema: Any, path: str = "openAPIV3Schema", root: bool =
     elif isinstance(schema.get("items"), list):
         yield f"{path}.items: must be a schema, not a list"
     if isinstance(schema.get("additionalProperties"), dict):
-        yield from structural_problems(schema["additionalProperties"], f"{path}.additionalProperties", root=False)
+        yield from structural_problems(
+            schema["additionalProperties"], f"{path}.additionalProperties", root=False
+        )
 
 
 def _junctor_problems(schema: Any, path: str) -> Iterator[str]:
@@ -70,7 +82,9 @@ def _junctor_problems(schema: Any, path: str) -> Iterator[str]:
 
 
 def _columns(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{("jsonPath" if k == "JSONPath" else k): v for k, v in column.items()} for column in columns]
+    return [
+        {("jsonPath" if k == "JSONPath" else k): v for k, v in column.items()} for column in columns
+    ]
 
 
 def _versions(rw: Rewriter) -> list[dict[str, Any]]:
@@ -80,8 +94,14 @@ def _versions(rw: Rewriter) -> list[dict[str, Any]]:
         return [dict(v) for v in versions]
     name = rw.get(("spec", "version"))
     built = [{"name": name, "served": True, "storage": True}]
-    rw.record(("spec", "versions"), "set", "v1beta1 defaulted versions from spec.version",
-              Severity.DEFAULT, None, built)
+    rw.record(
+        ("spec", "versions"),
+        "set",
+        "v1beta1 defaulted versions from spec.version",
+        Severity.DEFAULT,
+        None,
+        built,
+    )
     return built
 
 
@@ -95,8 +115,12 @@ def crd_edit(rw: Rewriter) -> None:
             continue
         for version in versions:
             version.setdefault(per_version, top)
-        rw.record(("spec", field), "move", f"v1 has no top-level {field}: copied into every version's "
-                  f"{per_version}", before=top)
+        rw.record(
+            ("spec", field),
+            "move",
+            f"v1 has no top-level {field}: copied into every version's {per_version}",
+            before=top,
+        )
     for version in versions:
         if version.get("additionalPrinterColumns"):
             version["additionalPrinterColumns"] = _columns(version["additionalPrinterColumns"])
@@ -104,8 +128,12 @@ def crd_edit(rw: Rewriter) -> None:
     for index, version in enumerate(versions):
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         for problem in structural_problems(schema):
-            rw.record(("spec", "versions", index, "schema"), "flag", f"not a structural schema ({problem}): "
-                      "v1 rejects it; fix the schema by hand", Severity.REVIEW)
+            rw.record(
+                ("spec", "versions", index, "schema"),
+                "flag",
+                f"not a structural schema ({problem}): v1 rejects it; fix the schema by hand",
+                Severity.REVIEW,
+            )
     rw.put(("spec", "versions"), versions)
     rw.default(("spec", "scope"), "Namespaced", "v1 requires scope; v1beta1 defaulted Namespaced")
     _conversion(rw)
@@ -121,14 +149,29 @@ def _preserve_unknown_fields(rw: Rewriter, versions: list[dict[str, Any]]) -> No
         schema = version.get("schema")
         if not isinstance(schema, dict) or not isinstance(schema.get("openAPIV3Schema"), dict):
             version["schema"] = {"openAPIV3Schema": {"type": "object", PRESERVE: True}}
-            rw.record(("spec", "versions", index, "schema"), "set", "v1 requires a schema: an open one "
-                      "that keeps every field", Severity.REVIEW, None, version["schema"])
+            rw.record(
+                ("spec", "versions", index, "schema"),
+                "set",
+                "v1 requires a schema: an open one that keeps every field",
+                Severity.REVIEW,
+                None,
+                version["schema"],
+            )
         elif schema["openAPIV3Schema"].get(PRESERVE) is not True:
-            version["schema"] = {**schema, "openAPIV3Schema": {**schema["openAPIV3Schema"], PRESERVE: True}}
-    rw.record(("spec", "preserveUnknownFields"), "convert",
-              f"preserveUnknownFields: true{' (the v1beta1 default)' if preserve is None else ''} is "
-              f"{PRESERVE}: true at each schema root in v1; fields nested under objects with properties are "
-              "now pruned", Severity.REVIEW, preserve, {PRESERVE: True})
+            version["schema"] = {
+                **schema,
+                "openAPIV3Schema": {**schema["openAPIV3Schema"], PRESERVE: True},
+            }
+    rw.record(
+        ("spec", "preserveUnknownFields"),
+        "convert",
+        f"preserveUnknownFields: true{' (the v1beta1 default)' if preserve is None else ''} is "
+        f"{PRESERVE}: true at each schema root in v1; fields nested under objects with "
+        "properties are now pruned",
+        Severity.REVIEW,
+        preserve,
+        {PRESERVE: True},
+    )
 
 
 def _conversion(rw: Rewriter) -> None:
@@ -142,10 +185,19 @@ def _conversion(rw: Rewriter) -> None:
             rw.remove((*path, key), f"v1 forbids {key} unless the strategy is Webhook")
         return
     webhook = _some_webhook(conversion)
-    new = {k: v for k, v in conversion.items() if k not in ("webhookClientConfig", "conversionReviewVersions")}
+    new = {
+        k: v
+        for k, v in conversion.items()
+        if k not in ("webhookClientConfig", "conversionReviewVersions")
+    }
     new["webhook"] = webhook
-    rw.set(path, new, "v1 nests the conversion webhook: webhook.clientConfig, "
-           "webhook.conversionReviewVersions (v1beta1 defaulted [v1beta1])", action="convert")
+    rw.set(
+        path,
+        new,
+        "v1 nests the conversion webhook: webhook.clientConfig, "
+        "webhook.conversionReviewVersions (v1beta1 defaulted [v1beta1])",
+        action="convert",
+    )
 
 
 def _some_webhook(conversion: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +216,8 @@ def normalize_crd(obj: dict[str, Any]) -> Result:
     keep it but refuses it on create. The same rewrite as the v1beta1 conversion applies.
     """
     if (obj.get("apiVersion"), obj.get("kind")) != (V1, CRD) or lookup(
-            obj, ("spec", "preserveUnknownFields")) is not True:
+        obj, ("spec", "preserveUnknownFields")
+    ) is not True:
         return Result(obj)
     rw = Rewriter(obj, "crd preserveUnknownFields")
     versions = [dict(v) for v in rw.get(("spec", "versions")) or ()]

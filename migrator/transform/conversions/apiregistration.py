@@ -1,6 +1,9 @@
 """APIService apiregistration.k8s.io/v1beta1 → v1: the same fields."""
+
 from __future__ import annotations
 
 from migrator.transform.conversions.convert import renamed
 
-CONVERSIONS = renamed("apiregistration.k8s.io/v1beta1", "apiregistration.k8s.io/v1", ("APIService",))
+CONVERSIONS = renamed(
+    "apiregistration.k8s.io/v1beta1", "apiregistration.k8s.io/v1", ("APIService",)
+)

@@ -6,6 +6,7 @@ and never timed out a rollout; DaemonSets and apps/v1beta1 StatefulSets updated 
 delete). Those old defaults are written explicitly so behaviour does not change silently.
 Values are the ``SetDefaults_*`` functions of ``pkg/apis/{extensions,apps}/v1beta{1,2}``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,22 +28,47 @@ TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 # ``strategy``/``updateStrategy`` holds the default type; ``rolling`` the rolling-update
 # parameters defaulted when that type is RollingUpdate.
 DEPLOYMENT_DEFAULTS: dict[str, dict[str, Any]] = {
-    EXTENSIONS: {"revisionHistoryLimit": MAX_INT32, "progressDeadlineSeconds": MAX_INT32,
-                 "rolling": {"maxUnavailable": 1, "maxSurge": 1}},
-    V1BETA1: {"revisionHistoryLimit": 2, "progressDeadlineSeconds": 600,
-              "rolling": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-    V1BETA2: {"revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
-              "rolling": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+    EXTENSIONS: {
+        "revisionHistoryLimit": MAX_INT32,
+        "progressDeadlineSeconds": MAX_INT32,
+        "rolling": {"maxUnavailable": 1, "maxSurge": 1},
+    },
+    V1BETA1: {
+        "revisionHistoryLimit": 2,
+        "progressDeadlineSeconds": 600,
+        "rolling": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    },
+    V1BETA2: {
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": 600,
+        "rolling": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    },
 }
 DAEMONSET_DEFAULTS: dict[str, dict[str, Any]] = {
-    EXTENSIONS: {"revisionHistoryLimit": 10, "updateStrategy": "OnDelete", "rolling": {"maxUnavailable": 1}},
-    V1BETA2: {"revisionHistoryLimit": 10, "updateStrategy": "RollingUpdate", "rolling": {"maxUnavailable": 1}},
+    EXTENSIONS: {
+        "revisionHistoryLimit": 10,
+        "updateStrategy": "OnDelete",
+        "rolling": {"maxUnavailable": 1},
+    },
+    V1BETA2: {
+        "revisionHistoryLimit": 10,
+        "updateStrategy": "RollingUpdate",
+        "rolling": {"maxUnavailable": 1},
+    },
 }
 STATEFULSET_DEFAULTS: dict[str, dict[str, Any]] = {
-    V1BETA1: {"revisionHistoryLimit": 10, "podManagementPolicy": "OrderedReady",
-              "updateStrategy": "OnDelete", "rolling": {"partition": 0}},
-    V1BETA2: {"revisionHistoryLimit": 10, "podManagementPolicy": "OrderedReady",
-              "updateStrategy": "RollingUpdate", "rolling": {"partition": 0}},
+    V1BETA1: {
+        "revisionHistoryLimit": 10,
+        "podManagementPolicy": "OrderedReady",
+        "updateStrategy": "OnDelete",
+        "rolling": {"partition": 0},
+    },
+    V1BETA2: {
+        "revisionHistoryLimit": 10,
+        "podManagementPolicy": "OrderedReady",
+        "updateStrategy": "RollingUpdate",
+        "rolling": {"partition": 0},
+    },
 }
 # Groups whose defaulting filled spec.selector from the template labels.
 SELECTOR_DEFAULTED = {EXTENSIONS, V1BETA1}
@@ -54,17 +80,26 @@ def _why(version: str) -> str:
 
 def selector_edit(version: str) -> Edit:
     """spec.selector from the template labels, as the old group defaulted it."""
+
     def edit(rw: Rewriter) -> None:
         if rw.get(("spec", "selector")) is not None:
             return
         labels = rw.get(("spec", "template", "metadata", "labels"))
         if labels:
-            rw.set(("spec", "selector"), {"matchLabels": dict(labels)},
-                   f"apps/v1 requires a selector; {version} defaulted it from the template labels",
-                   Severity.DEFAULT)
+            rw.set(
+                ("spec", "selector"),
+                {"matchLabels": dict(labels)},
+                f"apps/v1 requires a selector; {version} defaulted it from the template labels",
+                Severity.DEFAULT,
+            )
         else:
-            rw.record(("spec", "selector"), "missing", "apps/v1 requires a selector and the template "
-                      "has no labels to build one from", Severity.REVIEW)
+            rw.record(
+                ("spec", "selector"),
+                "missing",
+                "apps/v1 requires a selector and the template has no labels to build one from",
+                Severity.REVIEW,
+            )
+
     return edit
 
 
@@ -82,23 +117,33 @@ def defaults_edit(version: str, table: dict[str, Any], strategy_field: str) -> E
             rw.default((*strategy, "type"), table["updateStrategy"], why)
         kind = rw.get((*strategy, "type"), "RollingUpdate")
         # extensions/v1beta1 also filled rollingUpdate when it was given with another type.
-        if kind == "RollingUpdate" or (version == EXTENSIONS and rw.get((*strategy, rolling_key)) is not None):
+        if kind == "RollingUpdate" or (
+            version == EXTENSIONS and rw.get((*strategy, rolling_key)) is not None
+        ):
             for name, value in table["rolling"].items():
                 rw.default((*strategy, rolling_key, name), value, why)
+
     return edit
 
 
 def rollback_edit(rw: Rewriter) -> None:
     """spec.rollbackTo: a pending rollback request, which apps/v1 cannot express."""
-    rw.remove(("spec", "rollbackTo"), "apps/v1 has no rollbackTo (a pending rollback request is "
-              "lost; use `kubectl rollout undo` on the new cluster)", Severity.LOSS)
+    rw.remove(
+        ("spec", "rollbackTo"),
+        "apps/v1 has no rollbackTo (a pending rollback request is "
+        "lost; use `kubectl rollout undo` on the new cluster)",
+        Severity.LOSS,
+    )
 
 
 def template_generation_edit(rw: Rewriter) -> None:
     """spec.templateGeneration → the annotation apps/v1 keeps it in (as the API server does)."""
-    rw.move(("spec", "templateGeneration"), ("metadata", "annotations", TEMPLATE_GENERATION_ANNOTATION),
-            "apps/v1 keeps the template generation in an annotation",
-            transform=lambda value: str(value))
+    rw.move(
+        ("spec", "templateGeneration"),
+        ("metadata", "annotations", TEMPLATE_GENERATION_ANNOTATION),
+        "apps/v1 keeps the template generation in an annotation",
+        transform=lambda value: str(value),
+    )
 
 
 def _workload(version: str, kind: str, *edits: Edit) -> Rewrite:
@@ -107,14 +152,28 @@ def _workload(version: str, kind: str, *edits: Edit) -> Rewrite:
 
 
 CONVERSIONS = (
-    *(_workload(v, "Deployment", *((rollback_edit,) if v != V1BETA2 else ()),
-                defaults_edit(v, DEPLOYMENT_DEFAULTS[v], "strategy"))
-      for v in (EXTENSIONS, V1BETA1, V1BETA2)),
-    _workload(EXTENSIONS, "DaemonSet", template_generation_edit,
-              defaults_edit(EXTENSIONS, DAEMONSET_DEFAULTS[EXTENSIONS], "updateStrategy")),
-    _workload(V1BETA2, "DaemonSet", defaults_edit(V1BETA2, DAEMONSET_DEFAULTS[V1BETA2], "updateStrategy")),
-    *(_workload(v, "StatefulSet", defaults_edit(v, STATEFULSET_DEFAULTS[v], "updateStrategy"))
-      for v in (V1BETA1, V1BETA2)),
+    *(
+        _workload(
+            v,
+            "Deployment",
+            *((rollback_edit,) if v != V1BETA2 else ()),
+            defaults_edit(v, DEPLOYMENT_DEFAULTS[v], "strategy"),
+        )
+        for v in (EXTENSIONS, V1BETA1, V1BETA2)
+    ),
+    _workload(
+        EXTENSIONS,
+        "DaemonSet",
+        template_generation_edit,
+        defaults_edit(EXTENSIONS, DAEMONSET_DEFAULTS[EXTENSIONS], "updateStrategy"),
+    ),
+    _workload(
+        V1BETA2, "DaemonSet", defaults_edit(V1BETA2, DAEMONSET_DEFAULTS[V1BETA2], "updateStrategy")
+    ),
+    *(
+        _workload(v, "StatefulSet", defaults_edit(v, STATEFULSET_DEFAULTS[v], "updateStrategy"))
+        for v in (V1BETA1, V1BETA2)
+    ),
     *(_workload(v, "ReplicaSet") for v in (EXTENSIONS, V1BETA2)),
     *renamed(V1BETA1, APPS_V1, ("ControllerRevision",)),
     *renamed(V1BETA2, APPS_V1, ("ControllerRevision",)),

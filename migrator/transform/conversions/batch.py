@@ -1,4 +1,5 @@
 """CronJob batch/v1beta1 → batch/v1: the same fields; the job's pod template is normalized."""
+
 from __future__ import annotations
 
 from migrator.transform.conversions.convert import renamed

@@ -4,10 +4,12 @@ A module per API group builds its conversions from these, each declaring the
 (apiVersion, kind) it applies to; the release that removed the source comes from
 ``migrator.kube.removals`` so the table lives in one place.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from migrator.kube import removals
 from migrator.transform.base import Change, Result, Severity
@@ -35,16 +37,27 @@ class Rewrite:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "removed_in", _removed_in(self.source))
-        object.__setattr__(self, "name", f"convert {self.source[0]} {self.source[1]} → {self.target[0]}")
+        object.__setattr__(
+            self, "name", f"convert {self.source[0]} {self.source[1]} → {self.target[0]}"
+        )
 
     def convert(self, obj: dict[str, Any]) -> Result:
         """The object at ``target``, with a change for the version and for every field edit."""
         rw = Rewriter(obj, self.name)
         api_version, kind = self.target
-        rw.set(("apiVersion",), api_version, f"{self.source[0]} is not served from "
-               f"{removals.format_release(self.removed_in)} on", action="convert")
+        rw.set(
+            ("apiVersion",),
+            api_version,
+            f"{self.source[0]} is not served from {removals.format_release(self.removed_in)} on",
+            action="convert",
+        )
         if kind != self.source[1]:
-            rw.set(("kind",), kind, f"{self.source[1]} is called {kind} in {api_version}", action="convert")
+            rw.set(
+                ("kind",),
+                kind,
+                f"{self.source[1]} is called {kind} in {api_version}",
+                action="convert",
+            )
         for edit in self.edits:
             edit(rw)
         return rw.result()
@@ -66,7 +79,10 @@ class Drop:
         object.__setattr__(self, "name", f"drop {self.source[0]} {self.source[1]}")
 
     def convert(self, obj: dict[str, Any]) -> Result:
-        return Result(None, [Change("", "drop", self.reason, Severity.DROP, None, self.suggest(obj), self.name)])
+        return Result(
+            None,
+            [Change("", "drop", self.reason, Severity.DROP, None, self.suggest(obj), self.name)],
+        )
 
 
 _RANK = {severity: rank for rank, severity in enumerate(Severity)}
@@ -77,7 +93,10 @@ def worst_severity(changes: list[Change]) -> Severity:
     return max((c.severity for c in changes), key=_RANK.__getitem__, default=Severity.INFO)
 
 
-def renamed(source_version: str, target_version: str, kinds: tuple[str, ...],
-            *edits: Edit) -> tuple[Rewrite, ...]:
+def renamed(
+    source_version: str, target_version: str, kinds: tuple[str, ...], *edits: Edit
+) -> tuple[Rewrite, ...]:
     """Conversions for kinds whose fields are the same in both versions (only apiVersion moves)."""
-    return tuple(Rewrite((source_version, kind), (target_version, kind), tuple(edits)) for kind in kinds)
+    return tuple(
+        Rewrite((source_version, kind), (target_version, kind), tuple(edits)) for kind in kinds
+    )

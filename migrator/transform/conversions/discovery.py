@@ -5,6 +5,7 @@ held survives as ``deprecatedTopology``. The mapping is the API server's
 (``pkg/apis/discovery/v1beta1/conversion.go``): the zone label moves to ``zone``, the hostname
 label is dropped only when it equals ``nodeName``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,13 @@ def convert_endpoint(endpoint: dict[str, Any]) -> dict[str, Any]:
 def endpointslice_edit(rw: Rewriter) -> None:
     for path, endpoint in rw.each(("endpoints",)):
         if isinstance(endpoint, dict) and "topology" in endpoint:
-            rw.set(path, convert_endpoint(endpoint), "v1 has zone and nodeName instead of topology; the "
-                   "rest of the map is deprecatedTopology", action="convert")
+            rw.set(
+                path,
+                convert_endpoint(endpoint),
+                "v1 has zone and nodeName instead of topology; the "
+                "rest of the map is deprecatedTopology",
+                action="convert",
+            )
 
 
 CONVERSIONS = (Rewrite((V1BETA1, "EndpointSlice"), (V1, "EndpointSlice"), (endpointslice_edit,)),)

@@ -5,6 +5,7 @@ is the same layout; v1beta3 renamed ``assuredConcurrencyShares`` to
 ``nominalConcurrencyShares``; v1 lets 0 mean 0, which v1beta3 expressed with an annotation
 that v1 forbids.
 """
+
 from __future__ import annotations
 
 from migrator.transform.base import Severity
@@ -23,8 +24,11 @@ def v1beta3_edit(rw: Rewriter) -> None:
     limited = ("spec", "limited")
     if rw.get(limited) is None:
         return
-    if not rw.move((*limited, "assuredConcurrencyShares"), (*limited, "nominalConcurrencyShares"),
-                   "renamed in v1beta3"):
+    if not rw.move(
+        (*limited, "assuredConcurrencyShares"),
+        (*limited, "nominalConcurrencyShares"),
+        "renamed in v1beta3",
+    ):
         rw.default((*limited, "nominalConcurrencyShares"), DEFAULT_SHARES, "v1beta2 defaulted 30")
 
 
@@ -34,10 +38,16 @@ def v1_edit(rw: Rewriter) -> None:
     shares = ("spec", "limited", "nominalConcurrencyShares")
     preserve_zero = rw.has(annotation)
     if rw.get(("spec", "limited")) is not None and not rw.get(shares) and not preserve_zero:
-        rw.set(shares, DEFAULT_SHARES, "v1beta3 read 0 or unset as the default 30; in v1 0 means 0",
-               Severity.DEFAULT)
+        rw.set(
+            shares,
+            DEFAULT_SHARES,
+            "v1beta3 read 0 or unset as the default 30; in v1 0 means 0",
+            Severity.DEFAULT,
+        )
     if preserve_zero:
-        rw.remove(annotation, "v1 forbids the v1beta3 round-trip annotation; 0 already means 0 in v1")
+        rw.remove(
+            annotation, "v1 forbids the v1beta3 round-trip annotation; 0 already means 0 in v1"
+        )
         if not rw.get(("metadata", "annotations")):
             rw.pop(("metadata", "annotations"))
 

@@ -7,13 +7,15 @@ base64(gzip(JSON release)) — and, in a Secret, base64 once more. The release's
 on kinds the cluster no longer serves. Each document at a removed version is rewritten with the
 same conversion as live objects; the others are kept byte for byte, comments included.
 """
+
 from __future__ import annotations
 
 import base64
 import gzip
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -36,7 +38,11 @@ def is_release(obj: dict[str, Any]) -> bool:
     if obj.get("kind") == "Secret":
         return obj.get("type") == RELEASE_SECRET_TYPE
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return obj.get("kind") == "ConfigMap" and labels.get("owner") == "helm" and "release" in (obj.get("data") or {})
+    return (
+        obj.get("kind") == "ConfigMap"
+        and labels.get("owner") == "helm"
+        and "release" in (obj.get("data") or {})
+    )
 
 
 def decode_release(encoded: str) -> dict[str, Any]:
@@ -57,19 +63,25 @@ def _split(manifest: str) -> list[str]:
     """The manifest cut at ``---`` lines, separators kept, so joining gives it back."""
     parts, start = [], 0
     for match in _SEPARATOR.finditer(manifest):
-        parts.append(manifest[start:match.start()])
+        parts.append(manifest[start : match.start()])
         parts.append(match.group(0))
         start = match.end()
     parts.append(manifest[start:])
     return parts
 
 
-def _rewrite_doc(text: str, convert: Convert, notes: list[str], changes: list) -> str:
+def _rewrite_doc(
+    text: str, convert: Convert, notes: list[str], changes: list, unreadable: list[str]
+) -> str:
     if "apiVersion" not in text:
         return text
     try:
         doc = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
+    except yaml.YAMLError as error:
+        # Only where and what: the document may be a Secret's manifest, never quote it.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        unreadable.append(f"{getattr(error, 'problem', None) or 'invalid YAML'}{where}")
         return text
     if not isinstance(doc, dict) or "apiVersion" not in doc:
         return text
@@ -82,16 +94,29 @@ def _rewrite_doc(text: str, convert: Convert, notes: list[str], changes: list) -
         notes.append(f"{name} ({doc['apiVersion']}) removed: no successor")
         return "\n" if text.startswith("\n") else ""
     notes.append(f"{name}: {doc['apiVersion']} → {result.obj.get('apiVersion')}")
-    comments = "".join(line + "\n" for line in text.strip("\n").splitlines() if line.startswith("#"))
-    body = yaml.dump(result.obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    comments = "".join(
+        line + "\n" for line in text.strip("\n").splitlines() if line.startswith("#")
+    )
+    body = yaml.dump(
+        result.obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
     return ("\n" if text.startswith("\n") else "") + comments + body
 
 
-def rewrite_manifest(manifest: str, convert: Convert, notes: list[str], changes: list) -> str:
-    """``manifest`` with every document ``convert`` changes rewritten (notes say which)."""
+def rewrite_manifest(
+    manifest: str,
+    convert: Convert,
+    notes: list[str],
+    changes: list,
+    unreadable: list[str] | None = None,
+) -> str:
+    """``manifest`` with every document ``convert`` changes rewritten (notes say which);
+    documents that are not valid YAML are kept as they are and listed in ``unreadable``."""
     parts = _split(manifest)
     for index in range(0, len(parts), 2):
-        parts[index] = _rewrite_doc(parts[index], convert, notes, changes)
+        parts[index] = _rewrite_doc(
+            parts[index], convert, notes, changes, unreadable if unreadable is not None else []
+        )
     return "".join(parts)
 
 
@@ -106,20 +131,43 @@ def rewrite_release(obj: dict[str, Any], convert: Convert) -> Result:
         encoded = base64.b64decode(stored).decode() if secret else stored
         release = decode_release(encoded)
     except (ValueError, OSError, EOFError) as error:
-        rw.record(("data", "release"), "keep", f"cannot decode the Helm release ({error})", Severity.REVIEW)
+        rw.record(
+            ("data", "release"),
+            "keep",
+            f"cannot decode the Helm release ({error})",
+            Severity.REVIEW,
+        )
         return rw.result()
     notes: list[str] = []
     changes: list = []
+    unreadable: list[str] = []
     if isinstance(release.get("manifest"), str):
-        release["manifest"] = rewrite_manifest(release["manifest"], convert, notes, changes)
+        release["manifest"] = rewrite_manifest(
+            release["manifest"], convert, notes, changes, unreadable
+        )
     for hook in release.get("hooks") or ():
         if isinstance(hook, dict) and isinstance(hook.get("manifest"), str):
-            hook["manifest"] = rewrite_manifest(hook["manifest"], convert, notes, changes)
+            hook["manifest"] = rewrite_manifest(
+                hook["manifest"], convert, notes, changes, unreadable
+            )
+    if unreadable:
+        rw.record(
+            ("data", "release"),
+            "keep",
+            f"{len(unreadable)} document(s) of the Helm release manifest are not valid "
+            f"YAML ({'; '.join(unreadable)}): kept as they are, not converted; check "
+            "them before `helm upgrade`",
+            Severity.REVIEW,
+        )
     if not notes:
-        return Result(obj)
+        return rw.result() if unreadable else Result(obj)
     encoded = encode_release(release)
     rw.put(("data", "release"), base64.b64encode(encoded.encode()).decode() if secret else encoded)
     # never before/after: a release can hold Secret manifests
-    rw.record(("data", "release"), "convert", "Helm release manifest rewritten so `helm upgrade` works: "
-              + "; ".join(notes), worst_severity(changes))
+    rw.record(
+        ("data", "release"),
+        "convert",
+        "Helm release manifest rewritten so `helm upgrade` works: " + "; ".join(notes),
+        worst_severity(changes),
+    )
     return rw.result()

@@ -6,11 +6,13 @@ deletions. It is rewritten with the same conversion as the object (mode ``rewrit
 dropped (mode ``drop``: the next apply then does a two-way merge and cannot prune fields the
 manifest no longer names), or left alone (``keep``).
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from migrator.transform.base import Result, Severity
 from migrator.transform.conversions.convert import worst_severity
@@ -35,8 +37,9 @@ def stale_api_version(obj: dict[str, Any], served: Callable[[str, str], bool]) -
     return match.group(1)
 
 
-def rewrite_last_applied(obj: dict[str, Any], convert: Callable[[dict[str, Any]], Result],
-                         mode: str = "rewrite") -> Result:
+def rewrite_last_applied(
+    obj: dict[str, Any], convert: Callable[[dict[str, Any]], Result], mode: str = "rewrite"
+) -> Result:
     """Rewrite (or drop) the annotation of ``obj`` by running ``convert`` on its content."""
     if mode not in MODES:
         raise ValueError(f"last-applied mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -45,8 +48,12 @@ def rewrite_last_applied(obj: dict[str, Any], convert: Callable[[dict[str, Any]]
     if mode == "keep" or not isinstance(raw, str):
         return Result(obj)
     if mode == "drop":
-        rw.remove(_PATH, "its apiVersion is not served by the target: the next `kubectl apply` does a "
-                  "two-way merge", Severity.INFO)
+        rw.remove(
+            _PATH,
+            "its apiVersion is not served by the target: the next `kubectl apply` does a "
+            "two-way merge",
+            Severity.INFO,
+        )
         return rw.result()
     try:
         applied = json.loads(raw)
@@ -59,9 +66,11 @@ def rewrite_last_applied(obj: dict[str, Any], convert: Callable[[dict[str, Any]]
         return rw.result()
     text = json.dumps(converted.obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     new = text + "\n" if raw.endswith("\n") else text
-    reason = (f"rewritten from {applied.get('apiVersion')} to {converted.obj.get('apiVersion')} with the "
-              f"object's conversion ({len(converted.changes)} changes: "
-              f"{', '.join(sorted({c.path for c in converted.changes}))})")
+    reason = (
+        f"rewritten from {applied.get('apiVersion')} to {converted.obj.get('apiVersion')} with the "
+        f"object's conversion ({len(converted.changes)} changes: "
+        f"{', '.join(sorted({c.path for c in converted.changes}))})"
+    )
     rw.put(_PATH, new)
     # no before/after: the values are the user's whole manifest, the reason names the fields
     rw.record(_PATH, "convert", reason, _carried(worst_severity(converted.changes)))

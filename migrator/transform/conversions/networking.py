@@ -6,6 +6,7 @@ and requires ``pathType`` (v1beta1 defaulted ``ImplementationSpecific``). The
 ``kubernetes.io/ingress.class`` annotation becomes ``spec.ingressClassName``: Kubernetes
 rejects creating an Ingress with both, and the annotation is deprecated.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -41,17 +42,24 @@ def _backend(rw: Rewriter, path: Path) -> None:
     if isinstance(backend, dict):
         new = convert_backend(backend)
         if new is not backend:
-            rw.set(path, new, "v1 backends name a service and a port number or name", action="convert")
+            rw.set(
+                path, new, "v1 backends name a service and a port number or name", action="convert"
+            )
 
 
 def ingress_edit(rw: Rewriter) -> None:
     """Backends, pathType and the class annotation."""
-    if rw.move(("spec", "backend"), ("spec", "defaultBackend"), "spec.backend is spec.defaultBackend in v1"):
+    if rw.move(
+        ("spec", "backend"), ("spec", "defaultBackend"), "spec.backend is spec.defaultBackend in v1"
+    ):
         _backend(rw, ("spec", "defaultBackend"))
     for rule, _ in rw.each(("spec", "rules")):
         for path, _ in rw.each((*rule, "http", "paths")):
-            rw.default((*path, "pathType"), "ImplementationSpecific",
-                       "v1 requires pathType; v1beta1 defaulted ImplementationSpecific")
+            rw.default(
+                (*path, "pathType"),
+                "ImplementationSpecific",
+                "v1 requires pathType; v1beta1 defaulted ImplementationSpecific",
+            )
             _backend(rw, (*path, "backend"))
     _class_annotation(rw)
 
@@ -65,12 +73,21 @@ def _class_annotation(rw: Rewriter) -> None:
     if current is None:
         rw.pop(annotation)
         rw.put(("spec", "ingressClassName"), value)
-        rw.record(annotation, "move", "the deprecated class annotation is spec.ingressClassName "
-                  "(never both); an IngressClass of that name must exist on the target",
-                  Severity.REVIEW, value, value)
+        rw.record(
+            annotation,
+            "move",
+            "the deprecated class annotation is spec.ingressClassName "
+            "(never both); an IngressClass of that name must exist on the target",
+            Severity.REVIEW,
+            value,
+            value,
+        )
     else:
-        rw.remove(annotation, f"spec.ingressClassName ({current}) is set: the API server rejects "
-                  "both", Severity.INFO if current == value else Severity.REVIEW)
+        rw.remove(
+            annotation,
+            f"spec.ingressClassName ({current}) is set: the API server rejects both",
+            Severity.INFO if current == value else Severity.REVIEW,
+        )
     if not rw.get(("metadata", "annotations")):
         rw.pop(("metadata", "annotations"))
 
@@ -83,7 +100,8 @@ def normalize_ingress(obj: dict[str, Any]) -> Result:
     the same as one converted here (its last-applied copy is rewritten with ingressClassName).
     """
     if (obj.get("apiVersion"), obj.get("kind")) != (V1, "Ingress") or lookup(
-            obj, ("metadata", "annotations", CLASS_ANNOTATION)) is None:
+        obj, ("metadata", "annotations", CLASS_ANNOTATION)
+    ) is None:
         return Result(obj)
     rw = Rewriter(obj, "ingress class annotation")
     _class_annotation(rw)
@@ -95,6 +113,10 @@ CONVERSIONS = (
     Rewrite((V1BETA1, "Ingress"), (V1, "Ingress"), (ingress_edit,)),
     *renamed(V1BETA1, V1, ("IngressClass",)),
     *renamed(EXTENSIONS, V1, ("NetworkPolicy",)),
-    Drop((EXTENSIONS, "PodSecurityPolicy"), "PodSecurityPolicy has no successor (removed in 1.25); "
-         "use Pod Security Admission labels on namespaces", suggest_pod_security),
+    Drop(
+        (EXTENSIONS, "PodSecurityPolicy"),
+        "PodSecurityPolicy has no successor (removed in 1.25); "
+        "use Pod Security Admission labels on namespaces",
+        suggest_pod_security,
+    ),
 )

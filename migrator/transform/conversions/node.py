@@ -4,6 +4,7 @@ v1beta1 and v1 keep ``handler``, ``overhead`` and ``scheduling`` at the top leve
 carry over unchanged. v1alpha1 nested them under ``spec`` (and called the handler
 ``runtimeHandler``): they move up, the now empty ``spec`` goes.
 """
+
 from __future__ import annotations
 
 from migrator.transform.conversions.convert import Rewrite, renamed

@@ -5,8 +5,10 @@ the AppArmor annotations are deprecated in favour of ``appArmorProfile`` (1.30).
 conversions call ``normalize_template``; the runner calls ``normalize_pod_template`` on
 objects that are already at a served version, since those carry the same annotations.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from migrator.transform.base import Result, Severity
@@ -40,7 +42,7 @@ def _profile(value: str) -> dict[str, str] | None:
     if value == "unconfined":
         return {"type": "Unconfined"}
     if value.startswith("localhost/") and len(value) > len("localhost/"):
-        return {"type": "Localhost", "localhostProfile": value[len("localhost/"):]}
+        return {"type": "Localhost", "localhostProfile": value[len("localhost/") :]}
     return None
 
 
@@ -63,7 +65,7 @@ def normalize_template(rw: Rewriter, template: Path, apparmor: bool = True) -> N
             _move(rw, template, key, value, (*spec, "securityContext", "seccompProfile"))
         elif key.startswith(SECCOMP_CONTAINER) or (apparmor and key.startswith(APPARMOR_CONTAINER)):
             seccomp = key.startswith(SECCOMP_CONTAINER)
-            name = key[len(SECCOMP_CONTAINER if seccomp else APPARMOR_CONTAINER):]
+            name = key[len(SECCOMP_CONTAINER if seccomp else APPARMOR_CONTAINER) :]
             container = _container_path(rw, spec, name)
             annotation = (*template, "metadata", "annotations", key)
             if container is None:
@@ -81,14 +83,25 @@ def _move(rw: Rewriter, template: Path, key: str, value: Any, target: Path) -> N
         return
     profile = _profile(value) if isinstance(value, str) else None
     if profile is None:
-        rw.record(annotation, "keep", f"cannot map {value!r} to a {field}: check it by hand",
-                  Severity.REVIEW, value)
+        rw.record(
+            annotation,
+            "keep",
+            f"cannot map {value!r} to a {field}: check it by hand",
+            Severity.REVIEW,
+            value,
+        )
         return
     rw.pop(annotation)
     rw.put(target, profile)
-    rw.record(annotation, "convert", f"annotation replaced by {field} at "
-              f"{pointer(target)} (annotations are ignored by new releases)",
-              Severity.INFO, value, profile)
+    rw.record(
+        annotation,
+        "convert",
+        f"annotation replaced by {field} at "
+        f"{pointer(target)} (annotations are ignored by new releases)",
+        Severity.INFO,
+        value,
+        profile,
+    )
     if not rw.get((*template, "metadata", "annotations")):
         rw.pop((*template, "metadata", "annotations"))
 
@@ -106,7 +119,7 @@ def normalize_pod_template(obj: dict[str, Any], apparmor: bool = True) -> Result
     return rw.result()
 
 
-def template_edit(kind: str):
+def template_edit(kind: str) -> Callable[[Rewriter], None]:
     """An edit (for ``Rewrite``) that normalizes the template of ``kind``."""
     template = TEMPLATE_PATHS[kind]
 

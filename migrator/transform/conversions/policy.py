@@ -5,6 +5,7 @@ it (``pkg/apis/policy/v1beta1/conversion.go``): ``{}`` becomes a selector that n
 (``<label> Exists``), its own v1beta1 "match all" (``<label> DoesNotExist``) becomes ``{}``,
 and the marker label is stripped from any other selector. We do exactly the same.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,39 +32,87 @@ def pdb_edit(rw: Rewriter) -> None:
     if not isinstance(selector, dict):
         return  # unset: selects nothing in both versions
     if _empty(selector):
-        rw.set(path, {"matchExpressions": [dict(MATCH_NONE["matchExpressions"][0])]},
-               "an empty selector matched no pods in v1beta1 but matches all in v1: replaced by "
-               "the API server's never-matching selector", action="convert")
-    elif not selector.get("matchLabels") and selector.get("matchExpressions") == V1BETA1_MATCH_ALL["matchExpressions"]:
-        rw.set(path, {}, "v1beta1's match-all selector is the empty selector in v1", action="convert")
+        rw.set(
+            path,
+            {"matchExpressions": [dict(MATCH_NONE["matchExpressions"][0])]},
+            "an empty selector matched no pods in v1beta1 but matches all in v1: replaced by "
+            "the API server's never-matching selector",
+            action="convert",
+        )
+    elif (
+        not selector.get("matchLabels")
+        and selector.get("matchExpressions") == V1BETA1_MATCH_ALL["matchExpressions"]
+    ):
+        rw.set(
+            path, {}, "v1beta1's match-all selector is the empty selector in v1", action="convert"
+        )
     elif any(e.get("key") == PDB_LABEL for e in selector.get("matchExpressions") or ()):
         kept = [e for e in selector["matchExpressions"] if e.get("key") != PDB_LABEL]
         new = {k: v for k, v in selector.items() if k != "matchExpressions"}
         if kept:
             new["matchExpressions"] = kept
-        rw.set(path, new, f"the reserved {PDB_LABEL} requirement is stripped (as the API server does)",
-               Severity.REVIEW, action="convert")
+        rw.set(
+            path,
+            new,
+            f"the reserved {PDB_LABEL} requirement is stripped (as the API server does)",
+            Severity.REVIEW,
+            action="convert",
+        )
 
 
 # Volume types the "restricted" Pod Security Standard allows.
-_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                       "persistentVolumeClaim", "projected", "secret"}
-_BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                          "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+_RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+_BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
 
 
 def pod_security_level(spec: dict[str, Any]) -> str:
     """The Pod Security Standard level closest to what a PodSecurityPolicy spec allows."""
     capabilities = set(spec.get("allowedCapabilities") or ())
     volumes = set(spec.get("volumes") or ())
-    if (spec.get("privileged") or spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC")
-            or spec.get("hostPorts") or capabilities - _BASELINE_CAPABILITIES or "*" in volumes
-            or "hostPath" in volumes):
+    if (
+        spec.get("privileged")
+        or spec.get("hostNetwork")
+        or spec.get("hostPID")
+        or spec.get("hostIPC")
+        or spec.get("hostPorts")
+        or capabilities - _BASELINE_CAPABILITIES
+        or "*" in volumes
+        or "hostPath" in volumes
+    ):
         return "privileged"
     run_as = (spec.get("runAsUser") or {}).get("rule")
     drops = set(spec.get("requiredDropCapabilities") or ())
-    if (run_as == "MustRunAsNonRoot" and "ALL" in drops and spec.get("allowPrivilegeEscalation") is False
-            and volumes and volumes <= _RESTRICTED_VOLUMES and capabilities <= {"NET_BIND_SERVICE"}):
+    if (
+        run_as == "MustRunAsNonRoot"
+        and "ALL" in drops
+        and spec.get("allowPrivilegeEscalation") is False
+        and volumes
+        and volumes <= _RESTRICTED_VOLUMES
+        and capabilities <= {"NET_BIND_SERVICE"}
+    ):
         return "restricted"
     return "baseline"
 
@@ -71,12 +120,18 @@ def pod_security_level(spec: dict[str, Any]) -> str:
 def suggest_pod_security(obj: dict[str, Any]) -> dict[str, Any]:
     """The Pod Security Admission namespace labels that replace a PodSecurityPolicy."""
     level = pod_security_level(obj.get("spec") or {})
-    return {"namespaceLabels": {"pod-security.kubernetes.io/enforce": level},
-            "note": "label each namespace whose pods used this policy"}
+    return {
+        "namespaceLabels": {"pod-security.kubernetes.io/enforce": level},
+        "note": "label each namespace whose pods used this policy",
+    }
 
 
 CONVERSIONS = (
     Rewrite((V1BETA1, "PodDisruptionBudget"), (V1, "PodDisruptionBudget"), (pdb_edit,)),
-    Drop((V1BETA1, "PodSecurityPolicy"), "PodSecurityPolicy has no successor (removed in 1.25); "
-         "use Pod Security Admission labels on namespaces", suggest_pod_security),
+    Drop(
+        (V1BETA1, "PodSecurityPolicy"),
+        "PodSecurityPolicy has no successor (removed in 1.25); "
+        "use Pod Security Admission labels on namespaces",
+        suggest_pod_security,
+    ),
 )

@@ -1,4 +1,5 @@
 """PriorityClass scheduling.k8s.io/v1beta1 → v1: the same fields."""
+
 from __future__ import annotations
 
 from migrator.transform.conversions.convert import renamed

@@ -14,12 +14,14 @@ fixed order. Flags win over the file, key by key::
       podCIDR: 10.244.0.0/16=10.248.0.0/16        # --pod-cidr
       ingressClasses: {nginx: nginx-v2}           # --ingress-class nginx=nginx-v2
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from migrator.errors import DifferencesInvalid
 from migrator.transform.differences.base import DifferenceRule, applies
 from migrator.transform.differences.images import RegistryRewrite
 from migrator.transform.differences.namespaces import NamespaceRename
@@ -54,15 +56,6 @@ _CIDRS = {"serviceCIDR": "service_cidrs", "podCIDR": "pod_cidrs"}
 KEYS = (*_MAPPINGS, *_CIDRS, "clusterIP")
 
 
-class DifferencesInvalid(ValueError):
-    """One setting of the differences configuration is wrong; ``field`` names it."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
-
-
 @dataclass(frozen=True)
 class DifferencesConfig:
     """Every difference setting; empty means the rule is off."""
@@ -78,16 +71,21 @@ class DifferencesConfig:
 
     def merged(self, override: DifferencesConfig) -> DifferencesConfig:
         """This configuration with every setting ``override`` gives replacing ours."""
-        changed = {f.name: getattr(override, f.name) for f in fields(self)
-                   if getattr(override, f.name)}
+        changed = {
+            f.name: getattr(override, f.name) for f in fields(self) if getattr(override, f.name)
+        }
         return replace(self, **changed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the rules file's spelling (for manifests and reports)."""
-        data: dict[str, Any] = {key: dict(getattr(self, attr)) for key, attr in _MAPPINGS.items()
-                                if getattr(self, attr)}
-        data |= {key: [f"{old}={new}" for old, new in getattr(self, attr)]
-                 for key, attr in _CIDRS.items() if getattr(self, attr)}
+        data: dict[str, Any] = {
+            key: dict(getattr(self, attr)) for key, attr in _MAPPINGS.items() if getattr(self, attr)
+        }
+        data |= {
+            key: [f"{old}={new}" for old, new in getattr(self, attr)]
+            for key, attr in _CIDRS.items()
+            if getattr(self, attr)
+        }
         if self.cluster_ip:
             data["clusterIP"] = self.cluster_ip
         return data
@@ -128,8 +126,9 @@ def parse_config(section: Any, prefix: str = "differences") -> DifferencesConfig
         raise DifferencesInvalid(prefix, "must be a mapping")
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
-        raise DifferencesInvalid(f"{prefix}.{unknown[0]}",
-                                 f"unknown setting (known: {', '.join(KEYS)})")
+        raise DifferencesInvalid(
+            f"{prefix}.{unknown[0]}", f"unknown setting (known: {', '.join(KEYS)})"
+        )
     values: dict[str, Any] = {}
     for key, attr in _MAPPINGS.items():
         if key in section:

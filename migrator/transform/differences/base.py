@@ -5,22 +5,37 @@ registries, CIDRs, ...) rather than to its API versions. Each declares the (grou
 pairs it applies to, so the runner can skip it cheaply, and returns its changes so the
 report shows every one. Rules modify the object they are given (the runner owns it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from migrator.transform.base import Change
+from migrator.resources.objects import Obj, dig
+from migrator.transform.base import Change, Severity
 
-Obj = dict[str, Any]
+__all__ = [
+    "DifferenceRule",
+    "GroupKind",
+    "Obj",
+    "applies",
+    "dig",
+    "remove_value",
+    "rename",
+    "set_value",
+]
+
 GroupKind = tuple[str, str]
 
 
 class DifferenceRule(Protocol):
     """One opt-in rule; ``kinds`` None means it looks at every object."""
 
-    name: str
-    kinds: frozenset[GroupKind] | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> frozenset[GroupKind] | None: ...
 
     def apply(self, obj: Obj) -> list[Change]: ...
 
@@ -28,6 +43,40 @@ class DifferenceRule(Protocol):
 def applies(rule: DifferenceRule, group_kind: GroupKind) -> bool:
     """True if ``rule`` wants to see objects of ``group_kind``."""
     return rule.kinds is None or group_kind in rule.kinds
+
+
+def set_value(
+    holder: Any, key: Any, new: Any, pointer: str, rule: str, reason: str
+) -> list[Change]:
+    """Set ``holder[key]`` (a mapping key or a list index) to ``new``; the change, or nothing
+    when it holds ``new`` already."""
+    old = holder.get(key) if isinstance(holder, dict) else holder[key]
+    if old == new:
+        return []
+    holder[key] = new
+    return [Change(path=pointer, action="set", reason=reason, before=old, after=new, source=rule)]
+
+
+def remove_value(
+    holder: dict[str, Any],
+    key: str,
+    pointer: str,
+    rule: str,
+    reason: str,
+    severity: Severity = Severity.INFO,
+) -> list[Change]:
+    """Remove ``holder[key]``; the change."""
+    before = holder.pop(key)
+    return [
+        Change(
+            path=pointer,
+            action="remove",
+            reason=reason,
+            before=before,
+            source=rule,
+            severity=severity,
+        )
+    ]
 
 
 def rename(
@@ -44,15 +93,4 @@ def rename(
     old = node.get(key)
     if not isinstance(old, str) or old not in mapping:
         return []
-    node[key] = mapping[old]
-    return [Change(path=pointer, action="set", reason=reason, before=old, after=mapping[old],
-                   source=rule)]
-
-
-def dig(obj: Any, *tokens: str) -> Any:
-    """The value under ``tokens`` (keys), or None if any step is missing or not an object."""
-    for token in tokens:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(token)
-    return obj
+    return set_value(node, key, mapping[old], pointer, rule, reason)

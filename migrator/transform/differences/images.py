@@ -4,13 +4,14 @@ Init and ephemeral containers, CronJob job templates and bare Pods included (see
 :mod:`migrator.transform.podspecs`). A prefix matches on a path boundary: ``registry.old``
 rewrites ``registry.old/app:1`` but not ``registry.older/app:1``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from migrator.transform.base import Change
-from migrator.transform.differences.base import Obj
+from migrator.transform.differences.base import Obj, set_value
 from migrator.transform.podspecs import POD_KINDS, containers
 
 
@@ -19,7 +20,7 @@ def rewrite_image(image: str, mapping: Mapping[str, str]) -> str:
     for old in sorted(mapping, key=len, reverse=True):
         prefix = old.rstrip("/")
         if image == prefix or image.startswith(prefix + "/"):
-            return mapping[old].rstrip("/") + image[len(prefix):]
+            return mapping[old].rstrip("/") + image[len(prefix) :]
     return image
 
 
@@ -37,10 +38,12 @@ class RegistryRewrite:
             image = container.get("image")
             if not isinstance(image, str):
                 continue
-            new = rewrite_image(image, self.mapping)
-            if new != image:
-                container["image"] = new
-                changes.append(Change(path=f"{pointer}/image", action="set",
-                                      reason="image registry rewritten for the new cluster",
-                                      before=image, after=new, source=self.name))
+            changes += set_value(
+                container,
+                "image",
+                rewrite_image(image, self.mapping),
+                f"{pointer}/image",
+                self.name,
+                "image registry rewritten for the new cluster",
+            )
         return changes

@@ -6,6 +6,7 @@ subjects, PV ``claimRef``, the service references of webhook configurations, API
 and CRD conversion webhooks, NetworkPolicy namespace selectors by name, and the namespaces
 listed in pod (anti-)affinity terms.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.transform.base import Change
-from migrator.transform.differences.base import Obj, dig, rename
+from migrator.transform.differences.base import Obj, dig, rename, set_value
 from migrator.transform.jsonpatch import join_pointer
 from migrator.transform.podspecs import pod_spec
 
@@ -30,10 +31,14 @@ def _service_refs(obj: Obj) -> Iterator[tuple[str, Any]]:
     elif kind == "APIService":
         yield "/spec/service", dig(obj, "spec", "service")
     elif kind == "CustomResourceDefinition":
-        yield ("/spec/conversion/webhook/clientConfig/service",
-               dig(obj, "spec", "conversion", "webhook", "clientConfig", "service"))
-        yield ("/spec/conversion/webhookClientConfig/service",
-               dig(obj, "spec", "conversion", "webhookClientConfig", "service"))
+        yield (
+            "/spec/conversion/webhook/clientConfig/service",
+            dig(obj, "spec", "conversion", "webhook", "clientConfig", "service"),
+        )
+        yield (
+            "/spec/conversion/webhookClientConfig/service",
+            dig(obj, "spec", "conversion", "webhookClientConfig", "service"),
+        )
 
 
 def _selectors(obj: Obj) -> Iterator[tuple[str, Any]]:
@@ -41,8 +46,10 @@ def _selectors(obj: Obj) -> Iterator[tuple[str, Any]]:
     for direction, peers_key in (("ingress", "from"), ("egress", "to")):
         for i, rule in enumerate(dig(obj, "spec", direction) or ()):
             for j, peer in enumerate(rule.get(peers_key) or ()):
-                yield (f"/spec/{direction}/{i}/{peers_key}/{j}/namespaceSelector/matchLabels",
-                       dig(peer, "namespaceSelector", "matchLabels"))
+                yield (
+                    f"/spec/{direction}/{i}/{peers_key}/{j}/namespaceSelector/matchLabels",
+                    dig(peer, "namespaceSelector", "matchLabels"),
+                )
 
 
 def _affinity_terms(obj: Obj) -> Iterator[tuple[str, Obj]]:
@@ -53,13 +60,18 @@ def _affinity_terms(obj: Obj) -> Iterator[tuple[str, Obj]]:
     base, spec = found
     for kind in _AFFINITIES:
         affinity = dig(spec, "affinity", kind) or {}
-        for i, term in enumerate(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
-                                 or ()):
+        for i, term in enumerate(
+            affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or ()
+        ):
             yield f"{base}/affinity/{kind}/requiredDuringSchedulingIgnoredDuringExecution/{i}", term
         for i, weighted in enumerate(
-                affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()):
-            yield (f"{base}/affinity/{kind}/preferredDuringSchedulingIgnoredDuringExecution/{i}"
-                   "/podAffinityTerm", weighted.get("podAffinityTerm") or {})
+            affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()
+        ):
+            yield (
+                f"{base}/affinity/{kind}/preferredDuringSchedulingIgnoredDuringExecution/{i}"
+                "/podAffinityTerm",
+                weighted.get("podAffinityTerm") or {},
+            )
 
 
 @dataclass(frozen=True)
@@ -76,25 +88,55 @@ class NamespaceRename:
         changes = rename(meta, "namespace", self.mapping, "/metadata/namespace", self.name, reason)
         if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
             changes += rename(meta, "name", self.mapping, "/metadata/name", self.name, reason)
-            changes += rename(dig(meta, "labels"), NAME_LABEL, self.mapping,
-                              join_pointer("metadata", "labels", NAME_LABEL), self.name, reason)
-        for i, subject in enumerate(obj.get("subjects") or ()
-                                    if obj.get("kind") in ("RoleBinding", "ClusterRoleBinding")
-                                    else ()):
-            changes += rename(subject, "namespace", self.mapping, f"/subjects/{i}/namespace",
-                              self.name, "binding subject follows its renamed namespace")
+            changes += rename(
+                dig(meta, "labels"),
+                NAME_LABEL,
+                self.mapping,
+                join_pointer("metadata", "labels", NAME_LABEL),
+                self.name,
+                reason,
+            )
+        for i, subject in enumerate(
+            obj.get("subjects") or ()
+            if obj.get("kind") in ("RoleBinding", "ClusterRoleBinding")
+            else ()
+        ):
+            changes += rename(
+                subject,
+                "namespace",
+                self.mapping,
+                f"/subjects/{i}/namespace",
+                self.name,
+                "binding subject follows its renamed namespace",
+            )
         if obj.get("kind") == "PersistentVolume":
-            changes += rename(dig(obj, "spec", "claimRef"), "namespace", self.mapping,
-                              "/spec/claimRef/namespace", self.name,
-                              "claimRef follows the claim's renamed namespace")
+            changes += rename(
+                dig(obj, "spec", "claimRef"),
+                "namespace",
+                self.mapping,
+                "/spec/claimRef/namespace",
+                self.name,
+                "claimRef follows the claim's renamed namespace",
+            )
         for pointer, service in _service_refs(obj):
-            changes += rename(service, "namespace", self.mapping, f"{pointer}/namespace",
-                              self.name, "service reference follows its renamed namespace")
+            changes += rename(
+                service,
+                "namespace",
+                self.mapping,
+                f"{pointer}/namespace",
+                self.name,
+                "service reference follows its renamed namespace",
+            )
         if obj.get("kind") == "NetworkPolicy":
             for pointer, labels in _selectors(obj):
-                changes += rename(labels, NAME_LABEL, self.mapping,
-                                  f"{pointer}/{join_pointer(NAME_LABEL)[1:]}", self.name,
-                                  "namespace selector by name follows the rename")
+                changes += rename(
+                    labels,
+                    NAME_LABEL,
+                    self.mapping,
+                    f"{pointer}/{join_pointer(NAME_LABEL)[1:]}",
+                    self.name,
+                    "namespace selector by name follows the rename",
+                )
         for pointer, term in _affinity_terms(obj):
             changes += self._term_namespaces(term, f"{pointer}/namespaces")
         return changes
@@ -104,8 +146,11 @@ class NamespaceRename:
         if not isinstance(names, list):
             return []
         mapped = [self.mapping.get(n, n) for n in names]
-        if mapped == names:
-            return []
-        term["namespaces"] = mapped
-        return [Change(path=pointer, action="set", before=names, after=mapped, source=self.name,
-                       reason="affinity term namespaces follow the rename")]
+        return set_value(
+            term,
+            "namespaces",
+            mapped,
+            pointer,
+            self.name,
+            "affinity term namespaces follow the rename",
+        )

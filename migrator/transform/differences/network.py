@@ -4,6 +4,7 @@ A CIDR or CNI swap gives the new cluster another service and pod range. Addresse
 remapped at the same offset: 10.96.0.10 in 10.96.0.0/16 becomes 10.112.0.10 in
 10.112.0.0/16, so a Service that clients reach by a fixed IP keeps a predictable one.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.transform.base import Change, Severity
-from migrator.transform.differences.base import Obj, dig, rename
+from migrator.transform.differences.base import Obj, dig, remove_value, rename, set_value
 from migrator.transform.jsonpatch import join_pointer
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -76,21 +77,29 @@ class ClusterIPPolicy:
         before = spec[key]
         pointer = f"/spec/{key}"
         if self.policy == "drop":
-            del spec[key]
-            return [Change(path=pointer, action="remove", before=before, source=self.name,
-                           reason="allocated anew from the new cluster's service CIDR")]
+            return remove_value(
+                spec, key, pointer, self.name, "allocated anew from the new cluster's service CIDR"
+            )
         values = before if isinstance(before, list) else [before]
         mapped = [remap_address(v, self.service_cidrs) if v else v for v in values]
         if any(m is None for m in mapped):
-            del spec[key]
-            return [Change(path=pointer, action="remove", before=before, source=self.name,
-                           severity=Severity.REVIEW,
-                           reason="outside the old service CIDR: cannot be remapped, "
-                                  "the new cluster allocates one")]
+            return remove_value(
+                spec,
+                key,
+                pointer,
+                self.name,
+                "outside the old service CIDR: cannot be remapped, the new cluster allocates one",
+                Severity.REVIEW,
+            )
         after: Any = mapped if isinstance(before, list) else mapped[0]
-        spec[key] = after
-        return [Change(path=pointer, action="set", before=before, after=after, source=self.name,
-                       reason="remapped to the new service CIDR at the same offset")]
+        return set_value(
+            spec,
+            key,
+            after,
+            pointer,
+            self.name,
+            "remapped to the new service CIDR at the same offset",
+        )
 
 
 @dataclass(frozen=True)
@@ -99,9 +108,12 @@ class PodCidrRewrite:
 
     pod_cidrs: Sequence[CidrPair]
     name: str = "differences.podCIDR"
-    kinds: frozenset[tuple[str, str]] = frozenset({
-        ("networking.k8s.io", "NetworkPolicy"), ("extensions", "NetworkPolicy"),
-    })
+    kinds: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("networking.k8s.io", "NetworkPolicy"),
+            ("extensions", "NetworkPolicy"),
+        }
+    )
 
     def apply(self, obj: Obj) -> list[Change]:
         changes = []
@@ -124,14 +136,21 @@ class PodCidrRewrite:
         old = holder[key]
         new = remap_network(old, self.pod_cidrs) if isinstance(old, str) else None
         if new is not None:
-            holder[key] = new
-            return [Change(path=pointer, action="set", before=old, after=new, source=self.name,
-                           reason="pod CIDR block moved to the new pod CIDR")]
+            return set_value(
+                holder, key, new, pointer, self.name, "pod CIDR block moved to the new pod CIDR"
+            )
         if isinstance(old, str) and self._overlaps(old):
-            return [Change(path=pointer, action="keep", before=old, source=self.name,
-                           severity=Severity.REVIEW,
-                           reason="overlaps the old pod CIDR without lying inside it: "
-                                  "check what it should match on the new cluster")]
+            return [
+                Change(
+                    path=pointer,
+                    action="keep",
+                    before=old,
+                    source=self.name,
+                    severity=Severity.REVIEW,
+                    reason="overlaps the old pod CIDR without lying inside it: "
+                    "check what it should match on the new cluster",
+                )
+            ]
         return []
 
     def _overlaps(self, cidr: str) -> bool:
@@ -139,8 +158,9 @@ class PodCidrRewrite:
             block = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             return False
-        return any(block.version == old.version and block.overlaps(old)  # type: ignore[arg-type]
-                   for old, _new in self.pod_cidrs)
+        return any(
+            block.version == old.version and block.overlaps(old) for old, _new in self.pod_cidrs
+        )
 
 
 @dataclass(frozen=True)
@@ -149,22 +169,41 @@ class IngressClassMap:
 
     mapping: Mapping[str, str]
     name: str = "differences.ingressClasses"
-    kinds: frozenset[tuple[str, str]] = frozenset({
-        ("networking.k8s.io", "Ingress"), ("extensions", "Ingress"),
-        ("networking.k8s.io", "IngressClass"),
-    })
+    kinds: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("networking.k8s.io", "Ingress"),
+            ("extensions", "Ingress"),
+            ("networking.k8s.io", "IngressClass"),
+        }
+    )
 
     def apply(self, obj: Obj) -> list[Change]:
         if obj.get("kind") == "IngressClass":
-            return rename(obj.get("metadata"), "name", self.mapping, "/metadata/name", self.name,
-                          "ingress class renamed for the new cluster")
+            return rename(
+                obj.get("metadata"),
+                "name",
+                self.mapping,
+                "/metadata/name",
+                self.name,
+                "ingress class renamed for the new cluster",
+            )
         reason = "ingress class mapped to the new cluster's"
-        changes = rename(obj.get("spec"), "ingressClassName", self.mapping,
-                         "/spec/ingressClassName", self.name, reason)
-        changes += rename(dig(obj, "metadata", "annotations"), INGRESS_CLASS_ANNOTATION,
-                          self.mapping,
-                          join_pointer("metadata", "annotations", INGRESS_CLASS_ANNOTATION),
-                          self.name, reason)
+        changes = rename(
+            obj.get("spec"),
+            "ingressClassName",
+            self.mapping,
+            "/spec/ingressClassName",
+            self.name,
+            reason,
+        )
+        changes += rename(
+            dig(obj, "metadata", "annotations"),
+            INGRESS_CLASS_ANNOTATION,
+            self.mapping,
+            join_pointer("metadata", "annotations", INGRESS_CLASS_ANNOTATION),
+            self.name,
+            reason,
+        )
         return changes
 
 
@@ -177,4 +216,3 @@ def parse_cidr_pair(text: str) -> CidrPair:
     if pair[0].version != pair[1].version:
         raise ValueError(f"{text!r} maps between IPv{pair[0].version} and IPv{pair[1].version}")
     return pair
-

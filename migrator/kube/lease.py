@@ -1,18 +1,20 @@
-"""One import at a time per target cluster: a Lease in the target that expires if its holder dies.
+"""A lock held in a cluster: a Lease that expires if its holder dies.
 
-The lock lives in the cluster being imported into (``kube-system/migrator-import``, a
-``coordination.k8s.io/v1`` Lease, the object Kubernetes itself uses for leader election), not
-in the snapshot's store: two imports of *different* snapshots, or from different stores, into
-the same cluster must still exclude each other, and the API server gives what an object store
-does not, an atomic create and a compare-and-swap on ``resourceVersion``.
+One import at a time per target cluster (``kube-system/migrator-import``), one migration run
+at a time per pair of clusters: such locks live in the cluster they protect, as a
+``coordination.k8s.io/v1`` Lease (the object Kubernetes itself uses for leader election),
+not in a store: two runs from different stores must still exclude each other, and the API
+server gives what an object store does not, an atomic create and a compare-and-swap on
+``resourceVersion``.
 
 The holder renews the lease every ``renew_every`` seconds (a heartbeat thread); a lease not
 renewed for ``leaseDurationSeconds`` (plus a margin for clock skew between machines) belongs
 to a dead holder and is taken over (at once if that holder ran on this machine and its
-process is gone). Who holds it (host, pid, snapshot, store, start) is kept
-in an annotation, so the refusal can say who to look for. :func:`lease_state` is the pure
-decision, tested without a cluster.
+process is gone). Who holds it (host, pid, and what the caller adds: snapshot, store, start)
+is kept in an annotation, so the refusal can say who to look for. :func:`lease_state` is the
+pure decision, tested without a cluster.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,17 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from migrator.errors import ApiError, ClusterUnreachable, ImportLocked
-from migrator.kube import Cluster
+from migrator.errors import ApiError, ClusterUnreachable, LockHeld
+from migrator.kube.client import Cluster
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "kube-system"
-NAME = "migrator-import"
 HOLDER_ANNOTATION = "migrator.io/holder"
 DEFAULT_DURATION = 30
 CLOCK_SKEW = 5.0  # seconds of disagreement between two machines' clocks we tolerate
-_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
 
 
 def micro_time(when: float) -> str:
@@ -115,28 +115,40 @@ def holder_died_here(details: Mapping[str, Any], host: str | None = None) -> boo
     return False
 
 
-class ImportLock:
-    """The import lease on one cluster; use as a context manager around the import.
+class Lease:
+    """The lease ``name`` in ``namespace`` of one cluster, held for one ``purpose`` ("import");
+    use as a context manager around the work it protects.
 
-    :meth:`check` raises :class:`ImportLocked` if the lease was lost meanwhile (another
-    process took it over after this one stalled longer than the lease duration).
+    :meth:`check` raises :class:`LockHeld` if the lease was lost meanwhile (another process
+    took it over after this one stalled longer than the lease duration).
     """
 
     def __init__(
         self,
         cluster: Cluster,
+        name: str,
+        purpose: str,
         details: Mapping[str, Any],
         *,
+        namespace: str = NAMESPACE,
         duration: int = DEFAULT_DURATION,
         renew_every: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._cluster = cluster
+        self.name = name
+        self.purpose = purpose
+        self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self._namespace = namespace
         self._duration = duration
         self._renew_every = renew_every if renew_every is not None else duration / 3
         self._clock = clock
-        self._details = {"host": socket.gethostname(), "pid": os.getpid(),
-                         "started": micro_time(clock()), **details}
+        self._details = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": micro_time(clock()),
+            **details,
+        }
         self.identity = f"{self._details['host']}/{self._details['pid']}/{id(self):x}"
         self._lease: dict[str, Any] | None = None
         self._stop = threading.Event()
@@ -145,22 +157,26 @@ class ImportLock:
         self._mutex = threading.Lock()
 
     def acquire(self) -> None:
-        """Take the lease, or raise :class:`ImportLocked` naming the live holder."""
+        """Take the lease, or raise :class:`LockHeld` naming the live holder."""
         body = self._body()
         try:
-            self._lease = self._cluster.request("POST", _PATH, body=body)
+            self._lease = self._cluster.request("POST", self._path, body=body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
             self._take_over(body)
-        self._thread = threading.Thread(target=self._heartbeat, name="import-lock", daemon=True)
+        self._thread = threading.Thread(
+            target=self._heartbeat, name=f"{self.name}-lease", daemon=True
+        )
         self._thread.start()
-        log.info("import lock taken on %s as %s", self._cluster.context, self.identity)
+        log.info("%s lock taken on %s as %s", self.purpose, self._cluster.context, self.identity)
 
     def check(self) -> None:
-        """Raise :class:`ImportLocked` if the lease has been lost since :meth:`acquire`."""
+        """Raise :class:`LockHeld` if the lease has been lost since :meth:`acquire`."""
         if self._lost:
-            raise ImportLocked(self._lost, hint="another import took over; re-run when it ends")
+            raise LockHeld(
+                self._lost, hint=f"another {self.purpose} took over; re-run when it ends"
+            )
 
     def release(self) -> None:
         """Stop the heartbeat and delete the lease (only if it is still ours)."""
@@ -172,14 +188,22 @@ class ImportLock:
         if lease is None or self._lost:
             return
         meta = lease.get("metadata") or {}
-        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {
-            "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}}
+        options = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+        }
         try:
-            self._cluster.request("DELETE", f"{_PATH}/{NAME}", body=options)
+            self._cluster.request("DELETE", f"{self._path}/{self.name}", body=options)
         except (ApiError, ClusterUnreachable) as exc:
-            log.warning("could not release the import lock (it expires by itself): %s", exc)
+            log.warning(
+                "could not release the %s lock (it expires by itself): %s", self.purpose, exc
+            )
 
-    def __enter__(self) -> ImportLock:
+    def __enter__(self) -> Lease:
         self.acquire()
         return self
 
@@ -190,34 +214,47 @@ class ImportLock:
 
     def _body(self, resource_version: str | None = None) -> dict[str, Any]:
         now = micro_time(self._clock())
-        meta: dict[str, Any] = {"name": NAME, "namespace": NAMESPACE,
-                                "annotations": {HOLDER_ANNOTATION: json.dumps(self._details)}}
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self._namespace,
+            "annotations": {HOLDER_ANNOTATION: json.dumps(self._details)},
+        }
         if resource_version:
             meta["resourceVersion"] = resource_version
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self._duration,
-                         "acquireTime": now, "renewTime": now}}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self._duration,
+                "acquireTime": now,
+                "renewTime": now,
+            },
+        }
 
     def _take_over(self, body: dict[str, Any]) -> None:
-        current = self._cluster.request("GET", f"{_PATH}/{NAME}")
+        current = self._cluster.request("GET", f"{self._path}/{self.name}")
         state = lease_state(current, self._clock())
         if state.alive and not holder_died_here(state.details):
-            raise ImportLocked(
-                f"another import into cluster {self._cluster.context!r} is running: "
+            raise LockHeld(
+                f"another {self.purpose} on cluster {self._cluster.context!r} is running: "
                 f"{describe_holder(state)}, last heartbeat {state.age:.0f}s ago",
                 hint=f"wait for it to finish; if its process died, the lock expires in "
-                f"{state.expires_in:.0f}s and a new import may start",
+                f"{state.expires_in:.0f}s and a new {self.purpose} may start",
             )
         version = (current.get("metadata") or {}).get("resourceVersion")
-        log.info("taking over the expired import lock of %s", describe_holder(state))
+        log.info("taking over the expired %s lock of %s", self.purpose, describe_holder(state))
         try:
             self._lease = self._cluster.request(
-                "PUT", f"{_PATH}/{NAME}", body=self._body(str(version)))
+                "PUT", f"{self._path}/{self.name}", body=self._body(str(version))
+            )
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            raise ImportLocked(
-                f"another import into cluster {self._cluster.context!r} took the lock just now",
+            raise LockHeld(
+                f"another {self.purpose} on cluster {self._cluster.context!r} took the lock "
+                "just now",
                 hint="wait for it to finish",
             ) from exc
 
@@ -231,13 +268,16 @@ class ImportLock:
                 spec["renewTime"] = micro_time(self._clock())
                 try:
                     self._lease = self._cluster.request(
-                        "PUT", f"{_PATH}/{NAME}", body={**lease, "spec": spec})
+                        "PUT", f"{self._path}/{self.name}", body={**lease, "spec": spec}
+                    )
                 except ApiError as exc:
                     if exc.status in (404, 409):
-                        self._lost = f"the import lock on {self._cluster.context!r} was lost " \
-                                     f"({exc.reason or exc.status})"
+                        self._lost = (
+                            f"the {self.purpose} lock on {self._cluster.context!r} "
+                            f"was lost ({exc.reason or exc.status})"
+                        )
                         self._lease = None
                         return
-                    log.warning("import lock heartbeat failed: %s", exc)
+                    log.warning("%s lock heartbeat failed: %s", self.purpose, exc)
                 except ClusterUnreachable as exc:
-                    log.warning("import lock heartbeat failed: %s", exc)
+                    log.warning("%s lock heartbeat failed: %s", self.purpose, exc)

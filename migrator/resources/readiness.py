@@ -1,25 +1,20 @@
 """Is a live object ready, still on its way, or stuck for good? Pure functions of its status.
 
-Like lightkube's ``wait(for_conditions=..., raise_for_conditions=...)``, each check knows the
-conditions of failure as well as of success, so a caller waits only while waiting can still
-help: a Deployment whose progress deadline passed, a failed Job or a lost claim are reported
-at once instead of after a timeout. Kinds without a check here are ready when they exist.
+Each check knows the conditions of failure as well as of success (the
+:class:`~migrator.kube.wait.Readiness` that :func:`~migrator.kube.wait.wait_for` waits on),
+so a caller waits only while waiting can still help: a Deployment whose progress deadline
+passed, a failed Job or a lost claim are reported at once instead of after a timeout. Kinds
+without a check here are ready when they exist.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-READY, WAITING, FAILED = "ready", "waiting", "failed"
+from migrator.kube.wait import FAILED, READY, WAITING, Readiness
 
-
-@dataclass(frozen=True)
-class Readiness:
-    """``state`` is ready, waiting or failed; ``reason`` says why (empty when ready)."""
-
-    state: str
-    reason: str = ""
+__all__ = ["CHECKS", "FAILED", "READY", "WAITING", "Readiness", "has_check", "readiness"]
 
 
 def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -45,7 +40,10 @@ def _waiting(what: str, have: Any, want: Any) -> Readiness:
 def deployment(obj: Mapping[str, Any]) -> Readiness:
     conditions = _conditions(obj)
     progressing = conditions.get("Progressing") or {}
-    if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+    if (
+        progressing.get("status") == "False"
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
         return Readiness(FAILED, f"ProgressDeadlineExceeded: {progressing.get('message', '')}")
     failure = conditions.get("ReplicaFailure") or {}
     if failure.get("status") == "True":

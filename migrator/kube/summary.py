@@ -4,12 +4,15 @@ Used by ``migrator discover`` and, later, by preflight: before moving anything, 
 cluster's version, nodes, what it serves, which of those group/versions are on their way out,
 and which the target does not serve (what the transform stage will have to convert).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from migrator.kube import Cluster, Discovery, discover, iter_items
+from migrator.kube.client import Cluster
+from migrator.kube.discovery import Discovery, discover
+from migrator.kube.pager import iter_items
 from migrator.kube.removals import format_release, removed_in
 
 

@@ -14,11 +14,15 @@ Owners are matched by (group, kind, namespace, name): an owner is in the depende
 or cluster-scoped. The index is built from one pass over the snapshot that keeps only the
 dependents and the owners they name, never every object.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from migrator.resources.identity import group_of
+from migrator.resources.objects import meta
 
 Key = tuple[str, str, str, str]  # (group, kind, namespace or "", name)
 GroupKind = tuple[str, str]
@@ -26,15 +30,10 @@ GroupKind = tuple[str, str]
 MAX_DEPTH = 16  # deeper (or cyclic) ownership is cut there; the reference is then dropped
 
 
-def ref_group(api_version: str) -> str:
-    """The group of an apiVersion: ``apps/v1`` → ``apps``, ``v1`` → ``""``."""
-    return api_version.rpartition("/")[0]
-
-
 def object_key(group: str, kind: str, obj: Mapping[str, Any]) -> Key:
     """The key of one object (the identity owners are matched on)."""
-    meta = obj.get("metadata") or {}
-    return (group, kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    m = meta(obj)
+    return (group, kind, str(m.get("namespace") or ""), str(m.get("name") or ""))
 
 
 @dataclass(frozen=True)
@@ -48,9 +47,16 @@ class DroppedRef:
     def to_dict(self) -> dict[str, str]:
         group, kind, namespace, name = self.dependent
         o_group, o_kind, _o_ns, o_name = self.owner
-        return {"kind": kind, "group": group, "namespace": namespace, "name": name,
-                "ownerKind": o_kind, "ownerGroup": o_group, "ownerName": o_name,
-                "reason": self.reason}
+        return {
+            "kind": kind,
+            "group": group,
+            "namespace": namespace,
+            "name": name,
+            "ownerKind": o_kind,
+            "ownerGroup": o_group,
+            "ownerName": o_name,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -75,7 +81,7 @@ class OwnerIndex:
         the snapshot holds that kind in.
         """
         kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
-        group = ref_group(str(ref.get("apiVersion") or ""))
+        group = group_of(str(ref.get("apiVersion") or ""))
         if (group, kind) not in self.kinds:
             groups = [g for g, k in self.kinds if k == kind]
             if len(groups) != 1:
@@ -129,16 +135,20 @@ def relink(
     ``new_uid`` gives the uid an owner has in the target (None if it was not created there).
     Returns how many references were relinked and the ones dropped, with the reason.
     """
-    meta = obj.get("metadata") or {}
-    refs = meta.get("ownerReferences")
+    metadata = obj.get("metadata") or {}
+    refs = metadata.get("ownerReferences")
     if not refs:
         return 0, []
     kept: list[dict[str, Any]] = []
     dropped: list[DroppedRef] = []
     for ref in refs:
         owner = index.owner_key(ref, key[2])
-        fallback = (ref_group(str(ref.get("apiVersion") or "")), str(ref.get("kind") or ""),
-                    key[2], str(ref.get("name") or ""))
+        fallback = (
+            group_of(str(ref.get("apiVersion") or "")),
+            str(ref.get("kind") or ""),
+            key[2],
+            str(ref.get("name") or ""),
+        )
         if owner is None or owner not in index.present:
             dropped.append(DroppedRef(key, owner or fallback, "owner not in the import"))
             continue
@@ -148,7 +158,7 @@ def relink(
             continue
         kept.append({**ref, "uid": uid})
     if kept:
-        meta["ownerReferences"] = kept
+        metadata["ownerReferences"] = kept
     else:
-        meta.pop("ownerReferences", None)
+        metadata.pop("ownerReferences", None)
     return len(kept), dropped
