@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,9 +250,7 @@ class _Run:
         pending: list[Future[ObjectOutcome]] = []
         for entry in self.plan.entries_in(phase):
             self._run_entry(pool, self._context(phase, entry), pending)
-        for future in pending:
-            with contextlib.suppress(BaseException):
-                future.result()
+        wait(pending)  # a failure is kept by _object_done as self.fatal, raised here
         self._raise_fatal()
         if self.progress is not None:
             for (p, folder, part), failed in self._part_failures.items():
