@@ -41,7 +41,7 @@ class Alias:
     evaluate_target_health: bool = False
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Record:
     """One record set. ``ttl`` is None for an alias (it has the target's); ``set_id`` and
     ``weight`` are both set for a weighted record and both None for a plain one."""
@@ -62,6 +62,19 @@ class Record:
     @property
     def weighted(self) -> bool:
         return self.set_id is not None
+
+    def sort_key(self) -> tuple[Any, ...]:
+        """Where the set sorts among a name's sets: by type and identifier, then content."""
+        alias = self.alias
+        return (
+            self.name,
+            self.type,
+            self.set_id or "",
+            self.values,
+            -1 if self.ttl is None else self.ttl,
+            -1 if self.weight is None else self.weight,
+            (alias.hosted_zone_id, alias.dns_name) if alias else (),
+        )
 
     def targets(self) -> tuple[str, ...]:
         """What the set points at: its values, or the alias target's name."""
@@ -111,12 +124,11 @@ RecordState = dict[str, Records]  # by name
 
 def records(items: Iterable[Record]) -> Records:
     """The canonical (sorted, values sorted) tuple of ``items``."""
-    return tuple(
-        sorted(
-            Record(r.name, r.type, r.ttl, tuple(sorted(r.values)), r.set_id, r.weight, r.alias)
-            for r in items
-        )
+    canonical = (
+        Record(r.name, r.type, r.ttl, tuple(sorted(r.values)), r.set_id, r.weight, r.alias)
+        for r in items
     )
+    return tuple(sorted(canonical, key=Record.sort_key))
 
 
 def state_to_dict(state: Mapping[str, Records]) -> dict[str, list[dict[str, Any]]]:
