@@ -17,7 +17,7 @@ Rolling back, from any move, is one batch back to the records saved before the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ConfigError, RecordsChanged
@@ -87,6 +87,7 @@ class ShiftPlan:
     original: RecordState
     moves: tuple[Move, ...]
     took_over: bool = False
+    cached_ttls: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -102,6 +103,7 @@ class ShiftPlan:
             "routes": {n: r.to_dict() for n, r in self.routes.items()},
             "original": state_to_dict(self.original),
             "tookOver": self.took_over,
+            "cachedTtls": self.cached_ttls,
             "moves": [m.to_dict() for m in self.moves],
         }
 
@@ -113,19 +115,22 @@ def plan(
     routes: Mapping[str, Route],
     *,
     took_over: bool = False,
+    cached_ttls: Mapping[str, int | None] | None = None,
 ) -> ShiftPlan:
     """Every move of the shift from ``original`` (the records before it) along ``routes``;
-    pure: ``provider`` only renders records. Raises a :class:`ConfigError` if a planned
-    batch would break the provider's rules."""
-    shift_ttl = {n: min(settings.ttl, ttl_of(original[n]) or settings.ttl) for n in routes}
-    old_ttl = {n: ttl_of(original[n]) or shift_ttl[n] for n in routes}
-    lowered = [old_ttl[n] for n in routes if old_ttl[n] > shift_ttl[n]]
+    pure: ``provider`` only renders records. ``cached_ttls`` are the TTLs resolvers may hold
+    the names' answers for, when the records do not say (external-dns's are annotations).
+    Raises a :class:`ConfigError` if a planned batch would break the provider's rules."""
+    cached = {n: (cached_ttls or {}).get(n) or ttl_of(original[n]) for n in routes}
+    shift_ttl = {n: min(settings.ttl, cached[n] or settings.ttl) for n in routes}
+    restore = {n: ttl_of(original[n]) or cached[n] for n in routes}
+    lowered = [ttl for n, ttl in cached.items() if ttl is not None and ttl > shift_ttl[n]]
     step_wait = max(settings.step_wait, float(max(shift_ttl.values())))
-    specs = (
-        [(PREPARE, 0, False, float(max(lowered, default=0)), False, shift_ttl)]
-        + [(STEP, s.percent, s.approve, step_wait, True, shift_ttl) for s in settings.steps]
-        + [(FINISH, 100, False, 0.0, False, old_ttl)]
-    )
+    specs: list[tuple[str, int, bool, float, bool, Mapping[str, int | None]]] = [
+        (PREPARE, 0, False, float(max(lowered, default=0)), False, shift_ttl),
+        *[(STEP, s.percent, s.approve, step_wait, True, shift_ttl) for s in settings.steps],
+        (FINISH, 100, False, 0.0, False, restore),
+    ]
     moves: list[Move] = []
     before: RecordState = dict(original)
     for index, (kind, percent, approve, wait, gated, ttls) in enumerate(specs):
@@ -150,7 +155,14 @@ def plan(
             )
         )
         before = after
-    return ShiftPlan(settings, dict(routes), dict(original), tuple(moves), took_over)
+    return ShiftPlan(
+        settings,
+        dict(routes),
+        dict(original),
+        tuple(moves),
+        took_over,
+        {n: cached[n] for n in routes},
+    )
 
 
 def unexpected(
@@ -208,10 +220,7 @@ def check_start(
             hint="look at the records; to make migrator own them from now on, with every name "
             "on the old targets as the starting point, add --take-over",
         )
-    return {
-        n: provider.render(route, 0, ttl_of(found[n]) or settings.ttl, found[n])
-        for n, route in routes.items()
-    }
+    return {n: provider.render(route, 0, ttl_of(found[n]), found[n]) for n, route in routes.items()}
 
 
 def route_for(

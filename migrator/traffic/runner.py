@@ -83,7 +83,14 @@ def survey(
         for spec in settings.names
     }
     original = check_start(settings, provider, routes, found, take_over=take_over)
-    return make_plan(settings, provider, original, routes, took_over=original != found)
+    return make_plan(
+        settings,
+        provider,
+        original,
+        routes,
+        took_over=original != found,
+        cached_ttls=provider.cached_ttls(found),
+    )
 
 
 def _targets(
@@ -117,7 +124,14 @@ def replan(settings: ShiftSettings, provider: Provider, state: ShiftState) -> Sh
             "steps): a shift must go on as it started",
             hint="run it with the settings it started with, or --abort it and start another",
         )
-    return make_plan(settings, provider, state.original, state.routes, took_over=state.took_over)
+    return make_plan(
+        settings,
+        provider,
+        state.original,
+        state.routes,
+        took_over=state.took_over,
+        cached_ttls=state.cached_ttls,
+    )
 
 
 def apply(
@@ -191,6 +205,7 @@ def _new_state(plan: ShiftPlan, states: StateStore) -> ShiftState:
         original=dict(plan.original),
         written=dict(plan.original),
         took_over=plan.took_over,
+        cached_ttls=dict(plan.cached_ttls),
         earlier=earlier,
     )
 

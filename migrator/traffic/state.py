@@ -54,6 +54,7 @@ class ShiftState:
     pending: RecordState | None = None
     written_at: float | None = None
     took_over: bool = False
+    cached_ttls: dict[str, int | None] = field(default_factory=dict)
     approved: list[int] = field(default_factory=list)
     checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     moves: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -77,6 +78,7 @@ class ShiftState:
             "settings": self.settings,
             "routes": {n: r.to_dict() for n, r in self.routes.items()},
             "tookOver": self.took_over,
+            "cachedTtls": self.cached_ttls,
             "original": state_to_dict(self.original),
             "written": state_to_dict(self.written),
             "pending": state_to_dict(self.pending) if self.pending is not None else None,
@@ -105,6 +107,7 @@ class ShiftState:
             pending=state_from_dict(doc["pending"]) if doc.get("pending") is not None else None,
             written_at=doc.get("writtenAt"),
             took_over=bool(doc.get("tookOver")),
+            cached_ttls=dict(doc.get("cachedTtls", {})),
             approved=list(doc.get("approved", [])),
             checks=dict(doc.get("checks", {})),
             moves=dict(doc.get("moves", {})),

@@ -20,7 +20,16 @@ from typing import Any, ClassVar, TypeVar
 import tenacity
 
 from migrator.errors import RecordsChanged, is_temporary
-from migrator.traffic.records import TYPES, Change, Records, RecordState, Route, Targets, absolute
+from migrator.traffic.records import (
+    TYPES,
+    Change,
+    Records,
+    RecordState,
+    Route,
+    Targets,
+    absolute,
+    ttl_of,
+)
 from migrator.traffic.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -28,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ATTEMPTS = 4  # a provider call failing temporarily is tried this many times in all
+DEFAULT_TTL = 300  # a record's TTL when nothing else says (Route53's and external-dns's own)
 
 
 class Provider(ABC):
@@ -56,9 +66,16 @@ class Provider(ABC):
         """The current A, AAAA and CNAME records (or what stands for them) of each name."""
 
     @abstractmethod
-    def render(self, route: Route, percent: int, ttl: int, original: Records = ()) -> Records:
+    def render(
+        self, route: Route, percent: int, ttl: int | None, original: Records = ()
+    ) -> Records:
         """The records that send ``percent`` % of the name's traffic to the new targets, with
-        ``ttl``, given the ``original`` records (those before the shift); pure."""
+        ``ttl`` (None: the provider's default), given the ``original`` records (those before
+        the shift); pure."""
+
+    def cached_ttls(self, found: RecordState) -> dict[str, int | None]:
+        """How long resolvers may hold each name's answers, given its records."""
+        return {name: ttl_of(recs) for name, recs in found.items()}
 
     def validate(self, name: str, recs: Records) -> None:  # noqa: B027 (no rule by default)
         """Raise if records a shift plans for ``name`` could not be written."""

@@ -44,6 +44,7 @@ from migrator.traffic.records import (
     Targets,
     absolute,
     records,
+    ttl_of,
 )
 from migrator.traffic.settings import ObjectRef, ProviderSettings
 
@@ -222,6 +223,10 @@ class ExternalDnsProvider(Provider):
     def txt(self, name: str) -> list[str]:
         return self.watch.txt(name)
 
+    def cached_ttls(self, found: RecordState) -> dict[str, int | None]:
+        """The TTLs of the records external-dns wrote (the annotations may not say)."""
+        return {name: ttl_of(recs) for name, recs in self.watch.read(list(found)).items()}
+
     def default_targets(self, name: str, side: str) -> Targets | None:
         """The load balancer address of the first object of ``side`` that publishes
         ``name`` (what external-dns points the name at)."""
@@ -231,7 +236,9 @@ class ExternalDnsProvider(Provider):
                 return load_balancer_targets(obj, f"{ref} in {self.clusters[side].context}")
         return None
 
-    def render(self, route: Route, percent: int, ttl: int, original: Records = ()) -> Records:
+    def render(
+        self, route: Route, percent: int, ttl: int | None, original: Records = ()
+    ) -> Records:
         weights = {"old": 100 - percent, "new": percent}
         ids = dict(zip(SIDES, self.settings.set_ids, strict=True))
         return records(

@@ -46,7 +46,7 @@ import dns.tsigkeyring
 import dns.update
 
 from migrator.errors import ConfigError, DnsAuthError, DnsError, DnsUnreachable
-from migrator.traffic.providers.base import Provider, guard_failed
+from migrator.traffic.providers.base import DEFAULT_TTL, Provider, guard_failed
 from migrator.traffic.records import (
     ADDRESS_TYPES,
     TYPES,
@@ -213,8 +213,10 @@ class Rfc2136Provider(Provider):
                 return rrset
         return None
 
-    def render(self, route: Route, percent: int, ttl: int, original: Records = ()) -> Records:
-        return render_round_robin(route, percent, ttl)
+    def render(
+        self, route: Route, percent: int, ttl: int | None, original: Records = ()
+    ) -> Records:
+        return render_round_robin(route, percent, DEFAULT_TTL if ttl is None else ttl)
 
     def send(self, changes: Sequence[Change]) -> None:
         self._send(self._batch(changes), changes)

@@ -25,7 +25,7 @@ from typing import Any
 
 from migrator.errors import BatchInvalid, DnsAuthError, DnsError, DnsUnreachable
 from migrator.kube.wait import READY, WAITING, Readiness, wait_for
-from migrator.traffic.providers.base import Provider, guard_failed
+from migrator.traffic.providers.base import DEFAULT_TTL, Provider, guard_failed
 from migrator.traffic.records import (
     ADDRESS_TYPES,
     TYPES,
@@ -280,8 +280,12 @@ class Route53Provider(Provider):
             if page.get("NextRecordIdentifier"):
                 query["StartRecordIdentifier"] = page["NextRecordIdentifier"]
 
-    def render(self, route: Route, percent: int, ttl: int, original: Records = ()) -> Records:
-        return render_weighted(route, percent, ttl, self.settings.set_ids)
+    def render(
+        self, route: Route, percent: int, ttl: int | None, original: Records = ()
+    ) -> Records:
+        return render_weighted(
+            route, percent, DEFAULT_TTL if ttl is None else ttl, self.settings.set_ids
+        )
 
     def validate(self, name: str, recs: Records) -> None:
         """Raise :class:`BatchInvalid` if records a shift plans break Route53's rules."""
