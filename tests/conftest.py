@@ -199,3 +199,13 @@ def dns_zone(proving_ground: dict) -> DnsZone:
 def k8s_api_fixtures(proving_ground: dict) -> Path:
     """The k8s.io/api `testdata/` of the old release: one file per group/version/kind."""
     return Path(proving_ground["fixtures"]["k8s_api_testdata"])
+
+
+@pytest.fixture
+def cutover_backends() -> Iterator[tuple]:
+    """(old, new): each cluster's endpoint for a name in a cutover test (tests/cutover.py),
+    HTTP servers on loopback addresses of their own, three per cluster, one port."""
+    from tests.cutover import local_backends
+
+    with local_backends(per_side=3) as backends:
+        yield backends
