@@ -284,7 +284,7 @@ class _Run:
                 if move.approve and st.move not in st.approved:
                     st.phase = STATE_PAUSED
                     self.save()
-                    self.emit("paused", percent=move.percent)
+                    self.emit("paused")
                     return self.finish(PAUSED)
                 self.write(move)
             if st.phase == WRITTEN:
@@ -351,25 +351,13 @@ class _Run:
             batch = changes(st.written, move.records)
         st.phase, st.pending = WRITING, move.records
         self.save()
-        self.emit(
-            "write",
-            label=move.label,
-            percent=move.percent,
-            shares=move.shares,
-            changes=[c.to_dict() for c in batch],
-        )
+        self.emit("write", shares=move.shares, changes=[c.to_dict() for c in batch])
         self.provider.write(batch)
         st.written, st.pending, st.phase = move.records, None, WRITTEN
         st.written_at = self.clock()
         self.note(move.index, writtenAt=st.written_at)
         self.save()
-        self.emit(
-            "written",
-            label=move.label,
-            percent=move.percent,
-            shares=move.shares,
-            until=st.written_at + move.wait,
-        )
+        self.emit("written", shares=move.shares, until=st.written_at + move.wait)
 
     def settle(self, move: Move) -> Outcome:
         """Wait (at least the TTL) and, for a step, run its gates."""
