@@ -26,7 +26,7 @@ from migrator.cli.options import (
     to_option,
 )
 from migrator.cli.render import make_console, render, render_table
-from migrator.errors import ConfigError, ShiftPaused, ShiftRolledBack
+from migrator.errors import ConfigError, Interrupted, ShiftPaused, ShiftRolledBack
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -222,10 +222,16 @@ def shift(
                 _show_plan(plan, output, existing.phase if existing else None)
                 return
             mode = traffic.ABORT if abort else traffic.RESUME if resume else traffic.START
-            with _events(plan, output) as on_event:
-                report = traffic.apply(
-                    plan, provider, states, mode=mode, take_over=take_over, on_event=on_event
-                )
+            try:
+                with _events(plan, output) as on_event:
+                    report = traffic.apply(
+                        plan, provider, states, mode=mode, take_over=take_over, on_event=on_event
+                    )
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"shift {shift_id} interrupted: the records stay as the last step left them",
+                    hint="run the same command with --resume to go on, or --abort to roll back",
+                ) from None
     _finish(report, output, aborted=abort)
 
 

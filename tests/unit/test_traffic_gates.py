@@ -184,3 +184,65 @@ def test_checks_start_when_the_step_was_written_even_on_resume():
     gates, gate = runner([], clock)
     outcome = gates.run(STEP, clock.now - 4.5, wait=5.0)  # written 4.5 s before a restart
     assert outcome.passed and gate.calls == 3 and clock.now == 1002.0
+
+
+def _tls_server(tmp_path):
+    """An HTTPS server on loopback with a self-signed certificate; it answers with the TLS
+    server name and Host header it was sent."""
+    import datetime
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app.example.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    seen: dict[str, str] = {}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    context.sni_callback = lambda _sock, server_name, _ctx: seen.update(sni=server_name or "")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen["host"] = self.headers["Host"]
+            seen["path"] = self.path
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def test_https_probes_send_the_name_as_server_name_and_host(tmp_path):
+    from migrator.traffic.gates import http_probe
+
+    server, seen = _tls_server(tmp_path)
+    port = server.server_address[1]
+    try:
+        gate = HttpGate(scheme="https", port=port, path="/healthz", insecure=True)
+        status, latency = http_probe(gate, "app.example.test.", "127.0.0.1", port)
+        assert status == 204 and latency > 0
+        assert seen == {"sni": "app.example.test", "host": "app.example.test", "path": "/healthz"}
+        with pytest.raises(OSError):  # a self-signed certificate is refused unless insecure
+            http_probe(HttpGate(scheme="https", port=port), "app.example.test.", "127.0.0.1", port)
+    finally:
+        server.shutdown()
