@@ -134,7 +134,10 @@ def route53(monkeypatch) -> Iterator[tuple]:
 def test_a_shift_through_external_dns_annotations(old_cluster, new_cluster, make_namespace,
                                                   route53, tmp_path):
     endpoint, client, zone_id = route53
-    old_ns, new_ns = make_namespace(old_cluster), make_namespace(new_cluster)
+    # the same namespace and name in both clusters, as an import leaves them
+    old_ns = new_ns = make_namespace(old_cluster)
+    new_cluster.client.request("POST", "/api/v1/namespaces", body={
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": new_ns}})
     create_service(old_cluster.client, old_ns, "10.0.0.1")
     create_service(new_cluster.client, new_ns, "10.1.0.1")
     clusters = {"old": old_cluster.client, "new": new_cluster.client}
@@ -182,6 +185,7 @@ def test_a_shift_through_external_dns_annotations(old_cluster, new_cluster, make
     finally:
         stand_in.stop.set()
         worker.join(timeout=10)
+        new_cluster.client.request("DELETE", f"/api/v1/namespaces/{new_ns}")
     assert stand_in.error is None
 
 

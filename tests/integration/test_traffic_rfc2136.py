@@ -60,8 +60,8 @@ def test_every_step_writes_the_records_planned(dns_zone, tmp_path):
 
 def test_a_failed_gate_restores_the_original_record_set_exactly(dns_zone, tmp_path):
     name = name_in(dns_zone, "shop")
-    set_records(dns_zone, name, 4, "A", *OLD[:2])
-    set_records(dns_zone, name, 7, "AAAA", "fd00::1")
+    set_records(dns_zone, name, 2, "A", *OLD[:2])
+    set_records(dns_zone, name, 3, "AAAA", "fd00::1")
     original = bind_records(dns_zone, name)
     doc = rfc2136_settings(dns_zone, tmp_path, {name: NEW[:2] + ["fd00::2"]},
                            gates={**rfc2136_settings(dns_zone, tmp_path, {})["gates"],
@@ -70,8 +70,8 @@ def test_a_failed_gate_restores_the_original_record_set_exactly(dns_zone, tmp_pa
     assert report.outcome == "rolled-back"
     assert "exit 1" in report.reason and "test \"$MIGRATOR_SHIFT_PERCENT\" -lt 50" in report.reason
     assert bind_records(dns_zone, name) == original
-    assert original == records([Record(name, "A", 4, tuple(OLD[:2])),
-                                Record(name, "AAAA", 7, ("fd00::1",))])
+    assert original == records([Record(name, "A", 2, tuple(OLD[:2])),
+                                Record(name, "AAAA", 3, ("fd00::1",))])
     assert [e["percent"] for e in events if e["event"] == "written"][-1] == 50
 
 

@@ -275,12 +275,12 @@ class ExternalDnsProvider(Provider):
     ) -> dict[tuple[str, ObjectRef], dict[str, str]]:
         """The annotations each changed object is applied with."""
         wanted: dict[tuple[str, ObjectRef], dict[str, str]] = {}
-        lookup = {str(ref): (side, ref) for side, ref in self._refs()}
+        # the same namespace/name in both clusters is the usual case: the side tells them apart
+        lookup = {f"{side} {ref}": (side, ref) for side, ref in self._refs()}
         for change in changes:
             for r in change.added:
-                side, _, text = r.values[0].partition(" ")
                 notes = {SET_ID: r.set_id, WEIGHT: r.weight, TTL: r.ttl}
-                wanted[lookup[text]] = {k: str(v) for k, v in notes.items() if v is not None}
+                wanted[lookup[r.values[0]]] = {k: str(v) for k, v in notes.items() if v is not None}
         return wanted
 
     def send(self, changes: Sequence[Change]) -> None:
