@@ -33,7 +33,7 @@ from migrator.traffic.plan import Move, ShiftPlan, check_start, route_for
 from migrator.traffic.plan import plan as make_plan
 from migrator.traffic.providers.base import Provider
 from migrator.traffic.providers.externaldns import refuse_if_owned
-from migrator.traffic.records import RecordState, Targets, changes, state_to_dict
+from migrator.traffic.records import Records, RecordState, Targets, changes, state_to_dict
 from migrator.traffic.report import DONE, PAUSED, ROLLED_BACK, STOPPED, ShiftReport
 from migrator.traffic.settings import ShiftSettings, Side
 from migrator.traffic.state import DONE as STATE_DONE
@@ -313,8 +313,12 @@ class _Run:
                 st.written_at = self.clock()
                 self.save()
                 return
-            if self._matches(current, st.written):
-                st.pending, st.phase = None, READY
+            ours = all(
+                self._ours(current.get(n, ()), st.written.get(n, ()), st.pending.get(n, ()))
+                for n in self.plan.names
+            )
+            if ours:  # not landed, or landed in part (external-dns: one object at a time)
+                st.written, st.pending, st.phase = dict(current), None, READY
                 self.save()
                 return
         elif self._matches(current, st.written):
@@ -336,6 +340,14 @@ class _Run:
         if st.phase in (WRITING, WRITTEN):
             st.phase = READY
         self.save()
+
+    @staticmethod
+    def _ours(current: Records, written: Records, pending: Records) -> bool:
+        """Whether a name's records are each ours, as written or as pending, and as many."""
+        return set(current) <= set(written) | set(pending) and len(current) in (
+            len(written),
+            len(pending),
+        )
 
     def _matches(self, current: RecordState, expected: RecordState) -> bool:
         return all(

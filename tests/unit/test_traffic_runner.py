@@ -65,6 +65,8 @@ class Memory(Provider):
             raise guard_failed(moved, "prerequisites")
         for c in changes:
             self.records[c.name] = c.after
+            if self.crash == "partway":  # a provider that is not atomic (external-dns)
+                raise Crash
         self.batches.append(list(changes))
         if self.crash == "after":
             raise Crash
@@ -322,3 +324,37 @@ def test_the_start_is_refused_unless_the_records_are_all_on_old(tmp_path):
     shift = world.plan(take_over=True)
     assert shift.took_over and shift.original[A] == records([Record(A, "A", 60, OLD[A])])
     assert world.run(take_over=True).outcome == "done"
+
+
+def test_a_batch_landed_in_part_is_finished_on_resume_and_a_loss_is_not(tmp_path):
+    world = World(tmp_path, steps=(0, 50, 100))
+    sent = world.provider.send
+
+    def crash_at_50(changes):
+        world.provider.crash = "partway" if len(world.provider.batches) == 1 else ""
+        sent(changes)
+
+    world.provider.send = crash_at_50  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        world.run()
+    world.provider.send = sent  # type: ignore[method-assign]
+    world.provider.crash = ""
+    report = world.run(RESUME)
+    assert report.outcome == "done" and world.provider.records == final()
+
+    lost = World(tmp_path / "lost", steps=(0, 50, 100))
+    sent = lost.provider.send
+
+    def crash_and_lose(changes):
+        if len(lost.provider.batches) == 1:
+            lost.provider.records[B] = ()  # someone deleted B meanwhile
+            raise Crash
+        sent(changes)
+
+    lost.provider.send = crash_and_lose  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        lost.run()
+    lost.provider.send = sent  # type: ignore[method-assign]
+    with pytest.raises(RecordsChanged) as caught:
+        lost.run(RESUME)
+    assert caught.value.names == [B]
