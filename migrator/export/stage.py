@@ -21,6 +21,7 @@ from migrator.export.selection import select
 from migrator.export.strips import StripOptions, rule_legend
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.pager import DEFAULT_PAGE_SIZE
+from migrator.kube.summary import cluster_id
 from migrator.resources.scope import Scope
 from migrator.resources.types import ResourceType
 from migrator.run.progress import Progress
@@ -75,12 +76,14 @@ class ExportPlan:
     def scope(self) -> Scope:
         return self.options.scope
 
-    def settings(self) -> dict[str, Any]:
-        """The options that decide what the objects of a type are: a resumed export must run
-        with the same. (Which types and versions are exported may change: finished types no
-        longer wanted are dropped, see :func:`_keep_finished`.)"""
+    def settings(self, source_id: str) -> dict[str, Any]:
+        """What decides the objects of a type, the source cluster (``source_id``, its
+        identity, not a context name) and the options: a resumed export must run with the
+        same. (Which types and versions are exported may change: finished types no longer
+        wanted are dropped, see :func:`_keep_finished`.)"""
         scope = self.scope.to_dict()
         return {
+            "sourceCluster": source_id,
             "scope": {k: v for k, v in scope.items() if k.endswith("Namespaces")},
             "labelSelector": self.options.label_selector,
             "keepNodePorts": self.options.keep_node_ports,
@@ -153,6 +156,7 @@ def apply(
     """
     started = time.monotonic() if started is None else started
     options = planned.options
+    source_id = cluster_id(source)
     snapshot_id = snapshot_id or default_snapshot_id(source.context)
     writer = SnapshotWriter(
         store,
@@ -160,7 +164,7 @@ def apply(
         key=key,
         resume=not restart,
         overwrite=restart,
-        settings=planned.settings(),
+        settings=planned.settings(source_id),
     )
     resumed = _keep_finished(writer, planned.types)
     todo = [t for t in planned.types if t.key not in resumed]
@@ -206,6 +210,7 @@ def apply(
             "context": source.context,
             "server": source.server,
             "serverVersion": planned.discovery.version.git_version,
+            "clusterId": source_id,
         },
         target=(
             {"context": target.context, "serverVersion": planned.target.version.git_version}

@@ -114,6 +114,13 @@ class ImportReport(StageReport):
             self.relinked_owner_refs += relinked
             self.dropped_owner_refs.extend(dropped)
 
+    @property
+    def already_complete(self) -> bool:
+        """True when an earlier run had imported every object and the target still holds
+        them all: this run changed nothing."""
+        total = sum(self.totals().values())
+        return self.resumed and total > 0 and self.from_earlier_runs == total
+
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for phase in self.phases.values():
@@ -131,6 +138,7 @@ class ImportReport(StageReport):
             "scope": self.scope,
             "restoreStatus": self.restore_status,
             "resumed": self.resumed,
+            "alreadyComplete": self.already_complete,
             "discardedProgress": self.discarded_progress,
             "partial": self.partial,
             "totals": {

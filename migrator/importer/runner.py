@@ -22,18 +22,19 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, NotServed
 from migrator.importer.apply import UNCHECKED, Applier, ConflictPolicy, Existing, list_existing
-from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome, cluster_id
+from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome
 from migrator.importer.ratelimit import RateLimiter
 from migrator.importer.report import ImportReport
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.lease import Lease
+from migrator.kube.summary import cluster_id
 from migrator.kube.wait import READY, wait_for_all
 from migrator.resources import order
 from migrator.resources.identity import is_custom
@@ -67,6 +68,7 @@ class ImportOptions:
     batch_size: int = 200
     crd_timeout: float = 120.0
     crd_poll: float = 0.2
+    lock_seconds: int = 30  # the import lease: a stalled holder loses it after this long
 
     def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
         """What makes two runs the same import (and so lets them share progress)."""
@@ -125,13 +127,15 @@ def apply(
     target["clusterId"] = cluster_id(cluster)
     with contextlib.ExitStack() as stack:
         progress = None
+        lock = None
         if not options.dry_run:
-            stack.enter_context(
+            lock = stack.enter_context(
                 Lease(
                     cluster,
                     LOCK_NAME,
                     "import",
                     {"snapshot": reader.snapshot_id, "store": reader.store.url},
+                    duration=options.lock_seconds,
                 )
             )
             progress = ImportProgress(
@@ -143,7 +147,7 @@ def apply(
                 restart=options.restart,
             )
             report.resumed, report.discarded_progress = progress.resumed, progress.discarded
-        run = _Run(reader, cluster, options, plan, report, progress, on_progress)
+        run = _Run(reader, cluster, options, plan, report, progress, on_progress, lock)
         run.execute()
         report.seconds = time.monotonic() - started
         if progress is not None:
@@ -188,6 +192,11 @@ class _EntryContext:
     status_subresource: bool = False
 
 
+def _still_there(context: _EntryContext, outcome: ObjectOutcome) -> bool:
+    """True if the target holds the object an earlier run recorded (dry runs record nothing)."""
+    return (outcome.namespace, outcome.name) in context.existing
+
+
 class _Run:
     """One execution of an import plan (the state shared by the producer and the workers)."""
 
@@ -200,8 +209,10 @@ class _Run:
         report: ImportReport,
         progress: ImportProgress | None,
         on_progress: Progress | None,
+        lock: Lease | None = None,
     ) -> None:
         self.reader = reader
+        self.lock = lock
         self.cluster = cluster
         self.options = options
         self.plan = plan
@@ -253,6 +264,8 @@ class _Run:
         wait(pending)  # a failure is kept by _object_done as self.fatal, raised here
         self._raise_fatal()
         if self.progress is not None:
+            if self.lock is not None:
+                self.lock.check()
             for (p, folder, part), failed in self._part_failures.items():
                 if not failed:
                     self.progress.record_part(p, folder, part, 0)
@@ -294,8 +307,15 @@ class _Run:
         scope, size = self.options.scope, self.options.batch_size
         for part in range(len(entry["parts"])):
             if self.progress is not None and self.progress.part_done(phase, folder, part):
-                self._replay_part(context, folder, part)
-                continue
+                if self._part_still_there(context, folder, part):
+                    self._replay_part(context, folder, part)
+                    continue
+                log.info(
+                    "%s part %d: recorded as done, but objects are gone from the target: "
+                    "importing it again",
+                    folder,
+                    part,
+                )
             self._part_failures.setdefault((phase, folder, part), False)
             batch: list[dict[str, Any]] = []
             index = 0
@@ -309,15 +329,24 @@ class _Run:
             if batch:
                 self._submit(pool, context, (phase, folder, part, index), batch, pending)
 
-    def _replay_part(self, context: _EntryContext, folder: str, part: int) -> None:
-        """Count a part an earlier run finished, from its records, without reading it."""
+    def _recorded(self, context: _EntryContext, folder: str, part: int) -> Iterator[ObjectOutcome]:
+        """The outcomes an earlier run recorded for one part, batch after batch."""
         assert self.progress is not None
         index = 0
         while (recorded := self.progress.batch((context.phase, folder, part, index))) is not None:
-            for outcome in recorded.values():
-                self.report.add(context.phase, context.entry, outcome, earlier=True)
-                self._tick(context.phase, 1)
+            yield from recorded.values()
             index += 1
+
+    def _part_still_there(self, context: _EntryContext, folder: str, part: int) -> bool:
+        """True if the target still holds every object recorded for the part (what was
+        deleted since must be imported again, not counted as done)."""
+        return all(_still_there(context, o) for o in self._recorded(context, folder, part))
+
+    def _replay_part(self, context: _EntryContext, folder: str, part: int) -> None:
+        """Count a part an earlier run finished, from its records, without reading it."""
+        for outcome in self._recorded(context, folder, part):
+            self.report.add(context.phase, context.entry, outcome, earlier=True)
+            self._tick(context.phase, 1)
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -336,7 +365,7 @@ class _Run:
             meta = obj.get("metadata") or {}
             ident = (str(meta.get("namespace") or ""), str(meta.get("name")))
             prior = recorded.get(ident) if recorded else None
-            if prior is not None and prior.outcome != FAILED:
+            if prior is not None and prior.outcome != FAILED and _still_there(context, prior):
                 self.report.add(context.phase, context.entry, prior, earlier=True)
                 self._tick(context.phase, 1)
                 tracker.finish(prior, earlier=True)
@@ -358,6 +387,8 @@ class _Run:
         if context.not_served:
             state = UNCHECKED if self.options.dry_run else FAILED
             return ObjectOutcome(namespace, name, state, None, context.not_served)
+        if self.lock is not None:
+            self.lock.check()  # a run that lost its lock stops before its next write
         key = object_key(entry["group"], entry["kind"], obj)
         body = apply_body(obj, entry)
         relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
@@ -397,6 +428,8 @@ class _Run:
             self._part_failures[(phase, folder, part)] = True
         if self.progress is not None and batch.fresh:
             try:
+                if self.lock is not None:
+                    self.lock.check()
                 self.progress.record_batch(batch.batch_id, batch.outcomes)
             except BaseException as exc:  # a store failure stops the run: nothing unrecorded
                 if self.fatal is None:

@@ -185,7 +185,7 @@ def run_transform(
         raise ConfigError(
             "the new snapshot would replace its source", hint="choose another --id or --out"
         )
-    writer = SnapshotWriter(out, new_id, key=key, resume=False)
+    writer = SnapshotWriter(out, new_id, key=key, resume=False, made_by="transform")
     options = TransformOptions(
         target=target.describe,
         resolver=target.resolver,
@@ -193,14 +193,18 @@ def run_transform(
         converter=target.converter(last_applied),
         on_progress=on_progress,
     )
-    report = transform(
-        reader,
-        writer,
-        serves=target.serves,
-        rules=rules,
-        differences=diffs.build(differences),
-        options=options,
-    )
+    try:
+        report = transform(
+            reader,
+            writer,
+            serves=target.serves,
+            rules=rules,
+            differences=diffs.build(differences),
+            options=options,
+        )
+    except BaseException:
+        writer.discard()  # a transform starts over anyway: leave no half-written snapshot
+        raise
     validation = None
     if validate and target.cluster is not None:
         validation = validate_snapshot(
