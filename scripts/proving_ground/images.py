@@ -80,8 +80,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_oci_archive(out: BinaryIO, name: str, layers: list[Layer], image_config: dict) -> str:
-    """Write one image as an OCI layout tar to ``out``; returns the manifest digest."""
+def write_oci_archive(out: BinaryIO, name: str, layers: list[Layer], image_config: dict,
+                      omit: frozenset[str] = frozenset()) -> str:
+    """Write one image as an OCI layout tar to ``out``; returns the manifest digest.
+
+    Layers whose digest is in ``omit`` are named by the manifest but left out of the tar
+    (the store already holds them)."""
     cfg = {"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
            "config": image_config,
            "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]}}
@@ -101,6 +105,8 @@ def write_oci_archive(out: BinaryIO, name: str, layers: list[Layer], image_confi
         _add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
         _add_bytes(tar, "index.json", json.dumps(index).encode())
         for layer in layers:
+            if layer.digest in omit:
+                continue
             info = tarfile.TarInfo("blobs/sha256/" + layer.digest.split(":", 1)[1])
             info.size, info.mode, info.mtime = layer.size, 0o644, 0
             with open(layer.path, "rb") as f:
@@ -381,21 +387,68 @@ def node_images(directory: Path) -> dict[str, tuple[list[Layer], dict]]:
     }
 
 
-def import_images(ctr_address: str, images: dict[str, tuple[list[Layer], dict]], log: Path) -> None:
+# Layers at least this big are not copied into each node's store at every start.
+_SHARED_LAYER_SIZE = 16 * 2**20
+
+
+def _ctr(address: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["ctr", "-a", address, "-n", "k8s.io", *args], capture_output=True, **kwargs)
+
+
+def _share_layer(address: str, content_root: Path, layer: Layer) -> bool:
+    """Put a cached layer into a containerd's store without copying it.
+
+    The layer file is hard-linked into the store's blob directory, then ingested with its
+    digest: containerd finds the blob there (its default content sharing policy is
+    "shared") and only records it in the namespace; ``ctr`` seeks past the bytes it was
+    given. An import that names the layer no longer needs to carry it. Where no link can be
+    made (another file system), the ingest copies the bytes as usual."""
+    blobs = content_root / "io.containerd.content.v1.content" / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    target = blobs / layer.digest.split(":", 1)[1]
+    if not target.exists():
+        try:
+            os.link(layer.path, target)
+        except OSError:
+            pass
+    with open(layer.path, "rb") as data:
+        return _ctr(address, "content", "ingest", "--expected-size", str(layer.size),
+                    "--expected-digest", layer.digest, f"share-{layer.digest}", stdin=data).returncode == 0
+
+
+def _in_store(address: str, digests: set[str]) -> bool:
+    listed = _ctr(address, "content", "ls", "--quiet", text=True).stdout.split()
+    return digests <= set(listed)
+
+
+def import_images(ctr_address: str, images: dict[str, tuple[list[Layer], dict]], log: Path,
+                  content_root: Path | None = None) -> None:
     """Load images into one containerd (namespace ``k8s.io``, where the kubelet looks).
 
     Streamed to ``ctr images import -``; images are not unpacked here: containerd unpacks
     an image when the first container of it is created, so the mover's large base costs
-    nothing at start.
+    nothing at start. Given the containerd's root, large layers are shared with the cache
+    instead of copied (see ``_share_layer``).
     """
     for name, (layers, image_config) in images.items():
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(["ctr", "-a", ctr_address, "-n", "k8s.io", "images", "import",
-                                     "--no-unpack", "-"], stdin=subprocess.PIPE, stdout=out,
-                                    stderr=subprocess.STDOUT)
-            try:
-                write_oci_archive(proc.stdin, name, layers, image_config)
-            finally:
-                proc.stdin.close()
-            if proc.wait() != 0:
-                raise SystemExit(f"ctr could not import {name} (see {log})")
+        shared = frozenset(layer.digest for layer in layers if content_root is not None
+                           and layer.size >= _SHARED_LAYER_SIZE
+                           and _share_layer(ctr_address, content_root, layer))
+        _import_one(ctr_address, name, layers, image_config, log, shared)
+        if shared and not _in_store(ctr_address, set(shared)):
+            # Collected as garbage before the image referred to it: import it whole.
+            _import_one(ctr_address, name, layers, image_config, log, frozenset())
+
+
+def _import_one(ctr_address: str, name: str, layers: list[Layer], image_config: dict, log: Path,
+                omit: frozenset[str]) -> None:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["ctr", "-a", ctr_address, "-n", "k8s.io", "images", "import",
+                                 "--no-unpack", "-"], stdin=subprocess.PIPE, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            write_oci_archive(proc.stdin, name, layers, image_config, omit)
+        finally:
+            proc.stdin.close()
+        if proc.wait() != 0:
+            raise SystemExit(f"ctr could not import {name} (see {log})")
