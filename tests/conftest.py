@@ -241,6 +241,7 @@ def real_nodes(proving_ground: dict) -> dict[str, RealNode]:
     return {cluster: RealNode(cluster=cluster, name=info["name"], address=info["address"],
                               host_address=info["host_address"], kubelet_version=info["kubelet_version"],
                               pod_subnet=info["pod_subnet"], storage_class=info["storage_class"],
-                              volumes_dir=Path(info["volumes_dir"]), s3_endpoint=info["s3_endpoint_from_pods"],
+                              volumes_dir=Path(info["volumes_dir"]),
+                              s3_endpoint=info["s3_endpoint_from_pods"],
                               label=info["label"], taint=info["taint"], images=proving_ground["images"])
             for cluster, info in nodes.items()}

@@ -16,8 +16,8 @@ import fcntl
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 SHARED = Path("/run/migrator-proving-ground")
 SYSCTL_ROOT = Path("/proc/sys")

@@ -27,8 +27,9 @@ import sys
 import tarfile
 import time
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from . import config, host
 
@@ -294,7 +295,8 @@ def build_mover_base() -> Path:
     host.safe_rmtree(work)  # a killed debootstrap leaves /proc (and maybe /dev) mounted in it
     root = work / "root"
     root.mkdir(parents=True)
-    _log(f"building the mover's base: Debian {suite} (debootstrap) with Python and the project's dependencies")
+    _log(f"building the mover's base: Debian {suite} (debootstrap) with Python and the "
+         "project's dependencies")
     try:
         info = _make_mover_root(root, suite, mirror)
     finally:

@@ -390,9 +390,10 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
         (node.dir / "containerd.toml").write_text(_containerd_config(node))
         (node.dir / "cni/net.d/10-migrator-pg.conflist").write_text(json.dumps(_cni_config(node), indent=2))
         # A mount namespace of the node's own: private /run, its own /var/lib and /var/log.
-        setup = (f"set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/netns /run/containerd; "
-                 f"mount --bind {node.dir / 'var-lib'} /var/lib; mount --bind {node.dir / 'var-log'} /var/log; "
-                 f'exec "$@"')
+        setup = ("set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/netns /run/containerd; "
+                 f"mount --bind {node.dir / 'var-lib'} /var/lib; "
+                 f"mount --bind {node.dir / 'var-log'} /var/log; "
+                 'exec "$@"')
         proc, log = launcher.start(f"{node.cluster}-containerd", [
             "nsenter", f"--net=/run/netns/{node.netns}", "--",
             "unshare", "--mount", "--propagation", "slave", "--",
@@ -413,8 +414,9 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
 
     def load_mover(node: Node) -> None:
         try:
-            images.import_images(str(node.socket), {config.IMAGES["mover"]: image_set[config.IMAGES["mover"]]},
-                                 node.dir / "ctr-import.log", content_root=node.dir / "containerd" / "root")
+            mover = config.IMAGES["mover"]
+            images.import_images(str(node.socket), {mover: image_set[mover]}, node.dir / "ctr-import.log",
+                                 content_root=node.dir / "containerd" / "root")
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
 
@@ -431,14 +433,17 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
         kube_call(server, pki_dir, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": f"migrator:real-node:{node.name}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "system:node"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
                           "name": f"system:node:{node.name}"}]}, ok_conflict=True)
         _storage_class(server, pki_dir, kube_call)
-        for stem, file in ((f"node-{node.cluster}", "kubelet.kubeconfig"), ("kube-proxy", "kube-proxy.kubeconfig")):
+        for stem, file in ((f"node-{node.cluster}", "kubelet.kubeconfig"),
+                           ("kube-proxy", "kube-proxy.kubeconfig")):
             (node.dir / file).write_text(json.dumps(_kubeconfig(node, api_port, pki_dir, stem), indent=2))
         (node.dir / "kubelet.json").write_text(json.dumps(_kubelet_config(node, pki_dir), indent=2))
-        (node.dir / "kube-proxy.json").write_text(json.dumps(_kube_proxy_config(node, info["pod_cidr"]), indent=2))
+        proxy_config = _kube_proxy_config(node, info["pod_cidr"])
+        (node.dir / "kube-proxy.json").write_text(json.dumps(proxy_config, indent=2))
         kubenode = bins[f"kubenode-{node.cluster}"]
         enter = ["nsenter", f"--target={containerds[node.cluster][0].pid}", "--mount", "--net", "--"]
         args = [str(kubenode / "kubelet"), f"--config={node.dir / 'kubelet.json'}",
@@ -480,7 +485,8 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
 
         def ready(node=node, server=server) -> bool:
             n = kube_call(server, pki_dir, "GET", f"/api/v1/nodes/{node.name}")
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+            conditions = n["status"].get("conditions", [])
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
         _wait(f"{cluster} real node {node.name} Ready", ready, 60,
               [*kube_procs[cluster], containerds[cluster]])
@@ -566,7 +572,7 @@ def cleanup(run: Path, quiet: bool = False) -> list[str]:
         time.sleep(0.2)
     left = []
     for root in roots:
-        for attempt in range(25):
+        for _ in range(25):
             problems = _remove_cgroups(root)
             if not problems:
                 break
@@ -589,7 +595,7 @@ def cleanup(run: Path, quiet: bool = False) -> list[str]:
         restored = host.release(run, _node_alive)
     _record(run).unlink(missing_ok=True)
     if not quiet:
-        _log(f"real nodes removed" + (f"; sysctls restored: {restored}" if restored else ""))
+        _log("real nodes removed" + (f"; sysctls restored: {restored}" if restored else ""))
     return left
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -15,21 +14,10 @@ import pytest
 
 import migrator
 from migrator.errors import ApiError
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTERS = ["old", "new"]
-
-
-def _poll(what: str, check, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what} not reached in {timeout:.0f}s (last seen: {last!r})")
-        time.sleep(interval)
 
 
 def _cluster_and_node(request, which: str):
@@ -98,8 +86,12 @@ def test_httpd_deployment_answers_from_the_host_through_a_node_port(which, reque
         "spec": {"type": "NodePort", "selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}})
     port = svc["spec"]["ports"][0]["nodePort"]
 
-    _poll("two available replicas (readiness probed by the kubelet)", lambda: api.request(
-        "GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web").get("status", {}).get("availableReplicas") == 2)
+    def available() -> int | None:
+        dep = api.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+        return dep.get("status", {}).get("availableReplicas")
+
+    wait_until("two available replicas (readiness probed by the kubelet)",
+               lambda: available() == 2, timeout=60, interval=0.3)
     pods = api.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
     assert {p["spec"]["nodeName"] for p in pods} == {node.name}
     names = {p["metadata"]["name"] for p in pods}
@@ -119,7 +111,8 @@ def test_httpd_deployment_answers_from_the_host_through_a_node_port(which, reque
         seen = {m.group(1) for a in answers if a and (m := re.fullmatch(rf"cluster={which} pod=(\S+)", a))}
         return seen == names
 
-    _poll(f"both pods answering at {node.address}:{port}", both_pods_answered, timeout=30, interval=0.05)
+    wait_until(f"both pods answering at {node.address}:{port}", both_pods_answered,
+               timeout=30, interval=0.05)
     assert all(a is None or a.startswith(f"cluster={which} pod=") for a in answers), answers
 
     pod = sorted(names)[0]
@@ -140,8 +133,11 @@ def test_volume_holds_bytes_written_by_one_pod_and_read_by_another(which, reques
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
         "spec": {"storageClassName": node.storage_class, "accessModes": ["ReadWriteOnce"],
                  "resources": {"requests": {"storage": "64Mi"}}}})
-    claim = _poll("the claim Bound", lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(
-        api.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")), timeout=30)
+    def bound() -> dict | None:
+        claim = api.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")
+        return claim if claim.get("status", {}).get("phase") == "Bound" else None
+
+    claim = wait_until("the claim Bound", bound, timeout=30, interval=0.3)
     pv_name = claim["spec"]["volumeName"]
     pv = api.request("GET", f"/api/v1/persistentvolumes/{pv_name}")
     directory = Path(pv["spec"]["local"]["path"])
@@ -156,7 +152,7 @@ def test_volume_holds_bytes_written_by_one_pod_and_read_by_another(which, reques
         f"echo 'pod {token}' > /data/from-pod.txt && head -c 1048576 /dev/urandom > /data/blob "
         "&& sha256sum /data/blob | cut -d' ' -f1 > /data/blob.sha256 && cat /data/from-host.txt",
         volumes=volume, mounts=mount))
-    writer = _poll("the writer done", lambda: _pod_phase(api, ns, "writer"))
+    writer = wait_until("the writer done", lambda: _pod_phase(api, ns, "writer"), timeout=60, interval=0.3)
     assert writer["status"]["phase"] == "Succeeded"
     assert _logs(api, ns, "writer").strip() == f"host {token}"
 
@@ -172,7 +168,7 @@ def test_volume_holds_bytes_written_by_one_pod_and_read_by_another(which, reques
         "reader", node, node.images["busybox"],
         "cat /data/from-pod.txt && sha256sum /data/blob | cut -d' ' -f1",
         volumes=volume, mounts=mount))
-    reader = _poll("the reader done", lambda: _pod_phase(api, ns, "reader"))
+    reader = wait_until("the reader done", lambda: _pod_phase(api, ns, "reader"), timeout=60, interval=0.3)
     assert reader["status"]["phase"] == "Succeeded"
     assert _logs(api, ns, "reader").split() == ["pod", token, hashlib.sha256(blob).hexdigest()]
 
@@ -188,7 +184,7 @@ def test_volume_holds_bytes_written_by_one_pod_and_read_by_another(which, reques
             return exc.status == 404 and not directory.exists()
         return False
 
-    _poll("the released volume deleted with its directory", volume_gone, timeout=60)
+    wait_until("the released volume deleted with its directory", volume_gone, timeout=60, interval=0.3)
 
 
 @pytest.mark.parametrize("which", CLUSTERS)
@@ -207,14 +203,16 @@ def test_job_success_and_failure_are_real_exit_codes(which, request, make_namesp
                 if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
         return (job, done[0]) if done else None
 
-    passed, passed_as = _poll("the passing Job finished", lambda: finished("passes"))
-    failed, failed_as = _poll("the failing Job finished", lambda: finished("fails"))
+    passed, passed_as = wait_until("the passing Job finished", lambda: finished("passes"),
+                                   timeout=60, interval=0.3)
+    failed, failed_as = wait_until("the failing Job finished", lambda: finished("fails"),
+                                   timeout=60, interval=0.3)
     assert (passed_as, passed["status"].get("succeeded")) == ("Complete", 1)
     assert (failed_as, failed["status"].get("failed")) == ("Failed", 1)
 
     pods = api.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-    codes = {p["metadata"]["labels"]["job-name"]: p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"]
-             for p in pods}
+    codes = {p["metadata"]["labels"]["job-name"]:
+             p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] for p in pods}
     assert codes == {"passes": 0, "fails": 3}
     assert {p["spec"]["nodeName"] for p in pods} == {node.name}
     failing_pod = next(p["metadata"]["name"] for p in pods if p["metadata"]["labels"]["job-name"] == "fails")
@@ -229,7 +227,7 @@ def test_pods_reach_the_object_store_through_their_node(which, request, make_nam
     api.request("POST", f"/api/v1/namespaces/{ns}/pods", body=_pod(
         "probe", node, node.images["busybox"],
         f"printf 'GET /minio/health/live HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | nc -w 5 {host} {port}"))
-    pod = _poll("the probe done", lambda: _pod_phase(api, ns, "probe"))
+    pod = wait_until("the probe done", lambda: _pod_phase(api, ns, "probe"), timeout=60, interval=0.3)
     assert pod["status"]["phase"] == "Succeeded"
     status_line = _logs(api, ns, "probe").splitlines()[0].strip()
     assert re.fullmatch(r"HTTP/1\.[01] 200 OK", status_line), status_line
@@ -244,9 +242,10 @@ def test_mover_image_runs_this_project(which, request, make_namespace):
              "'file': migrator.__file__}))")
     api.request("POST", f"/api/v1/namespaces/{ns}/pods", body=_pod(
         "mover", node, node.images["mover"],
-        f'python -c "{probe}" && migrator --version && python -m migrator --help >/dev/null && echo module-ok'))
-    pod = _poll("the mover pod done (first use unpacks the image)", lambda: _pod_phase(api, ns, "mover"),
-                timeout=120)
+        f'python -c "{probe}" && migrator --version && python -m migrator --help >/dev/null '
+        "&& echo module-ok"))
+    pod = wait_until("the mover pod done (first use unpacks the image)",
+                     lambda: _pod_phase(api, ns, "mover"), timeout=120, interval=0.5)
     logs = _logs(api, ns, "mover")
     assert pod["status"]["phase"] == "Succeeded", logs
     lines = logs.splitlines()
@@ -350,8 +349,9 @@ def test_second_ground_runs_beside_the_first_and_leaves_nothing_when_stopped(
     assert after == before
     # The first ground's kubelets still run: the sysctls they set stay as they were.
     assert _sysctls() == sysctls_before
-    assert _host_snapshot(Path("/nonexistent"), "none")["host iptables chains"] == host_chains_before
-    for cluster, node in real_nodes.items():
+    host_chains_after = _host_snapshot(Path("/nonexistent"), "none")["host iptables chains"]
+    assert host_chains_after == host_chains_before
+    for cluster in real_nodes:
         assert Path("/run/netns", f"mpg-{first_gid}-{cluster}").exists()
     # A second stop finds nothing to do and still succeeds.
     assert cli("stop").returncode == 0
