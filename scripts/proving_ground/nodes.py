@@ -324,7 +324,9 @@ def _kube_proxy_config(node: Node, cluster_cidr: str) -> dict:
 
 
 def _node_alive(names: list[str]) -> bool:
-    return any(_netns_exists(name) for name in names)
+    """A proving ground holds real nodes while a process runs in one of its namespaces (a
+    namespace left by a killed ground holds nothing)."""
+    return any(_netns_pids(name) for name in names)
 
 
 def _record(run: Path) -> Path:

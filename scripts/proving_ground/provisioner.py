@@ -12,14 +12,16 @@ its directory and its PV deleted.
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import shutil
 import sys
 import time
-import urllib.error
+import urllib.parse
 from pathlib import Path
 
 from . import config
-from .ground import kube_call
+from .ground import _ssl_context
 
 ANNOTATION = "pv.kubernetes.io/provisioned-by"
 
@@ -49,11 +51,49 @@ def _volume(pvc: dict, node: str, path: Path, reclaim: str) -> dict:
     }
 
 
-def sync(server: str, pki: Path, node: str, volumes: Path) -> None:
+class HttpError(Exception):
+    def __init__(self, code: int, body: bytes) -> None:
+        super().__init__(f"HTTP {code}: {body[:300]!r}")
+        self.code = code
+
+
+class Api:
+    """Admin calls over one kept-alive TLS connection: a pass every half second costs
+    requests, not handshakes."""
+
+    def __init__(self, server: str, pki: Path) -> None:
+        url = urllib.parse.urlsplit(server)
+        self.host, self.port = url.hostname, url.port
+        self.context = _ssl_context(pki)
+        self.conn: http.client.HTTPSConnection | None = None
+
+    def __call__(self, method: str, path: str, body: dict | None = None) -> dict:
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection(self.host, self.port, context=self.context,
+                                                        timeout=30)
+            try:
+                self.conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                                  headers={"Content-Type": "application/json"})
+                resp = self.conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+                continue
+            if resp.status >= 300:
+                raise HttpError(resp.status, data)
+            return json.loads(data or b"{}")
+        raise AssertionError("unreachable")
+
+
+def sync(api: Api, node: str, volumes: Path) -> None:
     """One pass: provision what is pending, delete what was released."""
-    sc = kube_call(server, pki, "GET", f"/apis/storage.k8s.io/v1/storageclasses/{config.STORAGE_CLASS}")
+    sc = api("GET", f"/apis/storage.k8s.io/v1/storageclasses/{config.STORAGE_CLASS}")
     reclaim = sc.get("reclaimPolicy", "Delete")
-    for pvc in kube_call(server, pki, "GET", "/api/v1/persistentvolumeclaims")["items"]:
+    for pvc in api("GET", "/api/v1/persistentvolumeclaims")["items"]:
         meta, spec = pvc["metadata"], pvc["spec"]
         if (spec.get("storageClassName") != config.STORAGE_CLASS or spec.get("volumeName")
                 or meta.get("deletionTimestamp") or pvc.get("status", {}).get("phase") != "Pending"):
@@ -64,13 +104,13 @@ def sync(server: str, pki: Path, node: str, volumes: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o777)  # pods of any user may write
         try:
-            kube_call(server, pki, "POST", "/api/v1/persistentvolumes", _volume(pvc, node, path, reclaim))
-        except urllib.error.HTTPError as exc:
+            api("POST", "/api/v1/persistentvolumes", _volume(pvc, node, path, reclaim))
+        except HttpError as exc:
             if exc.code != 409:
                 raise
             continue
         _log(f"provisioned {path.name} for {meta['namespace']}/{meta['name']}")
-    for pv in kube_call(server, pki, "GET", "/api/v1/persistentvolumes")["items"]:
+    for pv in api("GET", "/api/v1/persistentvolumes")["items"]:
         meta, spec = pv["metadata"], pv["spec"]
         if (meta.get("annotations", {}).get(ANNOTATION) != config.PROVISIONER
                 or spec.get("persistentVolumeReclaimPolicy") != "Delete"
@@ -80,8 +120,8 @@ def sync(server: str, pki: Path, node: str, volumes: Path) -> None:
         if path.parent == volumes:
             shutil.rmtree(path, ignore_errors=True)
         try:
-            kube_call(server, pki, "DELETE", f"/api/v1/persistentvolumes/{meta['name']}")
-        except urllib.error.HTTPError as exc:
+            api("DELETE", f"/api/v1/persistentvolumes/{meta['name']}")
+        except HttpError as exc:
             if exc.code != 404:
                 raise
         _log(f"deleted {meta['name']} (released)")
@@ -97,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.volumes.mkdir(parents=True, exist_ok=True)
     _log(f"provisioning {config.STORAGE_CLASS} volumes on {args.node} under {args.volumes}")
+    api = Api(args.server, args.pki)
     while True:
         try:
-            sync(args.server, args.pki, args.node, args.volumes)
+            sync(api, args.node, args.volumes)
         except Exception as exc:  # noqa: BLE001 - a failed pass is logged and retried
             _log(f"pass failed: {exc!r}")
         time.sleep(args.interval)
