@@ -77,7 +77,13 @@ class Node:
 
     @property
     def socket(self) -> Path:
-        return self.dir / "containerd" / "containerd.sock"
+        # A socket's path is limited to 107 bytes, and a run directory can be anywhere: the
+        # sockets live under /run, named like the node's namespace, removed by cleanup.
+        return socket_dir(self.netns) / "containerd.sock"
+
+
+def socket_dir(netns: str) -> Path:
+    return host.SHARED / netns
 
 
 def plan(run: Path, slot: int) -> dict[str, Node]:
@@ -361,8 +367,6 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
 
     run = launcher.run
     started = time.time()
-    if len(str(run)) > 70:
-        raise SystemExit(f"the run directory path is too long for containerd's socket ({run})")
     (run / "nodes").mkdir(parents=True, exist_ok=True)
     with host.locked():
         slot = _free_slot()
@@ -389,10 +393,17 @@ def start(launcher, clusters: dict[str, dict], pki_dir: Path, bins: dict[str, Pa
         for sub in ("containerd", "cni/net.d", "cni/ipam", "var-lib", "var-log", "volumes",
                     "volume-plugins"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
+        socket_dir(node.netns).mkdir(parents=True, exist_ok=True)
         (node.dir / "containerd.toml").write_text(_containerd_config(node))
         (node.dir / "cni/net.d/10-migrator-pg.conflist").write_text(json.dumps(_cni_config(node), indent=2))
-        # A mount namespace of the node's own: private /run, its own /var/lib and /var/log.
-        setup = ("set -e; mount -t tmpfs -o mode=755 tmpfs /run; mkdir -p /run/netns /run/containerd; "
+        # A mount namespace of the node's own: private /run (but for the directory of its
+        # socket, carried through so the host sees it), its own /var/lib and /var/log.
+        sockets, through = socket_dir(node.netns), node.dir / "socket-dir"
+        through.mkdir(exist_ok=True)
+        setup = (f"set -e; mount --bind {sockets} {through}; "
+                 "mount -t tmpfs -o mode=755 tmpfs /run; "
+                 f"mkdir -p /run/netns /run/containerd {sockets}; "
+                 f"mount --bind {through} {sockets}; umount {through}; "
                  f"mount --bind {node.dir / 'var-lib'} /var/lib; "
                  f"mount --bind {node.dir / 'var-log'} /var/log; "
                  'exec "$@"')
@@ -558,7 +569,7 @@ def cleanup(run: Path, quiet: bool = False) -> list[str]:
     names = [f"mpg-{gid}-{c}" for c in clusters]
     veths = [f"mpg{gid}{c[0]}" for c in clusters]
     roots = [f"/mpg-{gid}-{c}" for c in clusters]
-    had_any = any(_netns_exists(n) for n in names) or any(
+    had_any = any(_netns_exists(n) or socket_dir(n).exists() for n in names) or any(
         (h / r.lstrip("/")).exists() for h in _hierarchies() for r in roots) or _record(run).exists()
     if not had_any:
         with host.locked():
@@ -593,6 +604,8 @@ def cleanup(run: Path, quiet: bool = False) -> list[str]:
         if link.exists():
             left.append(f"link {veth}")
     left += [f"netns {n}" for n in names if _netns_exists(n)]
+    for name in names:
+        shutil.rmtree(socket_dir(name), ignore_errors=True)
     with host.locked():
         restored = host.release(run, _node_alive)
     _record(run).unlink(missing_ok=True)

@@ -276,12 +276,13 @@ def _host_snapshot(run_dir: Path, gid: str) -> dict:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/mpg-{gid}-*")]
+    sockets = [str(p) for p in Path("/run/migrator-proving-ground").glob(f"mpg-{gid}-*")]
     iptables = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     return {
         "processes": sorted(procs), "mounts": mounts,
         "netns": [line for line in netns.splitlines() if f"mpg-{gid}-" in line],
         "links": [line for line in links.splitlines() if f"mpg{gid}" in line],
-        "cgroups": cgroups,
+        "cgroups": cgroups, "socket directories": sockets,
         "host iptables chains": sorted(set(re.findall(r"^:((?:KUBE|CNI)-\S+)", iptables, re.M))),
     }
 
@@ -335,9 +336,11 @@ def test_second_ground_runs_beside_the_first_and_leaves_nothing_when_stopped(
         assert other["host_address"] != node.host_address
         assert other["netns"] == f"mpg-{gid}-{cluster}"
         assert other["cgroup_root"] == f"/mpg-{gid}-{cluster}"
-        assert Path(other["containerd_socket"]).is_relative_to(run_dir)
+        assert other["containerd_socket"] != proving_ground["real_nodes"][cluster]["containerd_socket"]
+        assert Path(other["containerd_socket"]).parent.name == other["netns"]
     running = _host_snapshot(run_dir, gid)
     assert running["processes"] and running["netns"] and running["links"] and running["cgroups"]
+    assert running["socket directories"]
     # Each node's iptables rules (KUBE-*, CNI-*) live in its namespace, none on the host.
     assert running["host iptables chains"] == host_chains_before
     assert not running["mounts"][1:] or all("/run/netns/" in m for m in running["mounts"]), running["mounts"]
