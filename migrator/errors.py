@@ -89,7 +89,11 @@ class ContextNotFound(ConfigError):
             text = f"no current-context set in {source} (contexts: {existing})"
         else:
             text = f"context {context!r} not found in {source} (contexts: {existing})"
-        super().__init__(text, hint="pass --context with one of the contexts listed")
+        super().__init__(
+            text,
+            hint="name one of the contexts listed (--from / --to CONTEXT), or fix the "
+            "kubeconfig (--kubeconfig FILE, $KUBECONFIG)",
+        )
 
 
 class ClusterUnreachable(TemporaryError):
@@ -214,6 +218,10 @@ class PartialFailure(MigratorError):
 
 class NotServed(MigratorError):
     """The cluster does not serve a group/version/resource (yet: a CRD may bring it)."""
+
+
+class SnapshotIdInvalid(ConfigError):
+    """A snapshot id that is not a plain name (a path, ``..``, characters a store refuses)."""
 
 
 class StoreError(MigratorError):

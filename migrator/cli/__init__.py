@@ -80,10 +80,23 @@ def load_command(name: str) -> click.Command:
 @click.option(
     "-v", "--verbose", count=True, help="More logging (-v: info and tracebacks, -vv: debug)."
 )
+@click.option(
+    "--retry-for",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="How long to keep retrying a cluster that does not answer (refused, reset, 5xx, "
+    "throttled) before giving up: long enough to outlast an API server restart. "
+    "Default: 120.",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int) -> None:
+def cli(ctx: click.Context, verbose: int, retry_for: float | None) -> None:
     """Migrate everything from one Kubernetes cluster to a new one."""
     ctx.meta[_VERBOSE_KEY] = verbose
+    if retry_for is not None:
+        from migrator.kube import retry
+
+        retry.set_budget(retry_for)
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("migrator").setLevel(level)

@@ -129,6 +129,17 @@ def _render_import(console: Console, report: ImportReport) -> None:
     data = report.to_dict()
     totals = data["totals"]
     resumed = f", {totals['fromEarlierRuns']} done by an earlier run" if report.resumed else ""
+    complete = (
+        [
+            (
+                "already complete",
+                "an earlier run imported every object, and the target still holds "
+                "them all: nothing was applied (--restart applies them again)",
+            )
+        ]
+        if report.already_complete
+        else []
+    )
     render(
         console,
         f"Import of {report.snapshot_id}" + (" (dry run)" if report.dry_run else ""),
@@ -151,9 +162,8 @@ def _render_import(console: Console, report: ImportReport) -> None:
             ("webhooks", data["webhooks"]),
             ("time", f"{report.seconds:.1f}s"),
         ]
-        + (
-            [("progress discarded", report.discarded_progress)] if report.discarded_progress else []
-        ),
+        + ([("progress discarded", report.discarded_progress)] if report.discarded_progress else [])
+        + complete,
     )
     render_table(
         console,
@@ -177,6 +187,12 @@ def _render_import(console: Console, report: ImportReport) -> None:
         "CRDs",
         ["crd", "state"],
         [[k, v] for k, v in data["crds"].items() if v != "Established"],
+    )
+    render_table(
+        console,
+        "CRDs that convert through a webhook",
+        ["crd", "custom resources"],
+        [[k, v] for k, v in data["conversionWebhooks"].items()],
     )
     render_table(
         console,

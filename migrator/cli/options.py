@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from migrator import crypto
+from migrator.errors import ConfigError
 from migrator.resources.scope import Scope
 from migrator.snapshot import SnapshotReader
 from migrator.snapshot.address import parse_address
@@ -209,7 +210,24 @@ def open_snapshot(
     snapshot: str, store_url: str, s3_endpoint: str | None, key_file: Path | None
 ) -> SnapshotReader:
     """The reader of SNAPSHOT: an id in ``store_url``, or STORE_URL/ID."""
-    url, snapshot_id = parse_address(snapshot, store_url)
+    url, snapshot_id = snapshot_address(snapshot, store_url)
     return SnapshotReader(
         open_store(url, s3_endpoint=s3_endpoint), snapshot_id, key=crypto.load_key(key_file)
     )
+
+
+def snapshot_address(snapshot: str, store_url: str) -> tuple[str, str]:
+    """(store URL, id) of SNAPSHOT; a SNAPSHOT that names its store while ``--store`` was given
+    too, naming another, is refused rather than one of them silently ignored."""
+    url, snapshot_id = parse_address(snapshot, store_url)
+    context = click.get_current_context(silent=True)
+    explicit = context is not None and context.get_parameter_source("store_url") in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+    )
+    if explicit and url != store_url:
+        raise ConfigError(
+            f"SNAPSHOT {snapshot!r} names the store {url!r} and --store names {store_url!r}",
+            hint="give the store once: SNAPSHOT as an id with --store URL, or STORE_URL/ID",
+        )
+    return url, snapshot_id

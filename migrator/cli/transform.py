@@ -26,12 +26,12 @@ from migrator.cli.options import (
     TARGET_OPTIONS,
     key_file_option,
     pairs_option,
+    snapshot_address,
     with_options,
 )
 from migrator.cli.render import make_console, render, render_table
 from migrator.errors import SnapshotExists, ValidationRejected
 from migrator.resources.objects import describe_ref
-from migrator.snapshot.address import parse_address
 from migrator.store import open_store
 from migrator.transform.differences import (
     DifferencesConfig,
@@ -161,7 +161,7 @@ def transform(
         ingress_class,
     )
     key = crypto.load_key(key_file)
-    source_url, source_id = parse_address(snapshot, store_url)
+    source_url, source_id = snapshot_address(snapshot, store_url)
     with contextlib.ExitStack() as stack:
         new = target_of(kubeconfig, target, target_version, stack)
         source = open_store(source_url, s3_endpoint=s3_endpoint)
@@ -234,6 +234,12 @@ def _render_transform(console: Console, summary: Mapping[str, Any], store: str) 
         "Needs a person",
         ["object", "why"],
         [[n["object"], "; ".join(n["why"])] for n in summary["needsPerson"]],
+    )
+    render_table(
+        console,
+        "CRDs that convert through a webhook",
+        ["crd", "what migrator does"],
+        [[name, note] for name, note in summary["conversionWebhooks"].items()],
     )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, ConfigError, SnapshotError
@@ -21,6 +22,8 @@ from migrator.export.selection import select
 from migrator.export.strips import StripOptions, rule_legend
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.pager import DEFAULT_PAGE_SIZE
+from migrator.kube.summary import cluster_id
+from migrator.resources.crds import CrdInfo, by_identity, live_crds, webhook_note
 from migrator.resources.scope import Scope
 from migrator.resources.types import ResourceType
 from migrator.run.progress import Progress
@@ -70,17 +73,20 @@ class ExportPlan:
     target: Discovery | None
     options: ExportOptions
     types: list[ResourceType]
+    webhooks: Mapping[tuple[str, str], CrdInfo] = field(default_factory=dict)
 
     @property
     def scope(self) -> Scope:
         return self.options.scope
 
-    def settings(self) -> dict[str, Any]:
-        """The options that decide what the objects of a type are: a resumed export must run
-        with the same. (Which types and versions are exported may change: finished types no
-        longer wanted are dropped, see :func:`_keep_finished`.)"""
+    def settings(self, source_id: str) -> dict[str, Any]:
+        """What decides the objects of a type, the source cluster (``source_id``, its
+        identity, not a context name) and the options: a resumed export must run with the
+        same. (Which types and versions are exported may change: finished types no longer
+        wanted are dropped, see :func:`_keep_finished`.)"""
         scope = self.scope.to_dict()
         return {
+            "sourceCluster": source_id,
             "scope": {k: v for k, v in scope.items() if k.endswith("Namespaces")},
             "labelSelector": self.options.label_selector,
             "keepNodePorts": self.options.keep_node_ports,
@@ -96,10 +102,21 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def plan(discovery: Discovery, target: Discovery | None, options: ExportOptions) -> ExportPlan:
+def plan(
+    discovery: Discovery,
+    target: Discovery | None,
+    options: ExportOptions,
+    crds: Iterable[Mapping[str, Any]] = (),
+) -> ExportPlan:
     """The types to export from a source that serves ``discovery``, read at the newest
-    version ``target`` also serves when it is given (pure: nothing is asked of a cluster)."""
-    return ExportPlan(discovery, target, options, select(discovery, target, options.scope))
+    version ``target`` also serves when it is given, except the custom resources of ``crds``
+    (the source's CRDs) that convert through a webhook: those at their storage version, so
+    that reading them calls no webhook. Pure: nothing is asked of a cluster."""
+    webhooks = {ident: info for ident, info in by_identity(crds).items() if info.webhook}
+    storage = {ident: info.storage_version for ident, info in webhooks.items()}
+    return ExportPlan(
+        discovery, target, options, select(discovery, target, options.scope, storage), webhooks
+    )
 
 
 def export_cluster(
@@ -121,7 +138,7 @@ def export_cluster(
     target_discovery = discover(target) if target is not None else None
     _check_namespaces_exist(source, options.scope.include_namespaces)
     return apply(
-        plan(discovery, target_discovery, options),
+        plan(discovery, target_discovery, options, live_crds(source, discovery)),
         source,
         store,
         snapshot_id=snapshot_id,
@@ -153,6 +170,7 @@ def apply(
     """
     started = time.monotonic() if started is None else started
     options = planned.options
+    source_id = cluster_id(source)
     snapshot_id = snapshot_id or default_snapshot_id(source.context)
     writer = SnapshotWriter(
         store,
@@ -160,7 +178,7 @@ def apply(
         key=key,
         resume=not restart,
         overwrite=restart,
-        settings=planned.settings(),
+        settings=planned.settings(source_id),
     )
     resumed = _keep_finished(writer, planned.types)
     todo = [t for t in planned.types if t.key not in resumed]
@@ -179,6 +197,7 @@ def apply(
         workers=options.workers,
         processes=options.processes,
         page_size=options.page_size,
+        webhooks=planned.webhooks,
     )
     listing = time.monotonic()
     fresh = export_types(
@@ -198,6 +217,7 @@ def apply(
         resources=[by_key[t.key] for t in planned.types],
         failed_discovery=dict(planned.discovery.failed),
         legend=rule_legend(),
+        conversion_webhooks={info.name: webhook_note(info) for info in planned.webhooks.values()},
     )
     report.list_seconds = list_seconds
     report.seconds = time.monotonic() - started
@@ -206,6 +226,7 @@ def apply(
             "context": source.context,
             "server": source.server,
             "serverVersion": planned.discovery.version.git_version,
+            "clusterId": source_id,
         },
         target=(
             {"context": target.context, "serverVersion": planned.target.version.git_version}

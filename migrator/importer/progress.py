@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from migrator.kube import Cluster
 from migrator.run.journal import Journal
 from migrator.store.base import Store
 
@@ -36,12 +35,6 @@ PROGRESS = "progress"
 FAILED = "failed"
 
 BatchId = tuple[str, str, int, int]  # (phase, resource folder, part index, batch index)
-
-
-def cluster_id(cluster: Cluster) -> str:
-    """A stable identity of a cluster: its ``kube-system`` namespace's uid."""
-    meta = cluster.request("GET", "/api/v1/namespaces/kube-system").get("metadata") or {}
-    return str(meta.get("uid") or "unknown")
 
 
 def import_prefix(snapshot_id: str, target_id: str) -> str:

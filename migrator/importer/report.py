@@ -67,6 +67,8 @@ class ImportReport(StageReport):
     resumed: bool = False
     discarded_progress: str | None = None
     crds: dict[str, str] = field(default_factory=dict)  # CRD name → "Established" or problem
+    # CRDs that convert through a webhook: how their custom resources were created.
+    conversion_webhooks: dict[str, str] = field(default_factory=dict)
     out_of_scope: int = 0
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -114,6 +116,13 @@ class ImportReport(StageReport):
             self.relinked_owner_refs += relinked
             self.dropped_owner_refs.extend(dropped)
 
+    @property
+    def already_complete(self) -> bool:
+        """True when an earlier run had imported every object and the target still holds
+        them all: this run changed nothing."""
+        total = sum(self.totals().values())
+        return self.resumed and total > 0 and self.from_earlier_runs == total
+
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for phase in self.phases.values():
@@ -131,6 +140,7 @@ class ImportReport(StageReport):
             "scope": self.scope,
             "restoreStatus": self.restore_status,
             "resumed": self.resumed,
+            "alreadyComplete": self.already_complete,
             "discardedProgress": self.discarded_progress,
             "partial": self.partial,
             "totals": {
@@ -150,6 +160,7 @@ class ImportReport(StageReport):
                 "dropped": [d.to_dict() for d in self.dropped_owner_refs],
             },
             "crds": self.crds,
+            "conversionWebhooks": dict(self.conversion_webhooks),
             "webhooks": order.WEBHOOK_POLICY,
             "seconds": round(self.seconds, 3),
         }

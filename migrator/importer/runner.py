@@ -22,25 +22,27 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, NotServed
 from migrator.importer.apply import UNCHECKED, Applier, ConflictPolicy, Existing, list_existing
-from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome, cluster_id
+from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome
 from migrator.importer.ratelimit import RateLimiter
 from migrator.importer.report import ImportReport
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.lease import Lease
-from migrator.kube.wait import READY, wait_for_all
+from migrator.kube.summary import cluster_id
+from migrator.kube.wait import READY, wait_for, wait_for_all
 from migrator.resources import order
+from migrator.resources.crds import CrdInfo, by_identity, live_crds
 from migrator.resources.identity import is_custom
 from migrator.resources.inventory import Inventory, take_inventory
 from migrator.resources.objects import apply_body, name_of
 from migrator.resources.owners import Key, object_key, relink
-from migrator.resources.readiness import readiness
+from migrator.resources.readiness import endpoints_ready, readiness
 from migrator.resources.scope import Scope
 from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, SnapshotReader
@@ -67,6 +69,8 @@ class ImportOptions:
     batch_size: int = 200
     crd_timeout: float = 120.0
     crd_poll: float = 0.2
+    webhook_timeout: float = 120.0  # waiting for a conversion webhook's endpoints
+    lock_seconds: int = 30  # the import lease: a stalled holder loses it after this long
 
     def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
         """What makes two runs the same import (and so lets them share progress)."""
@@ -125,13 +129,15 @@ def apply(
     target["clusterId"] = cluster_id(cluster)
     with contextlib.ExitStack() as stack:
         progress = None
+        lock = None
         if not options.dry_run:
-            stack.enter_context(
+            lock = stack.enter_context(
                 Lease(
                     cluster,
                     LOCK_NAME,
                     "import",
                     {"snapshot": reader.snapshot_id, "store": reader.store.url},
+                    duration=options.lock_seconds,
                 )
             )
             progress = ImportProgress(
@@ -143,7 +149,7 @@ def apply(
                 restart=options.restart,
             )
             report.resumed, report.discarded_progress = progress.resumed, progress.discarded
-        run = _Run(reader, cluster, options, plan, report, progress, on_progress)
+        run = _Run(reader, cluster, options, plan, report, progress, on_progress, lock)
         run.execute()
         report.seconds = time.monotonic() - started
         if progress is not None:
@@ -188,6 +194,11 @@ class _EntryContext:
     status_subresource: bool = False
 
 
+def _still_there(context: _EntryContext, outcome: ObjectOutcome) -> bool:
+    """True if the target holds the object an earlier run recorded (dry runs record nothing)."""
+    return (outcome.namespace, outcome.name) in context.existing
+
+
 class _Run:
     """One execution of an import plan (the state shared by the producer and the workers)."""
 
@@ -200,8 +211,10 @@ class _Run:
         report: ImportReport,
         progress: ImportProgress | None,
         on_progress: Progress | None,
+        lock: Lease | None = None,
     ) -> None:
         self.reader = reader
+        self.lock = lock
         self.cluster = cluster
         self.options = options
         self.plan = plan
@@ -218,6 +231,7 @@ class _Run:
         self.discovery: Discovery = discover(cluster)
         self.uids: dict[Key, str] = {}
         self.fatal: BaseException | None = None
+        self._crds: dict[tuple[str, str], CrdInfo] | None = None
         self._slots = threading.BoundedSemaphore(options.workers * _IN_FLIGHT_PER_WORKER)
         self._done_in_phase = 0
         self._count_lock = threading.Lock()
@@ -237,6 +251,7 @@ class _Run:
                 if phase == order.CRDS:
                     self._wait_crds()
                     self.discovery = discover(self.cluster)
+                    self._crds = None  # the target's CRDs changed: read them again
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         self._raise_fatal()
@@ -253,6 +268,8 @@ class _Run:
         wait(pending)  # a failure is kept by _object_done as self.fatal, raised here
         self._raise_fatal()
         if self.progress is not None:
+            if self.lock is not None:
+                self.lock.check()
             for (p, folder, part), failed in self._part_failures.items():
                 if not failed:
                     self.progress.record_part(p, folder, part, 0)
@@ -268,6 +285,11 @@ class _Run:
                 "target, or install the API (CRD) first"
             )
             return context
+        if is_custom(entry["group"]):
+            problem = self._conversion_ready(entry)
+            if problem is not None:
+                context.not_served = problem
+                return context
         namespaces = sorted(self.plan.namespaces) if self.options.scope.include_namespaces else None
         try:
             context.existing = list_existing(self.cluster, entry, namespaces)
@@ -294,8 +316,15 @@ class _Run:
         scope, size = self.options.scope, self.options.batch_size
         for part in range(len(entry["parts"])):
             if self.progress is not None and self.progress.part_done(phase, folder, part):
-                self._replay_part(context, folder, part)
-                continue
+                if self._part_still_there(context, folder, part):
+                    self._replay_part(context, folder, part)
+                    continue
+                log.info(
+                    "%s part %d: recorded as done, but objects are gone from the target: "
+                    "importing it again",
+                    folder,
+                    part,
+                )
             self._part_failures.setdefault((phase, folder, part), False)
             batch: list[dict[str, Any]] = []
             index = 0
@@ -309,15 +338,24 @@ class _Run:
             if batch:
                 self._submit(pool, context, (phase, folder, part, index), batch, pending)
 
-    def _replay_part(self, context: _EntryContext, folder: str, part: int) -> None:
-        """Count a part an earlier run finished, from its records, without reading it."""
+    def _recorded(self, context: _EntryContext, folder: str, part: int) -> Iterator[ObjectOutcome]:
+        """The outcomes an earlier run recorded for one part, batch after batch."""
         assert self.progress is not None
         index = 0
         while (recorded := self.progress.batch((context.phase, folder, part, index))) is not None:
-            for outcome in recorded.values():
-                self.report.add(context.phase, context.entry, outcome, earlier=True)
-                self._tick(context.phase, 1)
+            yield from recorded.values()
             index += 1
+
+    def _part_still_there(self, context: _EntryContext, folder: str, part: int) -> bool:
+        """True if the target still holds every object recorded for the part (what was
+        deleted since must be imported again, not counted as done)."""
+        return all(_still_there(context, o) for o in self._recorded(context, folder, part))
+
+    def _replay_part(self, context: _EntryContext, folder: str, part: int) -> None:
+        """Count a part an earlier run finished, from its records, without reading it."""
+        for outcome in self._recorded(context, folder, part):
+            self.report.add(context.phase, context.entry, outcome, earlier=True)
+            self._tick(context.phase, 1)
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -336,7 +374,7 @@ class _Run:
             meta = obj.get("metadata") or {}
             ident = (str(meta.get("namespace") or ""), str(meta.get("name")))
             prior = recorded.get(ident) if recorded else None
-            if prior is not None and prior.outcome != FAILED:
+            if prior is not None and prior.outcome != FAILED and _still_there(context, prior):
                 self.report.add(context.phase, context.entry, prior, earlier=True)
                 self._tick(context.phase, 1)
                 tracker.finish(prior, earlier=True)
@@ -358,6 +396,8 @@ class _Run:
         if context.not_served:
             state = UNCHECKED if self.options.dry_run else FAILED
             return ObjectOutcome(namespace, name, state, None, context.not_served)
+        if self.lock is not None:
+            self.lock.check()  # a run that lost its lock stops before its next write
         key = object_key(entry["group"], entry["kind"], obj)
         body = apply_body(obj, entry)
         relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
@@ -397,6 +437,8 @@ class _Run:
             self._part_failures[(phase, folder, part)] = True
         if self.progress is not None and batch.fresh:
             try:
+                if self.lock is not None:
+                    self.lock.check()
                 self.progress.record_batch(batch.batch_id, batch.outcomes)
             except BaseException as exc:  # a store failure stops the run: nothing unrecorded
                 if self.fatal is None:
@@ -442,6 +484,60 @@ class _Run:
             self.report.crds[name] = (
                 "Established" if end.readiness.state == READY else end.readiness.reason
             )
+
+    def _conversion_ready(self, entry: ResourceEntry) -> str | None:
+        """None when the entry's custom resources can be written without the CRD's conversion
+        webhook, or once its service has ready endpoints; else why they cannot be."""
+        if self._crds is None:
+            self._crds = by_identity(live_crds(self.cluster, self.discovery))
+        info = self._crds.get((entry["group"], entry["resource"]))
+        if info is None or info.webhook is None:
+            return None
+        if not info.needs_conversion(entry["version"]):
+            self.report.conversion_webhooks[info.name] = (
+                f"created at the storage version {entry['version']}: the webhook "
+                f"({info.webhook.describe()}) was not needed"
+            )
+            return None
+        hook = info.webhook
+        if not hook.service_name:
+            self.report.conversion_webhooks[info.name] = (
+                f"created at {entry['version']} (stored at {info.storage_version}) through "
+                f"the webhook at {hook.url}, which was not checked beforehand"
+            )
+            return None
+        started = time.monotonic()
+        path = f"/api/v1/namespaces/{hook.service_namespace}/endpoints/{hook.service_name}"
+        end = wait_for(
+            lambda: self._get_or_empty(path),
+            endpoints_ready,
+            timeout=self.options.webhook_timeout,
+            interval=self.options.crd_poll * 5,
+        )
+        waited = time.monotonic() - started
+        if end.ready:
+            self.report.conversion_webhooks[info.name] = (
+                f"created at {entry['version']} (stored at {info.storage_version}): waited "
+                f"{waited:.1f}s for the webhook's {hook.describe()} to have ready endpoints"
+            )
+            return None
+        problem = (
+            f"creating {entry['resource']} at {entry['version']} needs the conversion webhook "
+            f"of CRD {info.name} (it stores {info.storage_version}), and its "
+            f"{hook.describe()} {end.readiness.reason}: import the webhook's workload "
+            "first, or transform the snapshot to the storage version"
+        )
+        self.report.conversion_webhooks[info.name] = problem
+        return problem
+
+    def _get_or_empty(self, path: str) -> dict[str, Any]:
+        """The object at ``path``, or ``{}`` while it does not exist (not yet imported)."""
+        try:
+            return self.cluster.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return {}
+            raise
 
     def _load_uids(self) -> None:
         """Uids of owners an earlier run created, from its records."""

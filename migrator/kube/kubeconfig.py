@@ -77,6 +77,16 @@ def read_documents(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
             raise ConfigError(f"kubeconfig {path} is not valid YAML{where}: {problem}") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
+        for section in ("clusters", "contexts", "users"):
+            entries = doc.get(section)
+            if entries is not None and not (
+                isinstance(entries, list) and all(isinstance(e, dict) for e in entries)
+            ):
+                raise ConfigError(
+                    f"kubeconfig {path}: {section} must be a list of named entries "
+                    f"(- name: ...), not {type(entries).__name__}",
+                    hint="compare it with `kubectl config view`",
+                )
         documents.append((path, doc))
     if not documents:
         raise KubeconfigNotFound([str(path) for path in paths], problems[0] if problems else "")

@@ -119,8 +119,10 @@ class Lease:
     """The lease ``name`` in ``namespace`` of one cluster, held for one ``purpose`` ("import");
     use as a context manager around the work it protects.
 
-    :meth:`check` raises :class:`LockHeld` if the lease was lost meanwhile (another process
-    took it over after this one stalled longer than the lease duration).
+    :meth:`check`, called before each write the lease protects, raises :class:`LockHeld` if
+    the lease was lost meanwhile: another process took it over after this one stalled (paused,
+    swapped out, cut off) longer than the lease duration. A holder whose heartbeat is overdue
+    renews at once, in the caller's thread, before saying the lease is still its own.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class Lease:
         duration: int = DEFAULT_DURATION,
         renew_every: float | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cluster = cluster
         self.name = name
@@ -143,6 +146,8 @@ class Lease:
         self._duration = duration
         self._renew_every = renew_every if renew_every is not None else duration / 3
         self._clock = clock
+        self._monotonic = monotonic
+        self._renewed_at = monotonic()
         self._details = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -165,6 +170,7 @@ class Lease:
             if exc.status != 409:
                 raise
             self._take_over(body)
+        self._renewed_at = self._monotonic()
         self._thread = threading.Thread(
             target=self._heartbeat, name=f"{self.name}-lease", daemon=True
         )
@@ -172,10 +178,17 @@ class Lease:
         log.info("%s lock taken on %s as %s", self.purpose, self._cluster.context, self.identity)
 
     def check(self) -> None:
-        """Raise :class:`LockHeld` if the lease has been lost since :meth:`acquire`."""
+        """Raise :class:`LockHeld` if the lease has been lost since :meth:`acquire`; renew it
+        first when the heartbeat is overdue (this process was stalled)."""
+        if not self._lost and self._monotonic() - self._renewed_at > self._renew_every * 1.5:
+            with self._mutex:
+                if self._monotonic() - self._renewed_at > self._renew_every * 1.5:
+                    self._renew()
         if self._lost:
             raise LockHeld(
-                self._lost, hint=f"another {self.purpose} took over; re-run when it ends"
+                self._lost,
+                hint=f"another {self.purpose} took over while this one stalled; it stopped "
+                "before writing again: re-run it when the other one ends",
             )
 
     def release(self) -> None:
@@ -261,23 +274,31 @@ class Lease:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self._renew_every):
             with self._mutex:
-                lease = self._lease
-                if lease is None:
+                if self._lease is None:
                     return
-                spec = dict(lease.get("spec") or {})
-                spec["renewTime"] = micro_time(self._clock())
-                try:
-                    self._lease = self._cluster.request(
-                        "PUT", f"{self._path}/{self.name}", body={**lease, "spec": spec}
-                    )
-                except ApiError as exc:
-                    if exc.status in (404, 409):
-                        self._lost = (
-                            f"the {self.purpose} lock on {self._cluster.context!r} "
-                            f"was lost ({exc.reason or exc.status})"
-                        )
-                        self._lease = None
-                        return
-                    log.warning("%s lock heartbeat failed: %s", self.purpose, exc)
-                except ClusterUnreachable as exc:
-                    log.warning("%s lock heartbeat failed: %s", self.purpose, exc)
+                self._renew()
+
+    def _renew(self) -> None:
+        """Write a new renewTime (the caller holds the mutex); a conflict means another
+        holder took the lease over: it is lost."""
+        lease = self._lease
+        if lease is None:
+            return
+        spec = dict(lease.get("spec") or {})
+        spec["renewTime"] = micro_time(self._clock())
+        try:
+            self._lease = self._cluster.request(
+                "PUT", f"{self._path}/{self.name}", body={**lease, "spec": spec}
+            )
+            self._renewed_at = self._monotonic()
+        except ApiError as exc:
+            if exc.status in (404, 409):
+                self._lost = (
+                    f"the {self.purpose} lock on {self._cluster.context!r} was lost "
+                    f"({exc.reason or exc.status}): another {self.purpose} took it over"
+                )
+                self._lease = None
+                return
+            log.warning("%s lock heartbeat failed: %s", self.purpose, exc)
+        except ClusterUnreachable as exc:
+            log.warning("%s lock heartbeat failed: %s", self.purpose, exc)

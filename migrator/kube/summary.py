@@ -16,6 +16,13 @@ from migrator.kube.pager import iter_items
 from migrator.kube.removals import format_release, removed_in
 
 
+def cluster_id(cluster: Cluster) -> str:
+    """A stable identity of a cluster, whatever context or address reaches it: the uid of its
+    ``kube-system`` namespace (a cluster rebuilt at the same address is another cluster)."""
+    meta = cluster.request("GET", "/api/v1/namespaces/kube-system").get("metadata") or {}
+    return str(meta.get("uid") or "unknown")
+
+
 def cluster_report(cluster: Cluster, discovery: Discovery | None = None) -> dict[str, Any]:
     """Discover ``cluster`` (unless ``discovery`` is given), count its nodes, and summarise."""
     found = discovery or discover(cluster)

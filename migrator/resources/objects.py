@@ -46,6 +46,17 @@ def pop(obj: Any, *keys: str) -> bool:
     return isinstance(parent, dict) and parent.pop(keys[-1], None) is not None
 
 
+def escape_token(token: str) -> str:
+    """One JSON Pointer reference token escaped: ``~`` → ``~0``, ``/`` → ``~1``."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def join_pointer(*tokens: str | int) -> str:
+    """A JSON Pointer (RFC 6901) from unescaped tokens: ``join_pointer("metadata", "labels",
+    "a/b")`` is ``/metadata/labels/a~1b``."""
+    return "".join("/" + escape_token(str(token)) for token in tokens)
+
+
 def meta(obj: Mapping[str, Any]) -> Obj:
     """The object's metadata (an empty dict when it has none)."""
     return obj.get("metadata") or {}

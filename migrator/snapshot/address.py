@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 from migrator.errors import ConfigError
-from migrator.snapshot.layout import check_snapshot_id
+from migrator.snapshot.layout import is_snapshot_id
 
 
 def default_snapshot_id(context: str, now: datetime | None = None) -> str:
@@ -33,12 +33,12 @@ def parse_address(address: str, default_store: str) -> tuple[str, str]:
             f"{address!r} names a store but no snapshot id",
             hint="write STORE_URL/ID, or give the store with --store and ID",
         )
-    try:
-        check_snapshot_id(snapshot_id)
-    except ValueError as exc:
+    if not is_snapshot_id(snapshot_id):
         raise ConfigError(
-            f"{address!r} does not name a snapshot: {exc}", hint="write ID, or STORE_URL/ID"
-        ) from exc
+            f"{address!r} does not name a snapshot: its last part {snapshot_id!r} is not a "
+            "snapshot id (a name of letters, digits, '.', '_' and '-', never a path)",
+            hint="write ID, or STORE_URL/ID",
+        )
     if not slash:
         return default_store, snapshot_id
     return store or "/", snapshot_id

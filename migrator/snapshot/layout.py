@@ -22,7 +22,7 @@ import json
 import re
 from typing import IO, Any, TypedDict
 
-from migrator.errors import SnapshotCorrupt, StoreKeyNotFound
+from migrator.errors import SnapshotCorrupt, SnapshotIdInvalid, StoreKeyNotFound
 from migrator.store.base import Store
 
 FORMAT_VERSION = 1
@@ -58,11 +58,19 @@ class ResourceEntry(TypedDict):
     aside_parts: list[PartInfo]
 
 
+def is_snapshot_id(name: str) -> bool:
+    """True if ``name`` is usable as a snapshot id: one folder name, everywhere."""
+    return bool(_ID.match(name)) and ".." not in name
+
+
 def check_snapshot_id(snapshot_id: str) -> str:
-    """Return ``snapshot_id`` if it is usable as one folder name everywhere, else ValueError."""
-    if not _ID.match(snapshot_id) or ".." in snapshot_id:
-        raise ValueError(
-            f"invalid snapshot id {snapshot_id!r}: use letters, digits, '.', '_' and '-' (max 128)"
+    """Return ``snapshot_id`` if it is a snapshot id, else :class:`SnapshotIdInvalid`: ids are
+    names, never paths (``..``, ``.``, ``a/b`` are refused)."""
+    if not is_snapshot_id(snapshot_id):
+        raise SnapshotIdInvalid(
+            f"invalid snapshot id {snapshot_id!r}: an id is a name of letters, digits, '.', '_' "
+            "and '-' (at most 128, starting with a letter or digit), never a path",
+            hint="give another --id; to name the store too, write STORE_URL/ID",
         )
     return snapshot_id
 

@@ -35,6 +35,7 @@ from migrator.snapshot.layout import (
     ResourceEntry,
     check_snapshot_id,
     identity,
+    is_snapshot_id,
     load_json,
     sha256_stream,
 )
@@ -82,9 +83,13 @@ class SnapshotReader:
         self._prefix = f"{snapshot_id}/"
         if not store.exists(self._prefix + MANIFEST):
             if next(iter(store.list(self._prefix)), None) is not None:
+                made_by = _made_by(store, self._prefix + STATE)
                 raise SnapshotIncomplete(
-                    f"snapshot {snapshot_id!r} in {store.url} has no manifest: interrupted export",
-                    hint="re-run export with the same id to resume",
+                    f"snapshot {snapshot_id!r} in {store.url} has no manifest: its {made_by} "
+                    "was interrupted",
+                    hint="re-run export with the same id to resume"
+                    if made_by == "export"
+                    else f"run the {made_by} that writes it again (it starts it over)",
                 )
             raise SnapshotNotFound(
                 f"no snapshot {snapshot_id!r} in {store.url}",
@@ -215,6 +220,14 @@ class SnapshotReader:
         return None
 
 
+def _made_by(store: Store, state_key: str) -> str:
+    """The stage that wrote an interrupted snapshot (its state file says; export by default)."""
+    try:
+        return str(load_json(store, state_key).get("made_by") or "export")
+    except SnapshotError:
+        return "export"
+
+
 def list_snapshots(store: Store) -> list[dict[str, Any]]:
     """Every snapshot in ``store``, complete or interrupted, in id order.
 
@@ -223,9 +236,7 @@ def list_snapshots(store: Store) -> list[dict[str, Any]]:
     """
     found = []
     for name in store.children(""):
-        try:
-            check_snapshot_id(name)
-        except ValueError:
+        if not is_snapshot_id(name):
             continue
         if store.exists(f"{name}/{MANIFEST}"):
             manifest = load_json(store, f"{name}/{MANIFEST}")

@@ -65,6 +65,8 @@ class SnapshotWriter:
     ``settings`` (JSON data) are what decides the content of the objects written, such as
     filters: an interrupted snapshot is only resumed with the same settings, so that its
     finished resources and the ones still to write hold the same kind of objects.
+    ``made_by`` names the stage writing it ("export", "transform"): an interrupted snapshot
+    says which command to run again.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class SnapshotWriter:
         resume: bool = True,
         overwrite: bool = False,
         settings: dict[str, Any] | None = None,
+        made_by: str = "export",
         part_max_bytes: int = DEFAULT_PART_MAX_BYTES,
         part_max_objects: int = DEFAULT_PART_MAX_OBJECTS,
     ) -> None:
@@ -109,8 +112,16 @@ class SnapshotWriter:
             "started_at": _now(),
             "key_id": self.key_id,
             "settings": self._settings,
+            "made_by": made_by,
         }
         store.put_bytes(self._prefix + STATE, dump_json(self._state))
+
+    def discard(self) -> None:
+        """Delete everything written of this snapshot (a stage that cannot resume it, failing,
+        leaves nothing half made behind)."""
+        with self._lock:
+            self._committed = True  # nothing more may be written
+        self.store.delete_prefix(self._prefix)
 
     def completed_resources(self) -> list[ResourceEntry]:
         """Resources kept from an interrupted run: the caller may skip exporting them again."""

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from migrator.errors import PatchError, PatchTestFailed
+from migrator.resources.objects import escape_token, join_pointer
 
 __all__ = [
     "OPERATIONS",
@@ -52,16 +53,6 @@ def parse_pointer(pointer: str) -> list[str]:
     if not pointer.startswith("/"):
         raise PatchError(f"JSON Pointer {pointer!r} must be empty or start with '/'")
     return [token.replace("~1", "/").replace("~0", "~") for token in pointer[1:].split("/")]
-
-
-def escape_token(token: str) -> str:
-    """One reference token escaped for a pointer: ``~`` → ``~0``, ``/`` → ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def join_pointer(*tokens: str | int) -> str:
-    """A pointer from unescaped tokens: ``join_pointer("metadata", "labels", "a/b")``."""
-    return "".join("/" + escape_token(str(token)) for token in tokens)
 
 
 def _index(container: Sequence[Any], token: str, pointer: str, *, append: bool) -> int:

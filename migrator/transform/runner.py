@@ -50,6 +50,7 @@ class TransformOptions:
     normalizers: tuple[tuple[str, builtin.Normalizer], ...] = builtin.NORMALIZERS
     differences_settings: Mapping[str, Any] = field(default_factory=dict)  # recorded only
     on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
+    conversion_webhooks: Mapping[str, str] = field(default_factory=dict)  # CRD → what is done
 
 
 def _tag(changes: list[Change], source: str) -> list[Change]:
@@ -274,6 +275,7 @@ def transform(
         target=dict(options.target),
         rules={"file": rules.file, "sha256": rules.sha256} if rules is not None else None,
         differences=dict(options.differences_settings),
+        conversion_webhooks=dict(options.conversion_webhooks),
     )
     run = _Run(reader, writer, Pipeline(serves, rules, differences, options), options, report)
     entries = sorted(reader.resources(), key=lambda e: not serves(api_version(e)))

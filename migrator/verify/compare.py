@@ -13,12 +13,14 @@ Secret values are masked in every difference: only the path is shown.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from deepdiff import DeepDiff
 
-from migrator.resources.objects import apply_body
+from migrator.resources.objects import apply_body, join_pointer
 from migrator.resources.owners import OwnerIndex, object_key
 from migrator.resources.regenerated import is_regenerated as _is_regenerated
 from migrator.snapshot import ResourceEntry
@@ -91,8 +93,10 @@ def differences(
 ) -> list[dict[str, Any]]:
     """The differences between ``desired`` and ``live`` in the fields ``desired`` sets.
 
-    Each is ``{"path", "change", "snapshot", "target"}``; with ``secret`` the values under
-    ``data`` and ``stringData`` are replaced by ``<masked>``.
+    Each is ``{"path", "change", "snapshot", "target"}`` (``path`` a JSON Pointer); with
+    ``secret`` (a Secret's) the values under ``data``, ``stringData`` and every annotation (the
+    last-applied one holds the data of a Secret managed with ``kubectl apply``) are replaced
+    by ``<masked>``.
     """
     diff = DeepDiff(dict(desired), project(dict(desired), dict(live)), verbose_level=2)
     found = []
@@ -101,11 +105,17 @@ def differences(
             items = {path: None for path in items}
         for path, detail in items.items():
             before, after = _values(change, detail)
-            if secret and _secret_path(path):
+            tokens = _tokens(path)
+            if secret and _secret_path(tokens):
                 before = MASK if before is not None else None
                 after = MASK if after is not None else None
             found.append(
-                {"path": _pointer(path), "change": change, "snapshot": before, "target": after}
+                {
+                    "path": join_pointer(*tokens),
+                    "change": change,
+                    "snapshot": before,
+                    "target": after,
+                }
             )
     return sorted(found, key=lambda d: d["path"])
 
@@ -120,19 +130,30 @@ def _values(change: str, detail: Any) -> tuple[Any, Any]:
     return None, None
 
 
-def _secret_path(path: str) -> bool:
-    return path.startswith(("root['data']", "root['stringData']")) or path in (
-        "root",
-        "root['data']",
-        "root['stringData']",
-    )
+def _secret_path(tokens: list[str]) -> bool:
+    """True where a Secret's difference may hold its data: the data, stringData, every
+    annotation, and anything that contains them."""
+    if len(tokens) <= 1:
+        return not tokens or tokens[0] in ("data", "stringData", "metadata")
+    return tokens[0] in ("data", "stringData") or tokens[:2] == ["metadata", "annotations"]
 
 
-def _pointer(path: str) -> str:
-    """deepdiff's ``root['spec']['ports'][0]`` as ``/spec/ports/0``."""
-    inner = path[len("root") :]
-    parts = [p.strip("'\"") for p in inner.replace("]", "").split("[") if p]
-    return "/" + "/".join(parts)
+# One step of a deepdiff path: ['key'] (quoted as repr quotes it) or [index].
+_STEP = re.compile(r"""\[(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|(-?\d+))\]""")
+
+
+def _tokens(path: str) -> list[str]:
+    """deepdiff's ``root['metadata']['annotations']['a/b']`` as its keys and indexes."""
+    tokens = []
+    for step in _STEP.finditer(path[len("root") :]):
+        single, double, index = step.groups()
+        if single is not None:
+            tokens.append(ast.literal_eval(f"'{single}'"))
+        elif double is not None:
+            tokens.append(ast.literal_eval(f'"{double}"'))
+        else:
+            tokens.append(index)
+    return tokens
 
 
 def is_regenerated(obj: Mapping[str, Any], entry: ResourceEntry) -> bool:

@@ -49,10 +49,35 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class FakeTime:
+    """A clock that moves only when someone sleeps; the sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def fake_policy(fake: FakeTime, **settings: Any) -> retry.RetryPolicy:
+    """A retry policy on ``fake`` time, its jitter pinned to the middle."""
+    return retry.RetryPolicy(sleep=fake.sleep, clock=fake.clock, jitter=lambda: 0.5, **settings)
+
+
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Replace the module-wide retry policy with one that records its waits instead of sleeping."""
-    recorded: list[float] = []
-    policy = retry.RetryPolicy(sleep=recorded.append, jitter=lambda: 0.5)
-    monkeypatch.setattr(retry, "DEFAULT_POLICY", policy)
-    return recorded
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    """Replace the module-wide retry policy with one on fake time: nothing really sleeps."""
+    fake = FakeTime()
+    monkeypatch.setattr(retry, "DEFAULT_POLICY", fake_policy(fake))
+    return fake
+
+
+@pytest.fixture
+def sleeps(fake_time: FakeTime) -> list[float]:
+    """The waits the module-wide retry policy made (on fake time)."""
+    return fake_time.sleeps

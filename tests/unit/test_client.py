@@ -102,9 +102,8 @@ def test_closed_port_is_unreachable_after_the_configured_retries(
             cluster.request("GET", "/version")
         elapsed = time.monotonic() - started
 
-    policy = retry.DEFAULT_POLICY
-    assert len(attempts) == policy.attempts
-    assert len(sleeps) == policy.attempts - 1
+    assert len(attempts) == len(sleeps) + 1 > 10
+    assert sum(sleeps) == pytest.approx(retry.DEFAULT_POLICY.budget)  # on fake time
     assert elapsed < 5
     exc = info.value
     assert (exc.context, exc.server, exc.reason) == ("old", server, "connection refused")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import ssl
+
 import pytest
 import urllib3.exceptions as u3
 
 from migrator.errors import ApiError, ClusterUnreachable, MigratorError
 from migrator.kube import retry
+from tests.unit.conftest import FakeTime, fake_policy
 
 pytestmark = pytest.mark.unit
 
@@ -107,23 +110,64 @@ def test_permanent_error_is_raised_at_once(sleeps: list[float]) -> None:
     assert calls == [1] and sleeps == []
 
 
+# With the jitter pinned: 0.375, 0.75, 1.5, 3 and 6 s, then 7.5 s (the 10 s cap, jittered)
+# fourteen times, and the last wait only up to the two-minute budget.
+BUDGET_SCHEDULE = [0.375, 0.75, 1.5, 3.0, 6.0, *[7.5] * 14, 3.375]
+
+
 def test_exhausted_http_error_stays_an_api_error(sleeps: list[float]) -> None:
-    fn, calls = failing([api_error(503) for _ in range(10)])
+    fn, calls = failing([api_error(503) for _ in range(100)])
     with pytest.raises(ApiError) as info:
         retry.call(fn, on_connection_error=unreachable)
     assert info.value.status == 503
-    assert len(calls) == retry.DEFAULT_POLICY.attempts
-    assert len(sleeps) == retry.DEFAULT_POLICY.attempts - 1
+    assert sleeps == pytest.approx(BUDGET_SCHEDULE)
+    assert sum(sleeps) == pytest.approx(retry.DEFAULT_BUDGET) and len(calls) == len(sleeps) + 1
 
 
 def test_exhausted_connection_error_becomes_the_callers_error(sleeps: list[float]) -> None:
     original = refused()
-    fn, calls = failing([original] * 10)
+    fn, calls = failing([original] * 100)
     with pytest.raises(ClusterUnreachable) as info:
         retry.call(fn, on_connection_error=unreachable)
     assert info.value.reason == "connection refused"
     assert info.value.__cause__ is original
-    assert len(calls) == retry.DEFAULT_POLICY.attempts
+    assert len(calls) == len(BUDGET_SCHEDULE) + 1
+
+
+def test_an_outage_shorter_than_the_budget_is_outlasted(sleeps: list[float]) -> None:
+    """A control-plane restart: a minute of refused connections, then an answer."""
+    fn, calls = failing([refused()] * 12, result="back")
+    assert retry.call(fn, on_connection_error=unreachable) == "back"
+    assert len(calls) == 13 and 30 < sum(sleeps) < retry.DEFAULT_BUDGET
+
+
+def test_the_budget_is_settable(fake_time: FakeTime) -> None:
+    retry.set_budget(10)
+    fn, calls = failing([api_error(503) for _ in range(100)])
+    with pytest.raises(ApiError):
+        retry.call(fn, on_connection_error=unreachable)
+    assert sum(fake_time.sleeps) == pytest.approx(10) and len(calls) == 6
+
+
+def test_waiting_is_said_once_it_lasts(sleeps: list[float], caplog: pytest.LogCaptureFixture
+                                       ) -> None:
+    fn, _calls = failing([refused()] * 8)
+    with caplog.at_level("WARNING", logger="migrator.kube.retry"):
+        retry.call(fn, on_connection_error=unreachable, what="GET /version")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # 5.6 s in (past the first seconds), then at least 10 s apart; quick blips say nothing.
+    assert warnings == [
+        "GET /version: connection refused; still trying for 114s more (6s so far)",
+        "GET /version: connection refused; still trying for 101s more (19s so far)",
+    ]
+
+
+def test_an_attempt_cap_still_applies_when_given(fake_time: FakeTime) -> None:
+    policy = fake_policy(fake_time, attempts=3)
+    fn, calls = failing([api_error(503) for _ in range(10)])
+    with pytest.raises(ApiError):
+        retry.call(fn, on_connection_error=unreachable, policy=policy)
+    assert len(calls) == 3 and fake_time.sleeps == [0.375, 0.75]
 
 
 def test_permanent_transport_error_is_converted_without_retrying(sleeps: list[float]) -> None:
@@ -133,13 +177,12 @@ def test_permanent_transport_error_is_converted_without_retrying(sleeps: list[fl
     assert calls == [1] and sleeps == []
 
 
-def test_total_wait_is_capped() -> None:
-    recorded: list[float] = []
-    policy = retry.RetryPolicy(attempts=10, max_total_wait=1.0, sleep=recorded.append)
+def test_total_wait_is_capped(fake_time: FakeTime) -> None:
+    policy = fake_policy(fake_time, budget=1.0)
     fn, calls = failing([api_error(429, retry_after=0.8) for _ in range(10)])
     with pytest.raises(ApiError):
         retry.call(fn, on_connection_error=unreachable, policy=policy)
-    assert recorded == [pytest.approx(0.8), pytest.approx(0.2)]
+    assert fake_time.sleeps == [pytest.approx(0.8), pytest.approx(0.2)]
     assert len(calls) == 3
 
 
@@ -155,3 +198,26 @@ def test_total_wait_is_capped() -> None:
 )
 def test_describe(exc: BaseException, text: str) -> None:
     assert retry.describe(exc) == text
+
+
+def _ssl_error(reason: BaseException) -> u3.SSLError:
+    try:
+        raise reason
+    except BaseException as cause:  # noqa: BLE001 - building the chain a real failure has
+        try:
+            raise u3.SSLError(reason) from cause
+        except u3.SSLError as exc:
+            return exc
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (_ssl_error(ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] unexpected eof")), True),
+    (_ssl_error(ssl.SSLError(1, "[SSL] EOF occurred in violation of protocol")), True),
+    (_ssl_error(ConnectionResetError(104, "Connection reset by peer")), True),
+    (_ssl_error(ssl.SSLCertVerificationError(1, "certificate verify failed")), False),
+    (_ssl_error(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")), False),
+])
+def test_a_tls_stream_cut_short_is_transient_a_bad_certificate_is_not(
+    exc: BaseException, transient: bool
+) -> None:
+    assert retry.is_transient(exc) is transient

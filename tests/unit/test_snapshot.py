@@ -19,6 +19,7 @@ from migrator.errors import (
     SnapshotCorrupt,
     SnapshotError,
     SnapshotExists,
+    SnapshotIdInvalid,
     SnapshotIncomplete,
     SnapshotNotFound,
 )
@@ -399,8 +400,12 @@ def test_list_snapshots(store: LocalStore, committed: str, encrypted: str) -> No
 
 @pytest.mark.parametrize("bad", ["", "a/b", "..", "../x", ".hidden", "x" * 200])
 def test_bad_snapshot_ids(store: LocalStore, bad: str) -> None:
-    with pytest.raises(ValueError, match="invalid snapshot id"):
+    with pytest.raises(SnapshotIdInvalid, match="invalid snapshot id") as info:
         SnapshotWriter(store, bad)
+    assert info.value.exit_code == 2  # the user's input, said as such: no traceback
+    with pytest.raises(SnapshotIdInvalid):
+        SnapshotReader(store, bad)
+    assert not store.root.exists()  # nothing written, not even the store's folder
 
 
 def test_pages_compressed_elsewhere_and_single_objects_read_back_in_order(

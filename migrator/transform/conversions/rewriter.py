@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from migrator.resources.objects import Path, has, lookup
+from migrator.resources.objects import Path, has, join_pointer, lookup
 from migrator.transform.base import Change, Result, Severity
 
 __all__ = ["Path", "Rewriter", "lookup", "make_change", "pointer"]
@@ -22,7 +22,7 @@ __all__ = ["Path", "Rewriter", "lookup", "make_change", "pointer"]
 def pointer(path: Path) -> str:
     """The JSON Pointer of ``path``: ``("metadata", "annotations", "a/b")`` is
     ``/metadata/annotations/a~1b``."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+    return join_pointer(*path)
 
 
 def make_change(
