@@ -245,3 +245,13 @@ def real_nodes(proving_ground: dict) -> dict[str, RealNode]:
                               s3_endpoint=info["s3_endpoint_from_pods"],
                               label=info["label"], taint=info["taint"], images=proving_ground["images"])
             for cluster, info in nodes.items()}
+
+
+@pytest.fixture
+def cutover_backends() -> Iterator[tuple]:
+    """(old, new): each cluster's endpoint for a name in a cutover test (tests/cutover.py),
+    HTTP servers on loopback addresses of their own, three per cluster, one port."""
+    from tests.cutover import local_backends
+
+    with local_backends(per_side=3) as backends:
+        yield backends
