@@ -248,10 +248,10 @@ def real_nodes(proving_ground: dict) -> dict[str, RealNode]:
 
 
 @pytest.fixture
-def cutover_backends() -> Iterator[tuple]:
-    """(old, new): each cluster's endpoint for a name in a cutover test (tests/cutover.py),
-    HTTP servers on loopback addresses of their own, three per cluster, one port."""
-    from tests.cutover import local_backends
+def cutover_backends(old_cluster, new_cluster, real_nodes) -> Iterator[tuple]:
+    """(old, new): each cluster's endpoint for a name in a cutover test (tests/cutover.py):
+    httpd pods on each cluster's real node, behind one NodePort at the node's address."""
+    from tests.cutover import real_node_backends
 
-    with local_backends(per_side=3) as backends:
+    with real_node_backends([old_cluster, new_cluster], real_nodes) as backends:
         yield backends

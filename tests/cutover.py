@@ -5,15 +5,13 @@ Shared by the cutover tests (``tests/integration/test_traffic_cutover.py``) and 
 benchmark (``scripts/bench/cutover_bench.py``): ``from tests.cutover import ...``.
 
 **Endpoints.** A :class:`Backend` is one cluster's endpoint for a name: the addresses the
-name points at on that cluster and one port, serving HTTP; ``fail()`` makes it answer 503
-from then on (the "new cluster breaks" of the rollback test), ``heal()`` undoes it. Until
-the proving ground has a real node per cluster, :func:`local_backends` starts one
-HTTP server per loopback address (old on 127.0.10.x, new on 127.0.20.x, one port for both,
-as two clusters' load balancers on the same port); each answers with its cluster's name, so
-the client knows where a request went. Pointing the tests at real nodes means a Backend
-whose addresses are the node's address, whose port is a fixed NodePort of a Service in
-front of an HTTP Deployment on that node, and whose ``fail``/``heal`` change what the pods
-serve (the ``cutover_backends`` fixture in ``tests/conftest.py`` is the one place to change).
+name points at on that cluster and one port, serving HTTP and answering with its cluster's
+name, so the client knows where a request went; ``fail()`` breaks it (the "new cluster
+breaks" of the rollback test), ``heal()`` undoes it. :func:`real_node_backends` are pods on
+each cluster's real node behind one NodePort (what the cutover tests use);
+:func:`local_backends` are HTTP servers on loopback addresses (old on 127.0.10.x, new on
+127.0.20.x, one port for both, as two clusters' load balancers), several per side, for the
+benchmark's finer round-robin shares.
 
 **The client** resolves the name through the DNS server on every request, keeping an
 answer only for its TTL as a stub resolver does, picks one of the addresses at random (as
@@ -31,14 +29,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import dns.message
 import dns.query
 import dns.rdatatype
 
+from migrator.errors import ApiError
+
 
 class Backend:
-    """One cluster's endpoint (see the module doc)."""
+    """One cluster's endpoint (see the module doc); ``settle`` is how long a ``fail()`` may
+    take to be seen by clients."""
+
+    settle = 0.0
 
     def __init__(self, name: str, addresses: Sequence[str], port: int) -> None:
         self.name = name
@@ -99,6 +103,116 @@ class LocalBackend(Backend):
             server.shutdown()
             server.server_close()
         self._servers.clear()
+
+
+class RealNodeBackend(Backend):
+    """Pods of one cluster on its real node: a busybox httpd Deployment answering the
+    cluster's name, behind a NodePort Service reached at the node's address. ``fail()``
+    points the Service at a port the pods do not listen on (they refuse it at once),
+    ``heal()`` points it back; kube-proxy takes up to a couple of seconds to follow.
+    """
+
+    LABELS = {"app": "cutover"}
+    settle = 2.0
+
+    def __init__(self, name: str, api: Any, node: Any, namespace: str) -> None:
+        super().__init__(name, [node.address], 0)
+        self.api, self.node, self.namespace = api, node, namespace
+
+    def deploy(self) -> None:
+        serve = (f'mkdir -p /www && echo "{self.name}" > /www/index.html && '
+                 "exec httpd -f -p 8080 -h /www")
+        container = {"name": "web", "image": self.node.images["busybox"],
+                     "imagePullPolicy": "Never", "command": ["sh", "-c", serve],
+                     "ports": [{"containerPort": 8080}],
+                     "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                        "periodSeconds": 1}}
+        self.api.request("POST", f"/apis/apps/v1/namespaces/{self.namespace}/deployments", body={
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cutover"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": self.LABELS}, "template": {
+                "metadata": {"labels": self.LABELS},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 1,
+                         **self.node.placement()}}}})
+
+    def expose(self, port: int) -> None:
+        """The NodePort Service on ``port`` (an ApiError when the cluster has it in use)."""
+        self.api.request("POST", f"/api/v1/namespaces/{self.namespace}/services", body={
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "cutover"},
+            "spec": {"type": "NodePort", "selector": self.LABELS, "ports": [
+                {"port": 80, "targetPort": 8080, "nodePort": port}]}})
+        self.port = port
+
+    def unexpose(self) -> None:
+        self.api.request("DELETE", f"/api/v1/namespaces/{self.namespace}/services/cutover")
+
+    def fail(self) -> None:
+        self._target(8081)
+
+    def heal(self) -> None:
+        self._target(8080)
+        self.wait_answering()
+
+    def _target(self, container_port: int) -> None:
+        self.api.request(
+            "PATCH", f"/api/v1/namespaces/{self.namespace}/services/cutover",
+            body={"spec": {"ports": [{"port": 80, "targetPort": container_port,
+                                      "nodePort": self.port}]}},
+            content_type="application/merge-patch+json")
+
+    def wait_answering(self, timeout: float = 120) -> None:
+        """Return once the node answers with this cluster's name on the port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                conn = http.client.HTTPConnection(self.node.address, self.port, timeout=2)
+                conn.request("GET", "/")
+                if conn.getresponse().read().decode().strip() == self.name:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}'s pods on {self.node.name} do not answer on "
+                                   f"{self.node.address}:{self.port}")
+            time.sleep(0.3)
+
+
+@contextmanager
+def real_node_backends(clusters: Sequence[Any], nodes: Any) -> Iterator[tuple[Backend, Backend]]:
+    """Old and new backends as pods on each cluster's real node, behind one NodePort (free in
+    both clusters), in a namespace of their own that is removed afterwards."""
+    namespace = f"cutover-{random.randrange(16**8):08x}"
+    try:
+        backends = []
+        for cluster in clusters:
+            cluster.client.request("POST", "/api/v1/namespaces", body={
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            backend = RealNodeBackend(cluster.name, cluster.client, nodes[cluster.name],
+                                      namespace)
+            backend.deploy()
+            backends.append(backend)
+        old, new = backends
+        for _ in range(20):  # a port neither cluster has given to a Service already
+            port = 30000 + random.randrange(2700)
+            try:
+                old.expose(port)
+            except ApiError:
+                continue
+            try:
+                new.expose(port)
+                break
+            except ApiError:
+                old.unexpose()
+        else:
+            raise RuntimeError("no NodePort free in both clusters")
+        for backend in backends:
+            backend.wait_answering()
+        yield old, new
+    finally:
+        for cluster in clusters:
+            try:
+                cluster.client.request("DELETE", f"/api/v1/namespaces/{namespace}")
+            except ApiError:
+                pass
 
 
 def free_port(addresses: Sequence[str]) -> int:
