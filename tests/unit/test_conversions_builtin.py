@@ -105,7 +105,8 @@ def test_non_structural_schema_is_flagged() -> None:
                                                "c": {"type": "string", "anyOf": [{"type": "string"}]}}}
     assert len(list(structural_problems(schema))) == 2
     crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
-           "spec": {"version": "v1", "validation": {"openAPIV3Schema": schema}}}
+           "spec": {"version": "v1", "preserveUnknownFields": False,
+                    "validation": {"openAPIV3Schema": schema}}}
     assert [c.severity for c in convert(crd).changes if c.action == "flag"] == [Severity.REVIEW] * 2
 
 
@@ -170,10 +171,63 @@ def test_v1_crd_read_back_from_a_v1beta1_create_loses_preserve_unknown_fields() 
     result = normalize_crd(crd)
     assert "preserveUnknownFields" not in result.obj["spec"]
     assert result.obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == {
-        **schema, "x-kubernetes-preserve-unknown-fields": True}
-    assert [c.severity for c in result.changes] == [Severity.REVIEW]
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    assert [c.severity for c in result.changes] == [Severity.DEFAULT, Severity.DEFAULT]
+    assert result.changes[0].after == ["/", "/properties/spec"]
     assert crd["spec"]["preserveUnknownFields"] is True  # the input is not changed
     assert normalize_crd(result.obj).changes == []
+
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+
+def test_v1beta1_crd_keeps_unknown_fields_wherever_pruning_would_cut() -> None:
+    """v1beta1's default kept every unknown field; v1 prunes at every object node that does
+    not say x-kubernetes-preserve-unknown-fields: every such node says it after conversion."""
+    embedded = {"type": "object", "x-kubernetes-embedded-resource": True,
+                "properties": {"metadata": {"type": "object"}}}
+    schema = {"type": "object", "properties": {
+        "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "spec": {"type": "object", "properties": {
+            "size": {"type": "integer"},
+            "nested": {"type": "object", "properties": {"deep": {"type": "object"}}},
+            "list": {"type": "array", "items": {"type": "object", "properties": {
+                "a": {"type": "string"}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "byName": {"type": "object", "additionalProperties": {
+                "type": "object", "properties": {"b": {"type": "string"}}}},
+            "template": embedded,
+            "open": {"type": "object", PRESERVE: True, "properties": {
+                "inner": {"type": "object"}}}}},
+        "status": {"type": "object"}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "validation": {"openAPIV3Schema": schema}}}
+    result = convert(crd)
+    out = result.obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    marked = sorted(p for c in result.changes if c.action == "set" and c.path.endswith(
+        "openAPIV3Schema") for p in c.after)
+    assert marked == sorted(["/", "/properties/spec", "/properties/spec/properties/nested",
+                             "/properties/spec/properties/nested/properties/deep",
+                             "/properties/spec/properties/list/items",
+                             "/properties/spec/properties/byName/additionalProperties",
+                             "/properties/spec/properties/template",
+                             "/properties/spec/properties/open/properties/inner",
+                             "/properties/status"])
+    spec = out["properties"]["spec"]["properties"]
+    assert PRESERVE not in spec["labels"] and PRESERVE not in spec["size"]
+    assert out["properties"]["metadata"] == schema["properties"]["metadata"]  # ObjectMeta's
+    assert spec["template"]["properties"]["metadata"] == {"type": "object"}
+    assert all(c.severity in (Severity.INFO, Severity.DEFAULT) for c in result.changes)
+    assert not list(structural_problems(out))
+
+
+def test_crd_that_prunes_already_is_left_pruning() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object"}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "preserveUnknownFields": False,
+                    "validation": {"openAPIV3Schema": schema}}}
+    assert convert(crd).obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == schema
 
 
 def test_v1_ingress_converted_by_the_old_server_gets_ingress_class_name() -> None:
