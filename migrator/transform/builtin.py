@@ -70,6 +70,13 @@ def normalize_crd(obj: Obj) -> Result:
     return normalize(obj)
 
 
+def normalize_webhooks(obj: Obj) -> Result:
+    """v1 webhooks the old server converted keep v1beta1's sideEffects and repeated names."""
+    from migrator.transform.conversions.admissionregistration import normalize_webhooks as fix
+
+    return fix(obj)
+
+
 def normalize_ingress(obj: Obj) -> Result:
     """v1 Ingresses the old server converted keep the class annotation: → ingressClassName."""
     from migrator.transform.conversions.networking import normalize_ingress as normalize
@@ -84,4 +91,5 @@ NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (
     ("podtemplate", normalize_pod_template),
     ("crd", normalize_crd),
     ("ingress", normalize_ingress),
+    ("webhooks", normalize_webhooks),
 )

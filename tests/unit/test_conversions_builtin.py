@@ -9,6 +9,7 @@ import pytest
 from migrator.transform import registry
 from migrator.transform.base import Change, Severity
 from migrator.transform.conversions import lastapplied
+from migrator.transform.conversions.admissionregistration import normalize_webhooks
 from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
 from migrator.transform.conversions.networking import normalize_ingress
 from migrator.transform.conversions.podtemplate import normalize_pod_template
@@ -228,6 +229,40 @@ def test_crd_that_prunes_already_is_left_pruning() -> None:
            "spec": {"version": "v1", "preserveUnknownFields": False,
                     "validation": {"openAPIV3Schema": schema}}}
     assert convert(crd).obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == schema
+
+
+def test_v1_webhooks_converted_by_the_old_server_are_made_acceptable() -> None:
+    """1.21 defaults v1beta1's sideEffects to Unknown and allows repeated names; reading the
+    webhook back at v1 keeps both, and a 1.33 create refuses both."""
+    hook = {"clientConfig": {"url": "https://a.example.com"}, "admissionReviewVersions": ["v1beta1"]}
+    webhooks = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "w"}, "webhooks": [
+                    {**hook, "name": "a.example.com", "sideEffects": "Unknown"},
+                    {**hook, "name": "a.example.com", "sideEffects": "Some"},
+                    {**hook, "name": "a-2.example.com", "sideEffects": "None"},
+                    {**hook, "name": "a.example.com", "sideEffects": "NoneOnDryRun"}]}
+    before = copy.deepcopy(webhooks)
+    result = normalize_webhooks(webhooks)
+    assert webhooks == before
+    hooks = result.obj["webhooks"]
+    assert [h["sideEffects"] for h in hooks] == ["NoneOnDryRun", "NoneOnDryRun", "None", "NoneOnDryRun"]
+    assert [h["name"] for h in hooks] == ["a.example.com", "a-3.example.com", "a-2.example.com",
+                                          "a-4.example.com"]
+    assert {c.path for c in result.changes} == {
+        "/webhooks/0/sideEffects", "/webhooks/1/sideEffects", "/webhooks/1/name", "/webhooks/3/name"}
+    assert all(c.severity is Severity.REVIEW for c in result.changes)
+    assert normalize_webhooks(result.obj).changes == []
+    fine = {**webhooks, "webhooks": [hooks[2]]}
+    assert normalize_webhooks(fine).obj is fine
+
+
+def test_v1beta1_webhooks_with_repeated_names_convert_to_distinct_names() -> None:
+    obj = convert({"apiVersion": "admissionregistration.k8s.io/v1beta1",
+                   "kind": "MutatingWebhookConfiguration",
+                   "webhooks": [{"name": "m.example.com", "sideEffects": "Some"},
+                                {"name": "m.example.com", "sideEffects": "None"}]}).obj
+    assert [(h["name"], h["sideEffects"]) for h in obj["webhooks"]] == [
+        ("m.example.com", "NoneOnDryRun"), ("m-2.example.com", "None")]
 
 
 def test_v1_ingress_converted_by_the_old_server_gets_ingress_class_name() -> None:
