@@ -94,7 +94,11 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
                 f"{totals['checked']} checked: {totals['missing']} missing, "
                 f"{totals['differing']} differing, {totals['extra']} extra in target",
             ),
-            ("readiness", f"{totals['ready']} ready, {totals['notReady']} not ready"),
+            (
+                "readiness",
+                f"{totals['ready']} ready, {totals['notReady']} not ready, "
+                f"{totals['notReadyAsOnSource']} not ready as on the source",
+            ),
             ("result", "OK" if report.ok else "DIFFERENT"),
         ],
     )
@@ -118,6 +122,15 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
         "Not ready",
         ["object", "state", "reason"],
         [[name(o), o["state"], o["reason"]] for o in report.not_ready[:MAX_LISTED]],
+    )
+    render_table(
+        console,
+        "Not ready, as on the source (not counted as a failure)",
+        ["object", "state", "reason", "on the source"],
+        [
+            [name(o), o["state"], o["reason"], o["onSource"]]
+            for o in report.not_ready_as_on_source[:MAX_LISTED]
+        ],
     )
     render_table(
         console,

@@ -258,13 +258,24 @@ SPEC_STRIPS: tuple[SpecStrip, ...] = (
 
 STATUS_REASON = "observed state of the old cluster; controllers of the new one rebuild it"
 
+_READINESS_ON_SOURCE = (
+    "readiness on the old cluster: verify tells what was not ready there from what the "
+    "migration broke"
+)
 # Status that is worth keeping beside the object (aside parts), and why. Custom resources'
 # status is always kept: their controllers may not be able to rebuild it.
 STATUS_ASIDE: dict[Identity, str] = {
     ("", "persistentvolumes"): "phase and reclaim state, needed to rebind volumes",
-    ("", "persistentvolumeclaims"): "phase and capacity, needed to rebind volumes",
+    ("", "persistentvolumeclaims"): "phase and capacity, needed to rebind volumes; "
+    + _READINESS_ON_SOURCE,
     ("", "services"): "load balancer addresses, needed for the DNS cutover",
     ("networking.k8s.io", "ingresses"): "load balancer addresses, needed for the DNS cutover",
+    # The kinds migrator.resources.readiness checks.
+    ("apps", "deployments"): _READINESS_ON_SOURCE,
+    ("apps", "statefulsets"): _READINESS_ON_SOURCE,
+    ("apps", "daemonsets"): _READINESS_ON_SOURCE,
+    ("batch", "jobs"): _READINESS_ON_SOURCE,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _READINESS_ON_SOURCE,
 }
 
 

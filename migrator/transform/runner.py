@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,25 +134,6 @@ class _Sinks:
             sink.abort()
 
 
-def _aside_by_object(reader: SnapshotReader, entry: ResourceEntry) -> Callable[[Obj], Obj | None]:
-    """A lookup of each object's aside data, merging the two streams (same order, subset)."""
-    stream: Iterator[Obj] = reader.iter_aside(entry)
-    head: list[Obj | None] = [next(stream, None)]
-
-    def lookup(obj: Obj) -> Obj | None:
-        line = head[0]
-        meta = obj.get("metadata") or {}
-        if line is None or (line.get("namespace"), line.get("name")) != (
-            meta.get("namespace"),
-            meta.get("name"),
-        ):
-            return None
-        head[0] = next(stream, None)
-        return {k: v for k, v in line.items() if k not in ("namespace", "name")}
-
-    return lookup
-
-
 def _entry_placement(entry: ResourceEntry) -> Placement:
     return Placement(
         entry["group"], entry["version"], entry["resource"], entry["kind"], entry["namespaced"]
@@ -183,9 +164,8 @@ class _Run:
             if self.pipeline.serves(api_version(entry)):
                 self.sinks.get(_entry_placement(entry))  # an empty type stays visible
             return
-        aside = _aside_by_object(self.reader, entry)
-        for obj in self.reader.iter_objects(entry):
-            self.one(entry, typed(obj, entry), aside(obj))
+        for obj, aside in self.reader.iter_with_aside(entry):
+            self.one(entry, typed(obj, entry), aside)
             self.done += 1
             if self.options.on_progress is not None and self.done % _PROGRESS_EVERY == 0:
                 self.options.on_progress("objects", self.done, self.total)

@@ -158,6 +158,14 @@ def test_node_ports_without_managed_fields_fall_back_to_last_applied() -> None:
                     "port 80/TCP nodePort 30080: set by kubectl apply (last-applied annotation)"]
 
 
+def test_workload_status_is_kept_aside_for_readiness_on_the_source() -> None:
+    sts = obj("db", spec={"replicas": 1}, status={"replicas": 1, "readyReplicas": 0})
+    assert strips.strip(sts, rtype("statefulsets", "apps")).aside == {
+        "status": {"replicas": 1, "readyReplicas": 0}}
+    assert strips.strip(obj("c", status={"phase": "Pending"}),
+                        rtype("persistentvolumeclaims")).aside == {"status": {"phase": "Pending"}}
+
+
 def test_volumes_pods_jobs_and_service_accounts() -> None:
     pv = obj("pv1", None, spec={"claimRef": {"name": "c", "namespace": "shop", "uid": "u",
                                              "resourceVersion": "7"}},
