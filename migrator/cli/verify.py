@@ -92,7 +92,8 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
             (
                 "objects",
                 f"{totals['checked']} checked: {totals['missing']} missing, "
-                f"{totals['differing']} differing, {totals['extra']} extra in target",
+                f"{totals['differing']} differing, {totals['extra']} extra in target, "
+                f"{totals['notCompared']} not compared (the target's own wins)",
             ),
             (
                 "readiness",
@@ -122,6 +123,12 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
         "Not ready",
         ["object", "state", "reason"],
         [[name(o), o["state"], o["reason"]] for o in report.not_ready[:MAX_LISTED]],
+    )
+    render_table(
+        console,
+        "Not compared: the target's own object wins",
+        ["object", "why"],
+        [[name(o), o["why"]] for o in report.not_compared[:MAX_LISTED]],
     )
     render_table(
         console,

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, NotServed
-from migrator.importer.apply import UNCHECKED, Applier, ConflictPolicy, Existing, list_existing
+from migrator.importer.apply import (
+    SKIPPED,
+    UNCHECKED,
+    Applier,
+    ConflictPolicy,
+    Existing,
+    list_existing,
+)
 from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome
 from migrator.importer.ratelimit import RateLimiter
 from migrator.importer.report import ImportReport
@@ -390,13 +397,16 @@ class _Run:
         if self.lock is not None:
             self.lock.check()  # a run that lost its lock stops before its next write
         key = object_key(entry["group"], entry["kind"], obj)
+        existing = context.existing.get((namespace, name))
+        if existing is not None and key in self.plan.target_wins:
+            return ObjectOutcome(namespace, name, SKIPPED, existing.uid)  # the target's wins
         body = apply_body(obj, entry)
         relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
         status = context.statuses.get((namespace, name)) if context.statuses else None
         outcome = self.applier.apply(
             entry,
             body,
-            context.existing.get((namespace, name)),
+            existing,
             status=status,
             status_subresource=context.status_subresource,
         )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.resources.identity import split_api_version
+from migrator.resources.inventory import TARGET_WINS
 from migrator.resources.objects import Obj, object_ref
 from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, ResourceWriter, SnapshotReader, SnapshotWriter
@@ -49,6 +50,7 @@ class TransformOptions:
     converter: builtin.Converter = builtin.convert
     normalizers: tuple[tuple[str, builtin.Normalizer], ...] = builtin.NORMALIZERS
     differences_settings: Mapping[str, Any] = field(default_factory=dict)  # recorded only
+    target_wins: tuple[Mapping[str, str], ...] = ()  # objects yielding to the target's own
     on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
 
 
@@ -273,6 +275,7 @@ def transform(
             "rules": rules.to_manifest() if rules is not None else None,
             "differences": dict(options.differences_settings),
             "summary": report.summary(),
+            TARGET_WINS: [dict(y) for y in options.target_wins],
         },
     )
     log.info(

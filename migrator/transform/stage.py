@@ -190,6 +190,7 @@ def run_transform(
         target=target.describe,
         resolver=target.resolver,
         differences_settings=differences.to_dict(),
+        target_wins=tuple(differences.target_wins()),
         converter=target.converter(last_applied),
         on_progress=on_progress,
     )

@@ -4,7 +4,10 @@
 :func:`apply` checks the target against it.
 
 **Parity.** Each covered object of the snapshot is looked up in the target and compared in
-the fields the snapshot sets (:mod:`~migrator.verify.compare`). Objects in the imported
+the fields the snapshot sets (:mod:`~migrator.verify.compare`), except those the snapshot
+says yield to the target's own (a StorageClass renamed onto one the target has, see
+:mod:`migrator.resources.inventory`): their existence is checked, and they are listed as not
+compared. Objects in the imported
 namespaces that the snapshot does not hold are listed as extra, except those the target makes
 itself (:mod:`migrator.resources.regenerated`: pods of controllers, token secrets,
 ``kube-root-ca.crt``, ...); they are reported, not counted as a failure.
@@ -54,6 +57,7 @@ class VerifyReport(StageReport):
     missing: list[dict[str, Any]] = field(default_factory=list)
     differing: list[dict[str, Any]] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
+    not_compared: list[dict[str, Any]] = field(default_factory=list)  # the target's own wins
     ready: int = 0
     not_ready: list[dict[str, Any]] = field(default_factory=list)
     not_ready_as_on_source: list[dict[str, Any]] = field(default_factory=list)
@@ -86,6 +90,7 @@ class VerifyReport(StageReport):
                 "missing": len(self.missing),
                 "differing": len(self.differing),
                 "extra": len(self.extra),
+                "notCompared": len(self.not_compared),
                 "ready": self.ready,
                 "notReady": len(self.not_ready),
                 "notReadyAsOnSource": len(self.not_ready_as_on_source),
@@ -93,6 +98,7 @@ class VerifyReport(StageReport):
             "missing": self.missing,
             "differing": self.differing,
             "extra": self.extra,
+            "notCompared": self.not_compared,
             "notReady": self.not_ready,
             "notReadyAsOnSource": self.not_ready_as_on_source,
             "seconds": round(self.seconds, 3),
@@ -174,8 +180,11 @@ def apply(
                 continue
             report.checked += 1
             current = live.pop((namespace_of(obj), name_of(obj)), None)
+            yields = inventory.yields_to_target(entry, obj)
             if current is None:
                 report.missing.append(_describe(entry, obj))
+            elif yields is not None:
+                report.not_compared.append({**_describe(entry, obj), "why": yields})
             else:
                 found = differences(
                     expected(obj, entry, inventory.owners),
