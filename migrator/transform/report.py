@@ -107,6 +107,7 @@ class TransformReport:
     records: list[ObjectRecord] = field(default_factory=list)
     kinds: dict[str, KindCount] = field(default_factory=dict)
     severities: Counter[str] = field(default_factory=Counter)
+    pod_security: dict[str, Any] = field(default_factory=dict)  # level per namespace
     seconds: float = 0.0
 
     def count(self, kind_key: str) -> KindCount:
@@ -166,6 +167,7 @@ class TransformReport:
                 }
                 for r in self.needs_person
             ],
+            "podSecurity": self.pod_security,
             "seconds": round(self.seconds, 3),
         }
 

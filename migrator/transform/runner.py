@@ -31,6 +31,7 @@ from migrator.transform import builtin
 from migrator.transform.base import Change, Severity
 from migrator.transform.differences import DifferenceRule, applies
 from migrator.transform.kinds import Placement, Resolver
+from migrator.transform.podsecurity import PodSecuritySurvey
 from migrator.transform.podspecs import group_kind
 from migrator.transform.report import TransformReport, is_sensitive
 from migrator.transform.rules import RuleSet
@@ -51,6 +52,7 @@ class TransformOptions:
     normalizers: tuple[tuple[str, builtin.Normalizer], ...] = builtin.NORMALIZERS
     differences_settings: Mapping[str, Any] = field(default_factory=dict)  # recorded only
     target_wins: tuple[Mapping[str, str], ...] = ()  # objects yielding to the target's own
+    pod_security: PodSecuritySurvey | None = None  # the namespaces' Pod Security levels
     on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
 
 
@@ -266,6 +268,8 @@ def transform(
     except BaseException:
         run.sinks.abort()
         raise
+    if options.pod_security is not None:
+        report.pod_security = options.pod_security.to_dict()
     report.seconds = time.monotonic() - started
     writer.commit(
         parent=reader.snapshot_id,
