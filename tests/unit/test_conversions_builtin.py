@@ -12,6 +12,7 @@ from migrator.transform.conversions import lastapplied
 from migrator.transform.conversions.admissionregistration import normalize_webhooks
 from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
 from migrator.transform.conversions.networking import normalize_ingress
+from migrator.transform.conversions.objectmeta import normalize_object_meta
 from migrator.transform.conversions.podtemplate import normalize_pod_template
 from migrator.transform.conversions.rewriter import Rewriter, make_change
 
@@ -263,6 +264,32 @@ def test_v1beta1_webhooks_with_repeated_names_convert_to_distinct_names() -> Non
                                 {"name": "m.example.com", "sideEffects": "None"}]}).obj
     assert [(h["name"], h["sideEffects"]) for h in obj["webhooks"]] == [
         ("m.example.com", "NoneOnDryRun"), ("m-2.example.com", "None")]
+
+
+def test_cluster_name_goes_from_every_object_meta() -> None:
+    """A 1.21 server keeps metadata.clusterName; a 1.33 apply refuses the whole object."""
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {
+        "name": "c", "clusterName": "a"}, "spec": {"jobTemplate": {
+            "metadata": {"clusterName": "b", "labels": {"x": "y"}},
+            "spec": {"template": {"metadata": {"clusterName": "c"}, "spec": {"volumes": [
+                {"name": "e", "ephemeral": {"volumeClaimTemplate": {
+                    "metadata": {"clusterName": "d"}, "spec": {}}}}]}}}}}}
+    before = copy.deepcopy(cronjob)
+    result = normalize_object_meta(cronjob)
+    assert cronjob == before
+    assert "clusterName" not in json.dumps(result.obj)
+    assert result.obj["spec"]["jobTemplate"]["metadata"] == {"labels": {"x": "y"}}
+    assert sorted(c.path for c in result.changes) == [
+        "/metadata/clusterName", "/spec/jobTemplate/metadata/clusterName",
+        "/spec/jobTemplate/spec/template/metadata/clusterName",
+        "/spec/jobTemplate/spec/template/spec/volumes/0/ephemeral/volumeClaimTemplate/metadata/"
+        "clusterName"]
+    assert {c.severity for c in result.changes} == {Severity.LOSS}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {
+        "volumeClaimTemplates": [{"metadata": {"name": "d", "clusterName": "x"}}]}}
+    assert normalize_object_meta(sts).obj["spec"]["volumeClaimTemplates"] == [{"metadata": {"name": "d"}}]
+    plain = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    assert normalize_object_meta(plain).obj is plain
 
 
 def test_v1_ingress_converted_by_the_old_server_gets_ingress_class_name() -> None:
