@@ -297,13 +297,16 @@ class _Run:
         except ApiError as exc:
             context.not_served = f"cannot list what the target holds: {exc}"
             return context
-        if self.options.restore_status and is_custom(entry["group"]):
-            context.statuses = {
-                (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
-                for line in self.reader.iter_aside(entry)
-                if line.get("status")
-            }
+        if is_custom(entry["group"]):
             context.status_subresource = f"{entry['resource']}/status" in served
+            # Without a status subresource, status is data like any other field: it always
+            # goes back; with one, it is the controller's, restored only when asked.
+            if self.options.restore_status or not context.status_subresource:
+                context.statuses = {
+                    (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
+                    for line in self.reader.iter_aside(entry)
+                    if line.get("status")
+                }
         return context
 
     def _run_entry(
