@@ -155,8 +155,9 @@ CASES = [
                  "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}])),
     Case("crd-preserve-unknown-fields-default", "apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1",
          _crd("gizmo", version="v1", validation=_SCHEMA),
-         allowed=("/spec/preserveUnknownFields", "/spec/versions/0/schema/openAPIV3Schema/"
-                  "x-kubernetes-preserve-unknown-fields")),
+         allowed=("/spec/preserveUnknownFields",
+                  *(f"/spec/versions/0/schema/openAPIV3Schema{node}/x-kubernetes-preserve-unknown-fields"
+                    for node in ("", "/properties/spec", "/properties/status")))),
     Case("clusterrole", "rbac.authorization.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1",
          {"kind": "ClusterRole", "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
     Case("rolebinding", "rbac.authorization.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1",
