@@ -12,7 +12,7 @@ stricter level would refuse them come with it. :class:`PodSecurityLabels` (opt i
 Namespace objects; a namespace that already carries an ``enforce`` label keeps it.
 
 Templates are checked as the target will see them: seccomp and AppArmor annotations first
-become securityContext fields (:mod:`~migrator.transform.conversions.podtemplate`).
+become securityContext fields (the built-in pod template normalizer).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from migrator.resources.objects import Obj, lookup, meta
 from migrator.snapshot import SnapshotReader
 from migrator.snapshot.layout import typed
+from migrator.transform import builtin
 from migrator.transform.base import Change
-from migrator.transform.conversions.podtemplate import normalize_pod_template
 from migrator.transform.jsonpatch import join_pointer
 from migrator.transform.podspecs import POD_KINDS, POD_SPEC_PATHS, group_kind
 
@@ -37,7 +37,8 @@ ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 MAX_REASONS = 5  # per namespace, in the report
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-_BASELINE_CAPABILITIES = frozenset(
+# Capabilities a container may add under baseline; volume types restricted allows.
+BASELINE_CAPABILITIES = frozenset(
     {
         "AUDIT_WRITE",
         "CHOWN",
@@ -73,7 +74,7 @@ _SYSCTLS = frozenset(
         "net.ipv4.tcp_wmem",
     }
 )
-_RESTRICTED_VOLUMES = frozenset(
+RESTRICTED_VOLUMES = frozenset(
     {
         "configMap",
         "csi",
@@ -138,7 +139,7 @@ def _added(container: Obj) -> set[str]:
 
 
 def _capabilities_baseline(_meta: Obj, spec: Obj) -> str:
-    extra = set().union(*(_added(c) - _BASELINE_CAPABILITIES for c in _containers(spec)))
+    extra = set().union(*(_added(c) - BASELINE_CAPABILITIES for c in _containers(spec)))
     return f"capabilities added beyond the default set: {', '.join(sorted(extra))}" if extra else ""
 
 
@@ -219,7 +220,7 @@ def _volumes_restricted(_meta: Obj, spec: Obj) -> str:
             key
             for volume in spec.get("volumes") or ()
             for key in volume
-            if key != "name" and key not in _RESTRICTED_VOLUMES
+            if key != "name" and key not in RESTRICTED_VOLUMES
         }
     )
     return f"volume types {', '.join(bad)}" if bad else ""
@@ -394,7 +395,7 @@ def survey(reader: SnapshotReader) -> PodSecuritySurvey:
 
 
 def _survey_one(found: PodSecuritySurvey, obj: Obj) -> None:
-    normalized = normalize_pod_template(obj).obj or obj
+    normalized = builtin.normalize_pod_template(obj).obj or obj
     pod = pod_of(normalized)
     if pod is None:
         return

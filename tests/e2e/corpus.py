@@ -18,7 +18,6 @@ cluster's object with the same value, or be covered by a change the transform re
 """
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -27,15 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from migrator.errors import ApiError
 from migrator.kube import Cluster
 from migrator.kube.discovery import group_version_path
-from migrator.resources.objects import lookup
+from migrator.resources.objects import join_pointer, lookup
+from tests.integration.conversion_support import csr_request, flatten
 
 LABEL = "corpus.migrator.test/run"
 
@@ -53,14 +48,6 @@ class Names:
 
     def name(self, kind: str) -> str:
         return f"{kind.lower()}-{self.suffix}"
-
-
-def _csr_request() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "corpus")]))
-           .sign(key, hashes.SHA256()))
-    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 _POD = {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}
@@ -88,7 +75,7 @@ MINIMAL: dict[tuple[str, str], Callable[[Names], dict[str, Any]]] = {
     ("admissionregistration.k8s.io/v1beta1", "ValidatingWebhookConfiguration"): _webhooks,
     ("admissionregistration.k8s.io/v1beta1", "MutatingWebhookConfiguration"): _webhooks,
     ("certificates.k8s.io/v1beta1", "CertificateSigningRequest"): lambda n: {
-        "spec": {"request": _csr_request()}},
+        "spec": {"request": csr_request()}},
     ("coordination.k8s.io/v1beta1", "Lease"): lambda n: {},
     ("rbac.authorization.k8s.io/v1beta1", "Role"): lambda n: {},
     ("rbac.authorization.k8s.io/v1beta1", "ClusterRole"): lambda n: {},
@@ -289,22 +276,6 @@ def accepted_fixture(cluster: Cluster, path: str, fixture: dict[str, Any],
 
 # -- comparison ------------------------------------------------------------------------------
 
-def leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """Every leaf with its path; empty containers are leaves too."""
-    if isinstance(value, dict) and value:
-        for key, child in value.items():
-            yield from leaves(child, (*path, key))
-    elif isinstance(value, list) and value:
-        for index, child in enumerate(value):
-            yield from leaves(child, (*path, index))
-    else:
-        yield path, value
-
-
-def pointer(path: tuple[Any, ...]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
-
-
 def comparable(obj: dict[str, Any], *, status: bool = False) -> dict[str, Any]:
     """``obj`` without what only an API server sets, and without status unless asked."""
     out = {k: v for k, v in obj.items() if status or k != "status"}
@@ -319,8 +290,8 @@ def lost_fields(old: dict[str, Any], new: dict[str, Any],
     new value or "<missing>")), leaving out those under a path in ``explained`` (changes the
     transform reported). Give both through :func:`comparable` first."""
     found = {}
-    for path, value in leaves(old):
-        where = pointer(path)
+    for path, value in flatten(old):
+        where = join_pointer(*path)
         if any(where == e or where.startswith(e + "/") for e in explained):
             continue
         if value is None:

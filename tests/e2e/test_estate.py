@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from migrator.cli import cli
 from migrator.errors import ApiError
+from tests.integration.import_snapshots import delete_quietly
 from tests.waiting import wait_until
 
 ESTATE = Path(__file__).resolve().parents[1] / "estate"
@@ -45,14 +46,6 @@ def _get(cluster, path: str) -> dict[str, Any] | None:
         if exc.status == 404:
             return None
         raise
-
-
-def _delete(cluster, path: str) -> None:
-    try:
-        cluster.client.request("DELETE", path)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
 
 
 @pytest.fixture
@@ -90,9 +83,9 @@ def estate(old_cluster, new_cluster, proving_ground) -> Iterator[tuple[str, int]
     finally:
         for cluster in (old_cluster, new_cluster):
             for path in cluster_scoped:
-                _delete(cluster, path)
+                delete_quietly(cluster.client, path)
             for namespace in ("shop", "data"):
-                _delete(cluster, f"/api/v1/namespaces/{prefix}-{namespace}")
+                delete_quietly(cluster.client, f"/api/v1/namespaces/{prefix}-{namespace}")
 
 
 def run(*args: str) -> Any:

@@ -48,6 +48,7 @@ from migrator.transform.base import Severity
 from migrator.transform.differences import DifferencesConfig
 from migrator.transform.stage import run_transform, target_from_cluster
 from tests.e2e import corpus
+from tests.integration.import_snapshots import delete_quietly
 from tests.waiting import wait_until
 
 VARIANTS = ("server", "ours")
@@ -114,14 +115,6 @@ def _path(api_version: str, plural: str, namespace: str | None, name: str = "") 
     base = group_version_path(api_version)
     path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
     return f"{path}/{name}" if name else path
-
-
-def _delete(cluster: Cluster, path: str) -> None:
-    try:
-        cluster.request("DELETE", path)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
 
 
 def _overlay(base: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -264,11 +257,11 @@ def _clean_up(run: Run) -> None:
         for made in cluster_scoped:
             for api_version in {made.api_version, *_successors(made)}:
                 try:
-                    _delete(cluster, _path(api_version, made.plural, None, made.name))
+                    delete_quietly(cluster, _path(api_version, made.plural, None, made.name))
                 except ApiError:
                     continue  # not served there
         for namespace in run.namespaces.values():
-            _delete(cluster, f"/api/v1/namespaces/{namespace}")
+            delete_quietly(cluster, f"/api/v1/namespaces/{namespace}")
 
 
 def _successors(made: Made) -> set[str]:

@@ -8,20 +8,15 @@ sets is identical in both reads, so it needs no exception.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from migrator.transform.conversions import autoscaling
 from migrator.transform.conversions.rewriter import lookup
 from migrator.transform.registry import convert_for, find, release_serves
-from tests.integration.conversion_support import collection, differences, unexplained, unique
+from tests.integration.conversion_support import (collection, csr_request, differences,
+                                                  unexplained, unique)
 from tests.waiting import wait_until
 
 
@@ -92,14 +87,6 @@ def _crd(plural: str, **spec: Any) -> dict[str, Any]:
     group = f"{plural}.migrator.test"
     return {"kind": "CustomResourceDefinition", "metadata": {"name": f"{plural}s.{group}"},
             "spec": {"group": group, "names": {"plural": f"{plural}s", "kind": plural.capitalize()}, **spec}}
-
-
-def _csr_request() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "migrator-test")]))
-           .sign(key, hashes.SHA256()))
-    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 CASES = [
@@ -203,7 +190,7 @@ def _create(cluster, case: Case, namespace: str) -> tuple[str, str]:
     body = {"apiVersion": case.source, **case.body, "metadata": dict(case.body.get("metadata") or {})}
     body["metadata"].setdefault("name", unique(case.id[:40]))
     if case.extra.get("request"):
-        body["spec"] = {**body["spec"], "request": _csr_request()}
+        body["spec"] = {**body["spec"], "request": csr_request()}
     if body["kind"] == "APIService":
         body["metadata"]["name"] = f"v1a{unique('x')[2:]}.migrator.test"
         body["spec"] = {**body["spec"], "version": body["metadata"]["name"].split(".")[0]}
