@@ -9,41 +9,44 @@ it appears, as a loss the report shows: no release since 1.25 can hold it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from migrator.resources.objects import Path, lookup
 from migrator.transform.base import Result, Severity
 from migrator.transform.conversions.rewriter import Rewriter
-from migrator.transform.podspecs import POD_SPEC_PATHS, group_kind
+from migrator.transform.podspecs import POD_SPEC_PATHS
 
 REMOVED = ("clusterName",)
+# By kind: where the pod spec is, and the metadata of the pod template around it.
+_POD_SPECS: dict[str, Path] = {kind: tokens for (_group, kind), tokens in POD_SPEC_PATHS.items()}
+_TEMPLATE_METADATA: dict[str, Path] = {
+    kind: (*tokens[:-1], "metadata") for kind, tokens in _POD_SPECS.items() if tokens[:-1]
+}
 _REASON = "metadata.{field} was removed from Kubernetes in 1.25: the new release cannot hold it"
 _SOURCE = "removed metadata fields"
 
 
-def _pod_spec_metas(spec: Path, obj: dict[str, Any]) -> Iterator[Path]:
-    """The ObjectMeta a pod spec embeds: its ephemeral volumes' claim templates."""
-    for index, volume in enumerate(lookup(obj, (*spec, "volumes")) or ()):
-        if isinstance(volume, dict) and "ephemeral" in volume:
-            yield (*spec, "volumes", index, "ephemeral", "volumeClaimTemplate", "metadata")
-
-
-def metadata_paths(obj: dict[str, Any]) -> Iterator[Path]:
+def metadata_paths(obj: dict[str, Any]) -> list[Path]:
     """Every ObjectMeta of ``obj`` a built-in kind can hold: its own, its pod template's, its
-    job template's and its claim templates'."""
-    yield ("metadata",)
-    group, kind = group_kind(obj)
-    spec = POD_SPEC_PATHS.get((group, kind))
+    job template's, its claim templates' and its ephemeral volumes' claim templates'."""
+    kind = str(obj.get("kind") or "")
+    paths: list[Path] = [("metadata",)]
+    template = _TEMPLATE_METADATA.get(kind)
+    if template is not None:
+        paths.append(template)
+    spec = _POD_SPECS.get(kind)
     if spec is not None:
-        if spec[:-1]:
-            yield (*spec[:-1], "metadata")
-        yield from _pod_spec_metas(spec, obj)
+        for index, volume in enumerate(lookup(obj, (*spec, "volumes")) or ()):
+            if isinstance(volume, dict) and "ephemeral" in volume:
+                paths.append(
+                    (*spec, "volumes", index, "ephemeral", "volumeClaimTemplate", "metadata")
+                )
     if kind == "CronJob":
-        yield ("spec", "jobTemplate", "metadata")
-    if kind == "StatefulSet":
+        paths.append(("spec", "jobTemplate", "metadata"))
+    elif kind == "StatefulSet":
         for index in range(len(lookup(obj, ("spec", "volumeClaimTemplates")) or ())):
-            yield ("spec", "volumeClaimTemplates", index, "metadata")
+            paths.append(("spec", "volumeClaimTemplates", index, "metadata"))
+    return paths
 
 
 def normalize_object_meta(obj: dict[str, Any]) -> Result:
@@ -51,8 +54,9 @@ def normalize_object_meta(obj: dict[str, Any]) -> Result:
     found = [
         (*path, name)
         for path in metadata_paths(obj)
+        if isinstance(meta := lookup(obj, path), dict)
         for name in REMOVED
-        if isinstance(lookup(obj, path), dict) and name in lookup(obj, path)
+        if name in meta
     ]
     if not found:
         return Result(obj)
