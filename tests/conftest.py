@@ -199,3 +199,49 @@ def dns_zone(proving_ground: dict) -> DnsZone:
 def k8s_api_fixtures(proving_ground: dict) -> Path:
     """The k8s.io/api `testdata/` of the old release: one file per group/version/kind."""
     return Path(proving_ground["fixtures"]["k8s_api_testdata"])
+
+
+@dataclass
+class RealNode:
+    """A cluster's real node: a kubelet with containerd, runc and CNI, where pods really run.
+
+    ``address`` is reachable from the host (NodePorts answer there); ``host_address`` is the
+    host as the node's pods see it (``s3_endpoint`` is MinIO there). Only pods that tolerate
+    the node's taint and select its label land on it: ``placement()`` gives both.
+    """
+
+    cluster: str
+    name: str
+    address: str
+    host_address: str
+    kubelet_version: str
+    pod_subnet: str
+    storage_class: str
+    volumes_dir: Path
+    s3_endpoint: str
+    label: dict
+    taint: dict
+    images: dict
+
+    def placement(self) -> dict:
+        """Pod spec fields that put a pod on this node and nowhere else."""
+        taint = self.taint
+        return {"nodeSelector": dict(self.label),
+                "tolerations": [{"key": taint["key"], "operator": "Equal", "value": taint["value"],
+                                 "effect": taint["effect"]}]}
+
+
+@pytest.fixture(scope="session")
+def real_nodes(proving_ground: dict) -> dict[str, RealNode]:
+    """Each cluster's real node, by cluster name (``old``, ``new``)."""
+    nodes = proving_ground.get("real_nodes")
+    if not nodes:
+        pytest.fail("the proving ground has no real nodes: restart it with `scripts/proving-ground start`",
+                    pytrace=False)
+    return {cluster: RealNode(cluster=cluster, name=info["name"], address=info["address"],
+                              host_address=info["host_address"], kubelet_version=info["kubelet_version"],
+                              pod_subnet=info["pod_subnet"], storage_class=info["storage_class"],
+                              volumes_dir=Path(info["volumes_dir"]),
+                              s3_endpoint=info["s3_endpoint_from_pods"],
+                              label=info["label"], taint=info["taint"], images=proving_ground["images"])
+            for cluster, info in nodes.items()}

@@ -29,12 +29,11 @@ from migrator.cli.options import (
 from migrator.cli.render import make_console, render_table
 from migrator.cli.transform import target_of
 from migrator.errors import NeedsAttention
+from migrator.resources.crds import live_crds, snapshot_crds
 from migrator.resources.objects import describe_ref
 from migrator.transform.checkapis import check_apis, live_objects, snapshot_objects
 from migrator.transform.stage import (
     crd_group_versions,
-    live_crds,
-    snapshot_crds,
     with_custom_resources,
 )
 
@@ -71,14 +70,18 @@ def check_apis_command(
         new = target_of(kubeconfig, target, target_version, stack)
         if snapshot is not None:
             reader = open_snapshot(snapshot, store_url, s3_endpoint, key_file)
-            new = with_custom_resources(new, crd_group_versions(snapshot_crds(reader)))
+            crds = list(snapshot_crds(reader))
             objects: Any = snapshot_objects(reader)
         else:
             cluster = stack.enter_context(kube.connect(kubeconfig, source))
             discovery = kube.discover(cluster)
-            new = with_custom_resources(new, crd_group_versions(live_crds(cluster, discovery)))
+            crds = list(live_crds(cluster, discovery))
+        new = with_custom_resources(new, crd_group_versions(crds))
+        if snapshot is None:
             objects = live_objects(cluster, discovery, new.serves)
-        report = check_apis(objects, new.serves, target=new.describe, converter=new.converter())
+        report = check_apis(
+            objects, new.serves, target=new.describe, converter=new.converter(), crds=crds
+        )
     data = report.to_dict()
     if output == "json":
         click.echo(json.dumps(data, indent=2))
@@ -97,11 +100,15 @@ def check_apis_command(
             ]
             for c in data["objects"]
         ]
+        console = make_console()
         render_table(
-            make_console(),
-            "Objects",
-            ["object", "verdict", "becomes", "written via", "details"],
-            rows,
+            console, "Objects", ["object", "verdict", "becomes", "written via", "details"], rows
+        )
+        render_table(
+            console,
+            "CRDs that convert through a webhook",
+            ["crd", "what migrator does"],
+            [[name, note] for name, note in data["conversionWebhooks"].items()],
         )
     if report.needs_person:
         raise NeedsAttention(

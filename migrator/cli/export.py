@@ -249,6 +249,12 @@ def _render_export(console: Console, report: ExportReport) -> None:
         ["rule", "reason"],
         [[name, report.legend.get(name, "")] for name in sorted(used)],
     )
+    render_table(
+        console,
+        "CRDs that convert through a webhook",
+        ["crd", "what the export did"],
+        [[name, note] for name, note in report.conversion_webhooks.items()],
+    )
     problems = [[f"discovery {gv}", why] for gv, why in report.failed_discovery.items()]
     problems += [[key, why] for key, why in report.errors.items()]
     render_table(console, "Not exported (errors)", ["what", "error"], problems)

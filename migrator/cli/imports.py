@@ -191,6 +191,12 @@ def _render_import(console: Console, report: ImportReport) -> None:
     )
     render_table(
         console,
+        "CRDs that convert through a webhook",
+        ["crd", "custom resources"],
+        [[k, v] for k, v in data["conversionWebhooks"].items()],
+    )
+    render_table(
+        console,
         "Owner references dropped (owner not imported)",
         ["object", "owner", "reason"],
         [

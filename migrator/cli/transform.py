@@ -244,6 +244,12 @@ def _render_transform(console: Console, summary: Mapping[str, Any], store: str) 
         ["object", "why"],
         [[n["object"], "; ".join(n["why"])] for n in summary["needsPerson"]],
     )
+    render_table(
+        console,
+        "CRDs that convert through a webhook",
+        ["crd", "what migrator does"],
+        [[name, note] for name, note in summary["conversionWebhooks"].items()],
+    )
     security = summary.get("podSecurity") or {}
     render_table(
         console,

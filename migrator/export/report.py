@@ -128,6 +128,8 @@ class ExportReport(StageReport):
     resources: list[ResourceReport] = field(default_factory=list)
     failed_discovery: dict[str, str] = field(default_factory=dict)
     legend: dict[str, str] = field(default_factory=dict)
+    # CRDs that convert through a webhook, and what the export did about them.
+    conversion_webhooks: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # the whole export: discovery, listing and writing, the manifest
     list_seconds: float = 0.0  # listing and writing the objects alone
 
@@ -164,6 +166,7 @@ class ExportReport(StageReport):
             "totals": self.totals(),
             "resources": [r.to_dict() for r in self.resources],
             "failedDiscovery": dict(self.failed_discovery),
+            "conversionWebhooks": dict(self.conversion_webhooks),
             "errors": self.errors,
             "legend": self.legend,
             "seconds": round(self.seconds, 3),

@@ -26,7 +26,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -38,6 +38,7 @@ from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
 from migrator.export.strips import StripOptions
 from migrator.kube.client import Cluster
 from migrator.kube.pager import DEFAULT_PAGE_SIZE, fan_in, iter_handled_pages, iter_items
+from migrator.resources.crds import CrdInfo
 from migrator.resources.regenerated import type_skip
 from migrator.resources.scope import Scope
 from migrator.resources.types import ResourceType
@@ -67,6 +68,9 @@ class ListOptions:
     page_size: int = DEFAULT_PAGE_SIZE
     max_list_restarts: int = MAX_LIST_RESTARTS
     fan_out_above: int = FAN_OUT_ABOVE
+    # Custom resources read at their storage version, because their CRD converts through a
+    # webhook: a failure to list them is explained with the CRD and its webhook.
+    webhooks: Mapping[tuple[str, str], CrdInfo] = field(default_factory=dict)
 
 
 def export_types(
@@ -172,10 +176,24 @@ class _TypeExport:
                 self._export(rtype, report)
         except ApiError as exc:
             log.warning("export of %s failed: %s", rtype.key, exc)
-            report.state, report.error = FAILED, str(exc)
+            report.state, report.error = FAILED, self._explain(rtype, exc)
         finally:
             report.seconds = time.monotonic() - started
         return report
+
+    def _explain(self, rtype: ResourceType, exc: ApiError) -> str:
+        """The error of a failed list, with the conversion webhook named when it is likely
+        the cause: objects stored at several versions need it even at the storage version."""
+        info = self.options.webhooks.get(rtype.identity)
+        if info is None or info.webhook is None:
+            return str(exc)
+        return (
+            f"{exc} (CRD {info.name} converts through its webhook, "
+            f"{info.webhook.describe()}: some of its objects are stored at a version other "
+            f"than {info.storage_version} and reading them needs the webhook. Make the "
+            "webhook serve in the source cluster and export again, or leave the type out "
+            f"with --exclude-resource {rtype.key})"
+        )
 
     def _export(self, rtype: ResourceType, report: ResourceReport) -> None:
         resource = self.writer.resource(

@@ -19,7 +19,7 @@ subresources never are. Everything here is pure: functions of discovery data and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from migrator.kube.discovery import APIResource, Discovery, listable
 from migrator.resources.identity import identity_of, version_key
@@ -38,6 +38,7 @@ def select(
     source: Discovery,
     target: Discovery | None = None,
     scope: Scope | None = None,
+    storage_versions: Mapping[tuple[str, str], str] | None = None,
 ) -> list[ResourceType]:
     """The resource types to export, one per identity, sorted by key.
 
@@ -46,7 +47,8 @@ def select(
     matches nothing the source serves is a :class:`~migrator.errors.ConfigError`, so a typo
     never exports nothing silently. A scope that does not take cluster-scoped types drops
     them all, except Namespace itself when namespaces are included by name (their Namespace
-    objects are exported).
+    objects are exported). ``storage_versions`` maps the identities that must be read at
+    their storage version (custom resources whose CRD converts through a webhook) to it.
     """
     scope = scope or Scope()
     candidates: dict[tuple[str, str], list[APIResource]] = {}
@@ -58,7 +60,7 @@ def select(
     for ident, served in candidates.items():
         if not scope.wants_type(names[ident]):
             continue
-        pick = choose_version(ident, served, source, target)
+        pick = choose_version(ident, served, source, target, (storage_versions or {}).get(ident))
         if not pick.namespaced and not _cluster_scoped_wanted(scope, ident):
             continue
         aliases = sorted({r.group_version for r in served} - {pick.group_version})
@@ -80,8 +82,13 @@ def choose_version(
     served: Sequence[APIResource],
     source: Discovery,
     target: Discovery | None,
+    storage_version: str | None = None,
 ) -> APIResource:
-    """The one of ``served`` (the identity's resources in every group/version) to read from."""
+    """The one of ``served`` (the identity's resources in every group/version) to read from:
+    ``storage_version`` when given and served, so the API server converts nothing."""
+    stored = [r for r in served if r.version == storage_version and r.group == ident[0]]
+    if stored:
+        return stored[0]
     usable = [r for r in served if (r.group_version, r.name) not in AVOID] or list(served)
     newest_first = sorted(usable, key=lambda r: (r.group == ident[0], version_key(r.version)))[::-1]
     if target is not None:

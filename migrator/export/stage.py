@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, ConfigError, SnapshotError
@@ -22,6 +23,7 @@ from migrator.export.strips import StripOptions, rule_legend
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.pager import DEFAULT_PAGE_SIZE
 from migrator.kube.summary import cluster_id
+from migrator.resources.crds import CrdInfo, by_identity, live_crds, webhook_note
 from migrator.resources.scope import Scope
 from migrator.resources.types import ResourceType
 from migrator.run.progress import Progress
@@ -71,6 +73,7 @@ class ExportPlan:
     target: Discovery | None
     options: ExportOptions
     types: list[ResourceType]
+    webhooks: Mapping[tuple[str, str], CrdInfo] = field(default_factory=dict)
 
     @property
     def scope(self) -> Scope:
@@ -99,10 +102,21 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def plan(discovery: Discovery, target: Discovery | None, options: ExportOptions) -> ExportPlan:
+def plan(
+    discovery: Discovery,
+    target: Discovery | None,
+    options: ExportOptions,
+    crds: Iterable[Mapping[str, Any]] = (),
+) -> ExportPlan:
     """The types to export from a source that serves ``discovery``, read at the newest
-    version ``target`` also serves when it is given (pure: nothing is asked of a cluster)."""
-    return ExportPlan(discovery, target, options, select(discovery, target, options.scope))
+    version ``target`` also serves when it is given, except the custom resources of ``crds``
+    (the source's CRDs) that convert through a webhook: those at their storage version, so
+    that reading them calls no webhook. Pure: nothing is asked of a cluster."""
+    webhooks = {ident: info for ident, info in by_identity(crds).items() if info.webhook}
+    storage = {ident: info.storage_version for ident, info in webhooks.items()}
+    return ExportPlan(
+        discovery, target, options, select(discovery, target, options.scope, storage), webhooks
+    )
 
 
 def export_cluster(
@@ -124,7 +138,7 @@ def export_cluster(
     target_discovery = discover(target) if target is not None else None
     _check_namespaces_exist(source, options.scope.include_namespaces)
     return apply(
-        plan(discovery, target_discovery, options),
+        plan(discovery, target_discovery, options, live_crds(source, discovery)),
         source,
         store,
         snapshot_id=snapshot_id,
@@ -183,6 +197,7 @@ def apply(
         workers=options.workers,
         processes=options.processes,
         page_size=options.page_size,
+        webhooks=planned.webhooks,
     )
     listing = time.monotonic()
     fresh = export_types(
@@ -202,6 +217,7 @@ def apply(
         resources=[by_key[t.key] for t in planned.types],
         failed_discovery=dict(planned.discovery.failed),
         legend=rule_legend(),
+        conversion_webhooks={info.name: webhook_note(info) for info in planned.webhooks.values()},
     )
     report.list_seconds = list_seconds
     report.seconds = time.monotonic() - started

@@ -67,6 +67,8 @@ class ImportReport(StageReport):
     resumed: bool = False
     discarded_progress: str | None = None
     crds: dict[str, str] = field(default_factory=dict)  # CRD name → "Established" or problem
+    # CRDs that convert through a webhook: how their custom resources were created.
+    conversion_webhooks: dict[str, str] = field(default_factory=dict)
     out_of_scope: int = 0
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -158,6 +160,7 @@ class ImportReport(StageReport):
                 "dropped": [d.to_dict() for d in self.dropped_owner_refs],
             },
             "crds": self.crds,
+            "conversionWebhooks": dict(self.conversion_webhooks),
             "webhooks": order.WEBHOOK_POLICY,
             "seconds": round(self.seconds, 3),
         }

@@ -42,13 +42,14 @@ from migrator.importer.report import ImportReport
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.lease import Lease
 from migrator.kube.summary import cluster_id
-from migrator.kube.wait import READY, wait_for_all
+from migrator.kube.wait import READY, wait_for, wait_for_all
 from migrator.resources import order
+from migrator.resources.crds import CrdInfo, by_identity, live_crds
 from migrator.resources.identity import is_custom
 from migrator.resources.inventory import Inventory, take_inventory
 from migrator.resources.objects import apply_body, name_of
 from migrator.resources.owners import Key, object_key, relink
-from migrator.resources.readiness import readiness
+from migrator.resources.readiness import endpoints_ready, readiness
 from migrator.resources.scope import Scope
 from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, SnapshotReader
@@ -75,6 +76,7 @@ class ImportOptions:
     batch_size: int = 200
     crd_timeout: float = 120.0
     crd_poll: float = 0.2
+    webhook_timeout: float = 120.0  # waiting for a conversion webhook's endpoints
     lock_seconds: int = 30  # the import lease: a stalled holder loses it after this long
 
     def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
@@ -236,6 +238,7 @@ class _Run:
         self.discovery: Discovery = discover(cluster)
         self.uids: dict[Key, str] = {}
         self.fatal: BaseException | None = None
+        self._crds: dict[tuple[str, str], CrdInfo] | None = None
         self._slots = threading.BoundedSemaphore(options.workers * _IN_FLIGHT_PER_WORKER)
         self._done_in_phase = 0
         self._count_lock = threading.Lock()
@@ -255,6 +258,7 @@ class _Run:
                 if phase == order.CRDS:
                     self._wait_crds()
                     self.discovery = discover(self.cluster)
+                    self._crds = None  # the target's CRDs changed: read them again
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         self._raise_fatal()
@@ -288,6 +292,11 @@ class _Run:
                 "target, or install the API (CRD) first"
             )
             return context
+        if is_custom(entry["group"]):
+            problem = self._conversion_ready(entry)
+            if problem is not None:
+                context.not_served = problem
+                return context
         namespaces = sorted(self.plan.namespaces) if self.options.scope.include_namespaces else None
         try:
             context.existing = list_existing(self.cluster, entry, namespaces)
@@ -488,6 +497,60 @@ class _Run:
             self.report.crds[name] = (
                 "Established" if end.readiness.state == READY else end.readiness.reason
             )
+
+    def _conversion_ready(self, entry: ResourceEntry) -> str | None:
+        """None when the entry's custom resources can be written without the CRD's conversion
+        webhook, or once its service has ready endpoints; else why they cannot be."""
+        if self._crds is None:
+            self._crds = by_identity(live_crds(self.cluster, self.discovery))
+        info = self._crds.get((entry["group"], entry["resource"]))
+        if info is None or info.webhook is None:
+            return None
+        if not info.needs_conversion(entry["version"]):
+            self.report.conversion_webhooks[info.name] = (
+                f"created at the storage version {entry['version']}: the webhook "
+                f"({info.webhook.describe()}) was not needed"
+            )
+            return None
+        hook = info.webhook
+        if not hook.service_name:
+            self.report.conversion_webhooks[info.name] = (
+                f"created at {entry['version']} (stored at {info.storage_version}) through "
+                f"the webhook at {hook.url}, which was not checked beforehand"
+            )
+            return None
+        started = time.monotonic()
+        path = f"/api/v1/namespaces/{hook.service_namespace}/endpoints/{hook.service_name}"
+        end = wait_for(
+            lambda: self._get_or_empty(path),
+            endpoints_ready,
+            timeout=self.options.webhook_timeout,
+            interval=self.options.crd_poll * 5,
+        )
+        waited = time.monotonic() - started
+        if end.ready:
+            self.report.conversion_webhooks[info.name] = (
+                f"created at {entry['version']} (stored at {info.storage_version}): waited "
+                f"{waited:.1f}s for the webhook's {hook.describe()} to have ready endpoints"
+            )
+            return None
+        problem = (
+            f"creating {entry['resource']} at {entry['version']} needs the conversion webhook "
+            f"of CRD {info.name} (it stores {info.storage_version}), and its "
+            f"{hook.describe()} {end.readiness.reason}: import the webhook's workload "
+            "first, or transform the snapshot to the storage version"
+        )
+        self.report.conversion_webhooks[info.name] = problem
+        return problem
+
+    def _get_or_empty(self, path: str) -> dict[str, Any]:
+        """The object at ``path``, or ``{}`` while it does not exist (not yet imported)."""
+        try:
+            return self.cluster.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return {}
+            raise
 
     def _load_uids(self) -> None:
         """Uids of owners an earlier run created, from its records."""

@@ -112,6 +112,15 @@ def crd(obj: Mapping[str, Any]) -> Readiness:
     return Readiness(WAITING, "not Established")
 
 
+def endpoints_ready(obj: Mapping[str, Any]) -> Readiness:
+    """A Service's Endpoints: ready once some address is (a webhook can then be called)."""
+    ready = sum(len(s.get("addresses") or ()) for s in obj.get("subsets") or ())
+    if ready:
+        return Readiness(READY)
+    waiting = sum(len(s.get("notReadyAddresses") or ()) for s in obj.get("subsets") or ())
+    return Readiness(WAITING, f"has no ready endpoints ({waiting} not ready)")
+
+
 # (group, kind) → its check. Kinds not listed are ready as soon as they exist.
 CHECKS: dict[tuple[str, str], Callable[[Mapping[str, Any]], Readiness]] = {
     ("apps", "Deployment"): deployment,

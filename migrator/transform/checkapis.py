@@ -23,6 +23,7 @@ from typing import Any
 
 from migrator.kube import Cluster, Discovery, iter_items
 from migrator.kube.discovery import listable
+from migrator.resources.crds import webhook_notes
 from migrator.resources.identity import identity_of
 from migrator.resources.objects import Obj, describe_ref, object_ref
 from migrator.resources.regenerated import classify, type_skip
@@ -74,6 +75,8 @@ class CheckReport:
     target: dict[str, Any]
     checks: list[ApiCheck] = field(default_factory=list)
     verdicts: Counter[str] = field(default_factory=Counter)
+    # CRDs that convert through a webhook, and what migrator will do about them.
+    conversion_webhooks: dict[str, str] = field(default_factory=dict)
 
     @property
     def needs_person(self) -> list[ApiCheck]:
@@ -85,6 +88,7 @@ class CheckReport:
             "verdicts": dict(sorted(self.verdicts.items())),
             "needsPerson": [describe_ref(c.object) for c in self.needs_person],
             "objects": [c.to_dict() for c in self.checks],
+            "conversionWebhooks": dict(self.conversion_webhooks),
         }
 
 
@@ -121,9 +125,11 @@ def check_apis(
     *,
     target: dict[str, Any],
     converter: builtin.Converter = builtin.convert,
+    crds: Iterable[Obj] = (),
 ) -> CheckReport:
-    """Check every object; live objects come as (object, written_via) pairs."""
-    report = CheckReport(target=target)
+    """Check every object; live objects come as (object, written_via) pairs. ``crds`` (the
+    source's) say which custom resources convert through a webhook."""
+    report = CheckReport(target=target, conversion_webhooks=webhook_notes(crds))
     for item in objects:
         obj, via = item if isinstance(item, tuple) else (item, None)
         check = verdict(obj, serves, converter)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from migrator.resources.objects import describe_ref, object_ref
+from migrator.run.report import Problem, StageReport
 from migrator.transform.base import Change, Severity
 
 __all__ = [
@@ -96,7 +97,7 @@ class KindCount:
 
 
 @dataclass
-class TransformReport:
+class TransformReport(StageReport):
     """What a transform did; ``to_dict`` is the JSON report, ``summary`` its readable part."""
 
     source_snapshot: str
@@ -107,8 +108,15 @@ class TransformReport:
     records: list[ObjectRecord] = field(default_factory=list)
     kinds: dict[str, KindCount] = field(default_factory=dict)
     severities: Counter[str] = field(default_factory=Counter)
+    # CRDs that convert through a webhook, and what migrator does about them.
+    conversion_webhooks: dict[str, str] = field(default_factory=dict)
     pod_security: dict[str, Any] = field(default_factory=dict)  # level per namespace
     seconds: float = 0.0
+
+    def problems(self) -> list[Problem]:
+        """Nothing fails object by object in a transform: what cannot move as it is, is a
+        change a person must review (``needs_person``)."""
+        return []
 
     def count(self, kind_key: str) -> KindCount:
         """The counter of ``kind_key`` (``apiVersion Kind`` as read), created on first use."""
@@ -167,6 +175,7 @@ class TransformReport:
                 }
                 for r in self.needs_person
             ],
+            "conversionWebhooks": dict(self.conversion_webhooks),
             "podSecurity": self.pod_security,
             "seconds": round(self.seconds, 3),
         }

@@ -54,6 +54,7 @@ class TransformOptions:
     target_wins: tuple[Mapping[str, str], ...] = ()  # objects yielding to the target's own
     pod_security: PodSecuritySurvey | None = None  # the namespaces' Pod Security levels
     on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
+    conversion_webhooks: Mapping[str, str] = field(default_factory=dict)  # CRD → what is done
 
 
 def _tag(changes: list[Change], source: str) -> list[Change]:
@@ -258,6 +259,7 @@ def transform(
         target=dict(options.target),
         rules={"file": rules.file, "sha256": rules.sha256} if rules is not None else None,
         differences=dict(options.differences_settings),
+        conversion_webhooks=dict(options.conversion_webhooks),
     )
     run = _Run(reader, writer, Pipeline(serves, rules, differences, options), options, report)
     entries = sorted(reader.resources(), key=lambda e: not serves(api_version(e)))

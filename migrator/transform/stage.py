@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import ConfigError
-from migrator.kube import Cluster, Discovery, discover, iter_items
+from migrator.kube import Cluster, discover
 from migrator.kube.removals import Release, format_release, is_removed_by
+from migrator.resources.crds import snapshot_crds, webhook_notes
 from migrator.run.progress import Progress
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.snapshot.address import default_snapshot_id
@@ -128,26 +129,6 @@ def with_custom_resources(target: Target, group_versions: set[str]) -> Target:
     return dataclasses.replace(target, serves=serves, kind_serves=kind_serves)
 
 
-def snapshot_crds(reader: SnapshotReader) -> Iterable[dict[str, Any]]:
-    """The CustomResourceDefinitions a snapshot holds (only their resource is read)."""
-    for entry in reader.resources():
-        if (entry["group"], entry["resource"]) == (
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-        ):
-            yield from reader.iter_objects(entry)
-
-
-def live_crds(cluster: Cluster, discovery: Discovery) -> Iterable[dict[str, Any]]:
-    """The CustomResourceDefinitions of a live (source) cluster, at the newest version served."""
-    for version in ("v1", "v1beta1"):
-        if discovery.serves(f"apiextensions.k8s.io/{version}"):
-            return iter_items(
-                cluster, f"/apis/apiextensions.k8s.io/{version}/customresourcedefinitions"
-            )
-    return iter(())
-
-
 def default_output_id(source_id: str, target: Target) -> str:
     """``<source id>-<target>-<UTC time>``."""
     return default_snapshot_id(f"{source_id}-{target.label}")
@@ -203,6 +184,7 @@ def run_transform(
         pod_security=found,
         converter=target.converter(last_applied),
         on_progress=on_progress,
+        conversion_webhooks=webhook_notes(snapshot_crds(reader)),
     )
     try:
         report = transform(

@@ -6,7 +6,7 @@ import json
 import shlex
 import sys
 
-from . import config, ground
+from . import config, ground, nodes
 
 
 def _describe_text(state: dict) -> str:
@@ -20,6 +20,7 @@ def _describe_text(state: dict) -> str:
     lines.append(f"  dns   BIND {dns['server']}:{dns['port']}  zone {dns['zone']}  "
                  f"TSIG key {dns['tsig_name']} ({dns['tsig_algorithm']})")
     lines.append(f"  k8s.io/api fixtures  {state['fixtures']['k8s_api_testdata']}")
+    lines += nodes.describe_lines(state)
     for proc in state["processes"]:
         lines.append(f"  {'up  ' if proc['alive'] else 'DOWN'} {proc['name']:<28} pid {proc['pid']:<8} {proc['log']}")
     return "\n".join(lines)

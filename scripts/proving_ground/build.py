@@ -114,16 +114,22 @@ def _generate_openapi(work: Path, kube_dir: Path, staging_version: str) -> None:
     _log(f"generated OpenAPI definitions for {len(inputs)} API packages")
 
 
-def build_kubernetes(version: str) -> Path:
-    """The control plane (API server, controller manager, scheduler) and kubectl of one
-    release, in one build: they share most of the compile work."""
-    dest = config.bin_dir("kubernetes", version)
-    if _done(dest):
-        return dest
-    started = time.time()
+def _kube_wrapper(version: str) -> tuple[Path, list[str]]:
+    """The wrapper module that builds one release's binaries, and the linker flags that
+    stamp their version. Made once; the node's build reuses the control plane's."""
     minor = int(version.split(".")[1])
     work = config.cache_dir() / "src" / f"kubernetes-{version}"
+    ldflags = ["-s", "-w", "-checklinkname=0"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        ldflags += [f"-X {pkg}.gitVersion=v{version}", f"-X {pkg}.gitMajor=1",
+                    f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
+                    f"-X {pkg}.buildDate=1970-01-01T00:00:00Z"]
+    gomod = work / "go.mod"
+    if (gomod.exists() and f"k8s.io/kubernetes v{version}" in gomod.read_text()
+            and (work / ".wrapper-ready").exists()):
+        return work, ldflags
     work.mkdir(parents=True, exist_ok=True)
+    (work / ".wrapper-ready").unlink(missing_ok=True)
     (work / "go.mod").write_text("module provingground.local/kubernetes\n\ngo 1.16\n")
     (work / "go.sum").unlink(missing_ok=True)
     kube = _download("k8s.io/kubernetes", f"v{version}", work)
@@ -143,11 +149,30 @@ def build_kubernetes(version: str) -> Path:
     (work / "go.mod").write_text("\n".join(lines))
     if not (kube_dir / "pkg/generated/openapi/zz_generated.openapi.go").exists():
         _generate_openapi(work, kube_dir, staging_version)
-    ldflags = ["-s", "-w", "-checklinkname=0"]
-    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        ldflags += [f"-X {pkg}.gitVersion=v{version}", f"-X {pkg}.gitMajor=1",
-                    f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
-                    f"-X {pkg}.buildDate=1970-01-01T00:00:00Z"]
+    (work / ".wrapper-ready").write_text("ok\n")
+    return work, ldflags
+
+
+def _wrapper_built_before(version: str) -> bool:
+    """A wrapper left by a control plane build (before the ready marker existed)."""
+    work = config.cache_dir() / "src" / f"kubernetes-{version}"
+    gomod = work / "go.mod"
+    if not (_done(config.bin_dir("kubernetes", version)) and gomod.exists()):
+        return False
+    text = gomod.read_text()
+    generated = work / "kubernetes/pkg/generated/openapi/zz_generated.openapi.go"
+    return f"k8s.io/kubernetes v{version}" in text and (
+        "=> ./kubernetes" not in text or generated.exists())
+
+
+def build_kubernetes(version: str) -> Path:
+    """The control plane (API server, controller manager, scheduler) and kubectl of one
+    release, in one build: they share most of the compile work."""
+    dest = config.bin_dir("kubernetes", version)
+    if _done(dest):
+        return dest
+    started = time.time()
+    work, ldflags = _kube_wrapper(version)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -161,6 +186,34 @@ def build_kubernetes(version: str) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     _finish(dest, f"Kubernetes v{version}", started)
+    return dest
+
+
+def build_kube_node(version: str) -> Path:
+    """The kubelet and kube-proxy of one release, from the control plane's wrapper module
+    (so they share its downloads and most of its compile cache). Cached apart from the
+    control plane, in ``kubenode-<version>``."""
+    dest = config.bin_dir("kubenode", version)
+    if _done(dest):
+        return dest
+    started = time.time()
+    work = config.cache_dir() / "src" / f"kubernetes-{version}"
+    if _wrapper_built_before(version) and not (work / ".wrapper-ready").exists():
+        (work / ".wrapper-ready").write_text("ok\n")
+    work, ldflags = _kube_wrapper(version)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    minor = int(version.split(".")[1])
+    # dockerless leaves out the 1.20-1.23 kubelets' dockershim: nodes talk CRI to containerd.
+    tags = "providerless,dockerless" if minor < 24 else "providerless"
+    _log(f"building Kubernetes v{version} (kubelet and kube-proxy)")
+    _run(["go", "build", "-trimpath", "-tags", tags, f"-ldflags={' '.join(ldflags)}",
+          "-o", str(tmp) + "/", "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"],
+         work)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    _finish(dest, f"kubelet and kube-proxy v{version}", started)
     return dest
 
 

@@ -33,3 +33,25 @@ def state_file() -> Path:
 
 def bin_dir(name: str, version: str) -> Path:
     return cache_dir() / "bin" / f"{name}-{version.lstrip('v')}"
+
+
+# --- real nodes ---------------------------------------------------------------------------
+
+# Names of the locally built images in every real node's containerd (never pulled).
+IMAGES = {
+    "busybox": "migrator.local/busybox:pg",
+    "pause": "migrator.local/pause:pg",
+    "mover": "migrator.local/mover:pg",
+}
+# How tests and workloads choose a real node: the label selects it, the taint keeps
+# everything that does not tolerate it (all that kwok's nodes run) away.
+REAL_NODE_LABEL = "migrator.io/real-node"
+REAL_NODE_TAINT = {"key": REAL_NODE_LABEL, "value": "true", "effect": "NoSchedule"}
+# Host <-> node links: a /24 of this range per proving ground, a /30 per node. The range
+# is the project's own (pod CIDRs are 10.244.0.0/16 and 10.248.0.0/16, services 10.96 and 10.112).
+NODE_NETWORK = "10.231.0.0/16"
+# Each real node's pods get this /24 of its cluster's pod CIDR (kwok hands out addresses
+# from the bottom of the range); it exists only inside the node's network namespace.
+REAL_NODE_POD_SUBNET = {"old": "10.244.254.0/24", "new": "10.248.254.0/24"}
+STORAGE_CLASS = "migrator-local"
+PROVISIONER = "migrator.io/local-path"

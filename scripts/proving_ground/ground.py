@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import build, config, pki
+from . import build, config, images, nodes, pki
 
 # Each cluster's service and pod ranges differ, as they would when a migration swaps CNIs.
 NETWORKS = {
@@ -119,11 +119,11 @@ def _ssl_context(pki_dir: Path) -> ssl.SSLContext:
 
 
 def kube_call(server: str, pki_dir: Path, method: str, path: str, body: dict | None = None,
-              ok_conflict: bool = False) -> dict:
+              ok_conflict: bool = False, content_type: str = "application/json") -> dict:
     """One admin request to a proving-ground API server (the proving ground's own use)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(server + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(req, context=_ssl_context(pki_dir), timeout=30) as resp:
             return json.loads(resp.read() or b"{}")
@@ -189,6 +189,11 @@ def _start_cluster(launcher: Launcher, name: str, version: str, pki_dir: Path,
         f"--proxy-client-cert-file={pki_dir / 'front-proxy-client.crt'}",
         f"--proxy-client-key-file={pki_dir / 'front-proxy-client.key'}",
         "--enable-aggregator-routing=true", "--v=1",
+        # Real nodes: reach kubelets by address (their names resolve nowhere), as a client
+        # the kubelets know.
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        f"--kubelet-client-certificate={pki_dir / 'apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki_dir / 'apiserver-kubelet-client.key'}",
     ]
     if minor < 24:
         args.append("--insecure-port=0")
@@ -380,6 +385,10 @@ def build_all() -> dict[str, Path]:
     bins["etcd"] = build.build_etcd()
     bins["kwok"] = build.build_kwok()
     bins["minio"] = build.build_minio()
+    for name, version in config.KUBE_VERSIONS.items():
+        bins[f"kubenode-{name}"] = build.build_kube_node(version)
+    images.busybox_layer()
+    images.build_mover_base()
     fetch_fixtures()
     _log(f"every server is built ({time.time() - started:.0f}s)")
     return bins
@@ -408,6 +417,8 @@ def start() -> dict:
             "fixtures": {"k8s_api_testdata": str(fixtures_dir())},
             "processes": launcher.processes,
         }
+        state["real_nodes"] = nodes.start(launcher, clusters, pki_dir, bins, state["s3"])
+        state["images"] = dict(config.IMAGES)
     except BaseException:
         _log("start failed; stopping what was started (logs are in " + str(run / "logs") + ")")
         stop(quiet=True)
@@ -431,9 +442,13 @@ def _alive(pid: int) -> bool:
 
 
 def stop(quiet: bool = False) -> None:
-    """Stop every process the run directory records (each in its own process group)."""
+    """Stop every process the run directory records (each in its own process group), then
+    remove what the real nodes left on the host."""
     listing = config.run_dir() / "processes.json"
     if not listing.exists():
+        left = nodes.cleanup(config.run_dir(), quiet=quiet)
+        if left:
+            raise SystemExit("could not remove: " + ", ".join(left))
         if not quiet:
             _log("nothing to stop")
         return
@@ -451,10 +466,13 @@ def stop(quiet: bool = False) -> None:
             os.killpg(proc["pid"], signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    left = nodes.cleanup(config.run_dir(), quiet=quiet)
     listing.unlink()
     config.state_file().unlink(missing_ok=True)
     if not quiet:
         _log(f"stopped {len(processes)} processes")
+    if left:
+        raise SystemExit("could not remove: " + ", ".join(left))
 
 
 def describe() -> dict:

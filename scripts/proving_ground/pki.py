@@ -84,6 +84,8 @@ CLIENTS = {
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
     "kwok": ("kwok-controller", "system:masters"),
+    # The API server's identity towards kubelets (logs, exec, port-forward).
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
 }
 
 
@@ -103,3 +105,12 @@ def create(directory: Path) -> None:
     (directory / "sa.pub").write_bytes(sa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     (directory / ".done").write_text("ok\n")
+
+
+def issue_client(directory: Path, stem: str, cn: str, org: str | None = None) -> None:
+    """One more client certificate from the proving ground's CA (a node, kube-proxy)."""
+    if (directory / f"{stem}.crt").exists():
+        return
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    _issue(directory, stem, (ca_key, ca_cert), cn, org)

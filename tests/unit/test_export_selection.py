@@ -159,3 +159,17 @@ def test_list_paths() -> None:
     assert cm.list_path("shop") == "/api/v1/namespaces/shop/configmaps"
     [deploy] = select(OLD, scope=Scope(include_resources=tuple(["deployments"])))
     assert deploy.list_path("shop") == "/apis/apps/v1/namespaces/shop/deployments"
+
+
+def test_custom_resources_converting_through_a_webhook_are_read_at_their_storage_version(
+) -> None:
+    source = discovery({"cert-manager.io/v1": ["certificates"],
+                        "cert-manager.io/v1alpha2": ["certificates"]},
+                       preferred={"cert-manager.io": "cert-manager.io/v1"})
+    assert chosen(select(source)) == {"certificates.cert-manager.io": "cert-manager.io/v1"}
+    stored = {("cert-manager.io", "certificates"): "v1alpha2"}
+    assert chosen(select(source, NEW, storage_versions=stored)) == {
+        "certificates.cert-manager.io": "cert-manager.io/v1alpha2"}
+    # A storage version the source does not serve is no choice at all.
+    assert chosen(select(source, storage_versions={("cert-manager.io", "certificates"): "v9"})
+                  ) == {"certificates.cert-manager.io": "cert-manager.io/v1"}

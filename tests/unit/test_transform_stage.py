@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from migrator.resources.crds import snapshot_crds
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.store import open_store
 from migrator.transform.kinds import Resolver
 from migrator.transform.stage import (
     Target,
     crd_group_versions,
-    snapshot_crds,
     with_custom_resources,
 )
 
