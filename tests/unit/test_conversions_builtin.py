@@ -8,6 +8,7 @@ import pytest
 
 from migrator.transform import registry
 from migrator.transform.base import Change, Severity
+from migrator.transform.checkapis import verdict
 from migrator.transform.conversions import lastapplied
 from migrator.transform.conversions.admissionregistration import normalize_webhooks
 from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
@@ -255,6 +256,17 @@ def test_v1_webhooks_converted_by_the_old_server_are_made_acceptable() -> None:
     assert normalize_webhooks(result.obj).changes == []
     fine = {**webhooks, "webhooks": [hooks[2]]}
     assert normalize_webhooks(fine).obj is fine
+
+
+def test_check_apis_shows_what_the_normalizers_must_fix_in_served_objects() -> None:
+    """A snapshot read at v1 (the old server converted) holds sideEffects: Unknown."""
+    served = lambda api_version: api_version in ("v1", "admissionregistration.k8s.io/v1")
+    webhook = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "w"}, "webhooks": [{"name": "a.example.com", "sideEffects": "Unknown"}]}
+    check = verdict(webhook, served)
+    assert check.verdict == "review" and "NoneOnDryRun" in check.details[0]
+    assert verdict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+                   served).verdict == "ok"
 
 
 def test_v1beta1_webhooks_with_repeated_names_convert_to_distinct_names() -> None:
