@@ -113,6 +113,10 @@ class ClusterUnreachable(TemporaryError):
 
 # Statuses that say "not now" rather than "no": the same request may succeed later.
 TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+# 500s that are a "no" all the same: the API server reports a request it cannot even parse
+# as an internal error (server-side apply of a field its schema lacks), and the same request
+# gets the same answer however often it is sent.
+PERMANENT_500_MESSAGES: tuple[str, ...] = ("failed to create typed patch object",)
 
 # Hints for statuses whose cause the user can usually fix on their side.
 _STATUS_HINTS: Mapping[int, str] = {
@@ -154,6 +158,8 @@ class ApiError(MigratorError):
 
     @property
     def temporary(self) -> bool:
+        if self.status == 500 and any(m in str(self) for m in PERMANENT_500_MESSAGES):
+            return False
         return self.status in TRANSIENT_STATUSES
 
     @classmethod

@@ -30,7 +30,7 @@ from typing import Any
 
 from migrator import jsoncodec
 from migrator.errors import MigratorError
-from migrator.export.strips import StripOptions, stripper
+from migrator.export.strips import StripOptions, Stripped, stripper
 from migrator.kube.pager import continue_token
 from migrator.resources import regenerated
 from migrator.resources.scope import NAMESPACES, Scope
@@ -67,6 +67,7 @@ class PageResult:
     aside: int = 0
     aside_member: bytes = b""
     aside_bytes: int = 0
+    kept: list[str] = field(default_factory=list)  # "ns/name: what a strip left on purpose"
     uids: frozenset[str] = frozenset()
     continue_token: str = ""
     total: int | None = None  # objects in the whole list, when the page says
@@ -111,8 +112,11 @@ def process_page(raw: bytes, spec: PageSpec, exclude: frozenset[str] = frozenset
         if rule is not None:
             skipped[rule.name] += 1
             continue
-        obj, removed, aside = strip(obj)
+        obj, removed, aside, kept = strip(obj)
         removed_lists.append(removed)
+        if kept:
+            where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+            result.kept.extend(f"{where}{meta.get('name')}: {note}" for note in kept)
         lines.append(dumps(obj))
         if aside is not None:
             asides.append(dumps(aside_record(obj, aside)))
@@ -142,7 +146,7 @@ def _member(lines: list[bytes]) -> tuple[bytes, int]:
 
 
 Classify = Callable[[dict[str, Any]], regenerated.Rule | None]
-Strip = Callable[[dict[str, Any]], tuple[dict[str, Any], list[str], dict[str, Any] | None]]
+Strip = Callable[[dict[str, Any]], Stripped]
 ScopeRule = Callable[[str], regenerated.Rule | None]
 
 
