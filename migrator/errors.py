@@ -320,3 +320,17 @@ class VerificationFailed(MigratorError):
     """The target does not match the snapshot: objects missing or differing, or not ready."""
 
     exit_code: ClassVar[int] = 7
+
+
+class VolumeError(MigratorError):
+    """The volume mover cannot back up, restore or verify a volume as asked."""
+
+
+class VolumeNotFound(VolumeError):
+    """No complete pass of this volume name is in the store (or the pass asked for)."""
+
+
+class UnsafeEntry(VolumeError):
+    """A volume manifest entry would write outside the restore target: an absolute path, a
+    ``..`` component, a symlink pointing out, or a path through a symlink. Nothing of the
+    restore was written."""

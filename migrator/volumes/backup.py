@@ -1,0 +1,405 @@
+"""A backup pass: a directory tree (a mounted volume) into the chunk store.
+
+``plan(...)`` reads the tree and the previous manifest and changes nothing: what the pass
+would read (files new or changed since the previous pass) and reuse. ``apply(plan)`` does
+the pass:
+
+- the tree is walked in the manifest's order and merged with the previous pass's entries
+  (both sorted the same way: neither is held whole);
+- a file whose size, mtime, inode and ctime match the previous entry, and whose chunks the
+  store holds, is not read: its entry is reused;
+- every other file goes to a bounded pool of chunk workers (threads: reading, FastCDC,
+  BLAKE3 and zstd all release the interpreter lock), whose new chunks go into packs that a
+  bounded pool uploads (:class:`~.packs.PackWriter`);
+- entries are written in order, part by part (:class:`~.manifest.ManifestWriter`), and the
+  head last, once every pack is stored.
+
+Resume: a killed pass leaves finished packs (with their index documents) and manifest
+parts. The next pass loads the index (finished packs' chunks are not uploaded again) and
+takes the interrupted pass's parts as its previous entries up to where they end, so files
+finished before the kill are not read again either.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from migrator import __version__
+from migrator.errors import ConfigError, StoreKeyNotFound
+from migrator.run.progress import Progress
+from migrator.store.base import Store
+from migrator.volumes.entries import (
+    DIR,
+    FILE,
+    HARDLINK,
+    SPECIAL,
+    SYMLINK,
+    Entry,
+    entry_path,
+    path_key,
+    put_path,
+    same_content_key,
+)
+from migrator.volumes.files import Chunker, FileRead, join, read_file, walk
+from migrator.volumes.manifest import (
+    ManifestWriter,
+    PassInfo,
+    SortedEntries,
+    check_name,
+    delete_pass,
+    list_passes,
+    new_pass_id,
+    pass_prefix,
+    read_entries,
+)
+from migrator.volumes.packs import PackWriter
+from migrator.volumes.report import BackupReport
+from migrator.volumes.repository import ChunkIndex, Location, Repository
+
+# Entries waiting for their file to be read, beyond the workers' own: how far the walk may
+# run ahead of the oldest file still being read.
+_AHEAD = 512
+
+
+@dataclass
+class BackupPlan:
+    """What a pass would do. Counts are filled only when the plan was asked to count."""
+
+    store: Store
+    key: bytes | None
+    name: str
+    source: bytes
+    previous: PassInfo | None
+    interrupted: PassInfo | None
+    counted: bool = False
+    files: int = 0
+    bytes_total: int = 0
+    files_to_read: int = 0
+    bytes_to_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "source": os.fsdecode(self.source),
+            "previous": self.previous.pass_id if self.previous else None,
+            "resumes": self.interrupted.pass_id if self.interrupted else None,
+            "files": self.files,
+            "bytesTotal": self.bytes_total,
+            "filesToRead": self.files_to_read,
+            "bytesToRead": self.bytes_to_read,
+        }
+
+
+def plan(
+    store: Store,
+    source: str | os.PathLike[str],
+    name: str,
+    *,
+    key: bytes | None = None,
+    count: bool = True,
+) -> BackupPlan:
+    """What a pass of ``source`` as volume ``name`` would read; with ``count``, walk the tree
+    to say how much (without it, only the passes it builds on are looked up)."""
+    check_name(name)
+    root = os.fsencode(os.path.abspath(source))
+    if not os.path.isdir(root):
+        raise ConfigError(
+            f"{os.fsdecode(root)} is not a directory",
+            hint="give the directory the volume is mounted at",
+        )
+    try:
+        repo: Repository | None = Repository.open(store, key)
+    except StoreKeyNotFound:  # no pass into this store yet
+        repo = None
+    previous, interrupted = _bases(repo, name) if repo is not None else (None, None)
+    result = BackupPlan(store, key, name, root, previous, interrupted)
+    if count:
+        _count(result, _previous_entries(repo, previous, interrupted))
+    return result
+
+
+def _count(self: BackupPlan, old: SortedEntries) -> None:
+    """Fill the plan's counts: walk the tree, compare it with the previous entries."""
+    seen: set[tuple[int, int]] = set()
+    for rel, st in walk(self.source, lambda rel, why: None):
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        self.files += 1
+        self.bytes_total += st.st_size
+        entry = old.find(rel)
+        if entry is None or not same_content_key(
+            entry, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+        ):
+            self.files_to_read += 1
+            self.bytes_to_read += st.st_size
+    self.counted = True
+
+
+def _bases(repo: Repository, name: str) -> tuple[PassInfo | None, PassInfo | None]:
+    """The newest complete pass of ``name``, and the interrupted pass after it that got
+    furthest (the one a new pass resumes from), if any."""
+    passes = list_passes(repo, name)
+    complete = [p for p in passes if p.complete]
+    previous = complete[-1] if complete else None
+    after = [
+        p for p in passes if not p.complete and (previous is None or p.pass_id > previous.pass_id)
+    ]
+    best = None
+    most = 0
+    for candidate in after:
+        prefix = pass_prefix(candidate.name, candidate.pass_id)
+        parts = sum(1 for _ in repo.store.list(f"{prefix}part-"))
+        if parts >= most and parts > 0:
+            best, most = candidate, parts
+    return previous, best
+
+
+def _previous_entries(
+    repo: Repository | None, previous: PassInfo | None, interrupted: PassInfo | None
+) -> SortedEntries:
+    """The entries a pass compares the tree with, as one sorted stream: an interrupted
+    pass's entries up to where it stopped, then the previous complete pass's after that."""
+
+    def chain() -> Iterator[Entry]:
+        if repo is None:
+            return
+        last: tuple[bytes, ...] | None = None
+        if interrupted is not None:
+            for entry in read_entries(repo, interrupted):
+                last = path_key(entry_path(entry))
+                yield entry
+        if previous is not None:
+            for entry in read_entries(repo, previous):
+                if last is None or path_key(entry_path(entry)) > last:
+                    yield entry
+
+    return SortedEntries(chain())
+
+
+class _Sink:
+    """Chunks of a pass: found in the index, or encoded and added to a pack."""
+
+    def __init__(self, repo: Repository, index: ChunkIndex, packs: PackWriter) -> None:
+        self.repo = repo
+        self.index = index
+        self.packs = packs
+
+    def locate(self, chunk_id: bytes, data: memoryview) -> Location:
+        where = self.index.get(chunk_id)
+        if where is not None:
+            return where
+        return self.packs.add(chunk_id, self.repo.encode_chunk(data), len(data))
+
+
+class _Meter:
+    """Progress of a pass: bytes read and files done, reported as they move."""
+
+    def __init__(self, progress: Progress | None, plan: BackupPlan) -> None:
+        self.progress = progress
+        self.total_bytes = plan.bytes_to_read if plan.counted else None
+        self.total_files = plan.files if plan.counted else None
+        self.bytes = 0
+        self.files = 0
+        self._lock = threading.Lock()
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes += n
+            done = self.bytes
+        if self.progress is not None:
+            self.progress("bytes", done, self.total_bytes)
+
+    def add_file(self) -> None:
+        self.files += 1
+        if self.progress is not None and (
+            self.files % 64 == 0 or self.total_files and self.files >= self.total_files
+        ):
+            self.progress("files", self.files, self.total_files)
+
+
+def apply(
+    plan: BackupPlan, *, workers: int = 4, uploads: int = 4, progress: Progress | None = None
+) -> BackupReport:
+    """Run the pass ``plan`` describes; returns its report (the pass is complete when this
+    returns, partial if some files could not be read)."""
+    started = time.monotonic()
+    repo = Repository.open(plan.store, plan.key, create=True)
+    previous, interrupted = _bases(repo, plan.name)
+    pass_id = new_pass_id()
+    report = BackupReport(
+        plan.name,
+        pass_id,
+        previous=previous.pass_id if previous else None,
+        resumed_from=interrupted.pass_id if interrupted else None,
+    )
+    index = repo.load_index()
+    meter = _Meter(progress, plan)
+    packs = PackWriter(repo, index, pass_id, uploads=uploads)
+    writer = ManifestWriter(repo, plan.name, pass_id)
+    chunker = Chunker(repo)
+    sink = _Sink(repo, index, packs)
+    pending: deque[tuple[Entry, Future[FileRead] | None]] = deque()
+    links: dict[tuple[int, int], bytes] = {}
+    old = _previous_entries(repo, previous, interrupted)
+    root = plan.source
+
+    def emit(entry: Entry, future: Future[FileRead] | None) -> None:
+        if future is not None:
+            path = entry_path(entry)
+            try:
+                got = future.result()
+            except FileNotFoundError:
+                report.warnings.add(path, "vanished during the pass")
+                return
+            except OSError as err:
+                report.failures.add(path, f"cannot read: {err.strerror or err}")
+                return
+            _fill(entry, got)
+            report.files_read += 1
+            report.bytes_read += got.bytes_read
+            if got.changed:
+                report.warnings.add(path, "changed while it was read: the next pass reads it again")
+        if entry["t"] == FILE:
+            report.files += 1
+            report.bytes_total += entry["s"]
+            meter.add_file()
+        writer.add(entry)
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
+    try:
+        for rel, st in walk(root, report.warnings.add):
+            entry = _entry(rel, st)
+            future = None
+            kind = stat.S_IFMT(st.st_mode)
+            if kind == stat.S_IFDIR:
+                report.dirs += 1
+            elif kind == stat.S_IFLNK:
+                try:
+                    target = os.readlink(join(root, rel))
+                except FileNotFoundError:
+                    report.warnings.add(rel, "vanished during the pass")
+                    continue
+                entry["t"] = SYMLINK
+                put_path(entry, "l", target)
+                report.symlinks += 1
+            elif kind == stat.S_IFREG:
+                first = None
+                if st.st_nlink > 1:
+                    first = links.setdefault((st.st_dev, st.st_ino), rel)
+                if first is not None and first != rel:
+                    entry["t"] = HARDLINK
+                    put_path(entry, "h", first)
+                    report.hardlinks += 1
+                else:
+                    entry.update(t=FILE, s=st.st_size, n=[st.st_ino, st.st_ctime_ns])
+                    if not _reuse(entry, old.find(rel), st, index):
+                        future = pool.submit(
+                            read_file, chunker, join(root, rel), sink, meter.add_bytes
+                        )
+                    else:
+                        report.files_reused += 1
+            elif kind == stat.S_IFSOCK:
+                report.warnings.add(rel, "a socket: not copied (a program makes it again)")
+                continue
+            else:
+                entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
+                report.specials += 1
+            pending.append((entry, future))
+            while pending and (
+                pending[0][1] is None or pending[0][1].done() or len(pending) > workers + _AHEAD
+            ):
+                emit(*pending.popleft())
+        while pending:
+            emit(*pending.popleft())
+        packs.close()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        packs.abort()
+        raise
+    pool.shutdown()
+    report.bytes_uploaded, report.packs, report.chunks_new = (
+        packs.bytes_uploaded,
+        packs.packs,
+        packs.chunks_new,
+    )
+    report.seconds = time.monotonic() - started
+    writer.commit(
+        {
+            "format": 1,
+            "name": plan.name,
+            "pass": pass_id,
+            "previous": report.previous,
+            "resumedFrom": report.resumed_from,
+            "source": os.fsdecode(root),
+            "tool": f"migrator {__version__}",
+            "host": os.uname().nodename,
+            "completedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+            "encryption": repo.config.get("encryption"),
+            "files": report.files,
+            "bytes": report.bytes_total,
+            "bytesUploaded": report.bytes_uploaded,
+            "warnings": report.warnings.count,
+            "problems": report.failures.count,
+        }
+    )
+    # Interrupted passes before this one are superseded: it holds all they did.
+    for info in list_passes(repo, plan.name):
+        if not info.complete and info.pass_id < pass_id:
+            delete_pass(repo, plan.name, info.pass_id)
+    return report
+
+
+def _entry(rel: bytes, st: os.stat_result) -> Entry:
+    """The metadata every entry has."""
+    entry: Entry = {}
+    put_path(entry, "p", rel)
+    entry.update(
+        t=DIR,
+        m=stat.S_IMODE(st.st_mode),
+        u=st.st_uid,
+        g=st.st_gid,
+        mt=st.st_mtime_ns,
+        at=st.st_atime_ns,
+    )
+    return entry
+
+
+def _reuse(entry: Entry, old: Entry | None, st: os.stat_result, index: ChunkIndex) -> bool:
+    """Take the previous entry's chunks if the file did not change and the store holds every
+    chunk (from the index: an interrupted pass may name chunks whose pack never finished)."""
+    if old is None or not same_content_key(
+        old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+    ):
+        return False
+    refs = []
+    for ref in old.get("c", []):
+        where = index.get(bytes.fromhex(ref[0]))
+        if where is None:
+            return False
+        refs.append([ref[0], where.pack, where.offset, where.length, where.raw])
+    entry["c"] = refs
+    if "x" in old:
+        entry["x"] = old["x"]
+    return True
+
+
+def _fill(entry: Entry, got: FileRead) -> None:
+    """A read file's entry: what was read, where its data is, whether to read it again."""
+    entry.update(s=got.size, c=got.refs, n=[got.inode, got.ctime_ns], mt=got.mtime_ns)
+    if got.extents != ([(0, got.size)] if got.size else []):
+        entry["x"] = [list(e) for e in got.extents]
+    if got.volatile:
+        entry["v"] = 1
