@@ -151,7 +151,7 @@ def _count(self: BackupPlan, old: SortedEntries) -> None:
 def _bases(repo: Repository, name: str) -> tuple[PassInfo | None, PassInfo | None]:
     """The newest complete pass of ``name``, and the interrupted pass after it that got
     furthest (the one a new pass resumes from), if any."""
-    passes = list_passes(repo, name)
+    passes = list_passes(repo.store, name)
     complete = [p for p in passes if p.complete]
     previous = complete[-1] if complete else None
     after = [
@@ -356,7 +356,7 @@ def apply(
         }
     )
     # Interrupted passes before this one are superseded: it holds all they did.
-    for info in list_passes(repo, plan.name):
+    for info in list_passes(repo.store, plan.name):
         if not info.complete and info.pass_id < pass_id:
             delete_pass(repo, plan.name, info.pass_id)
     return report

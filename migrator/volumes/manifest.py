@@ -28,6 +28,7 @@ import zstandard
 
 from migrator import jsoncodec
 from migrator.errors import ConfigError, SnapshotCorrupt, StoreKeyNotFound, VolumeNotFound
+from migrator.store.base import Store
 from migrator.volumes.entries import Entry, entry_path, path_key
 from migrator.volumes.repository import MANIFESTS, Repository, new_id
 
@@ -71,25 +72,25 @@ class PassInfo:
         return self.head is not None
 
 
-def list_passes(repo: Repository, name: str) -> list[PassInfo]:
-    """The passes of volume ``name``, oldest first."""
+def list_passes(store: Store, name: str) -> list[PassInfo]:
+    """The passes of volume ``name``, oldest first (reading them needs no key)."""
     found = []
     prefix = f"{MANIFESTS}{name}/"
-    for child in repo.store.children(prefix):
+    for child in store.children(prefix):
         if not _PASS.match(child):
             continue
         try:
-            head = jsoncodec.loads(repo.store.get_bytes(f"{prefix}{child}/{HEAD}"))
+            head = jsoncodec.loads(store.get_bytes(f"{prefix}{child}/{HEAD}"))
         except StoreKeyNotFound:
             head = None
         found.append(PassInfo(name, child, head))
     return found
 
 
-def list_volumes(repo: Repository) -> Iterator[str]:
+def list_volumes(store: Store) -> Iterator[str]:
     """Every volume name with at least one pass, sorted (names may nest: ``ns/pvc``)."""
     names = set()
-    for key in repo.store.list(MANIFESTS):
+    for key in store.list(MANIFESTS):
         parts = key[len(MANIFESTS) :].split("/")
         for i, part in enumerate(parts):
             if _PASS.match(part) and i > 0:
@@ -100,7 +101,7 @@ def list_volumes(repo: Repository) -> Iterator[str]:
 
 def latest_complete(repo: Repository, name: str, pass_id: str | None = None) -> PassInfo:
     """The newest complete pass of ``name`` (or the pass ``pass_id``)."""
-    passes = [p for p in list_passes(repo, name) if p.complete]
+    passes = [p for p in list_passes(repo.store, name) if p.complete]
     if pass_id is not None:
         passes = [p for p in passes if p.pass_id == pass_id]
     if not passes:
