@@ -107,7 +107,7 @@ def backup_command(
         if dry_run:
             _show_plan(plan.to_dict(), output, f"Backup of {path} as {name} (dry run)")
             return
-        report = mover.backup(plan, workers=workers, uploads=uploads, progress=bars)
+        report = mover.apply_backup(plan, workers=workers, uploads=uploads, progress=bars)
     show_report(report, output, _render_backup)
     if report.partial:
         raise PartialFailure(f"{report.failures.count} file(s) of {path} could not be read")
@@ -168,7 +168,7 @@ def restore_command(
         return
     with contextlib.ExitStack() as stack:
         bars = progress_bars(stack, output, transfer=True)
-        report = mover.restore(plan, workers=workers, delete=delete, progress=bars)
+        report = mover.apply_restore(plan, workers=workers, delete=delete, progress=bars)
     show_report(report, output, _render_restore)
     if report.partial:
         raise PartialFailure(f"{report.failures.count} path(s) could not be restored")
@@ -203,7 +203,7 @@ def verify_command(
     store = open_store(store_url, s3_endpoint=s3_endpoint)
     with contextlib.ExitStack() as stack:
         bars = progress_bars(stack, output, transfer=True)
-        report = mover.verify(
+        report = mover.verify_volume(
             store,
             name,
             path,

@@ -10,7 +10,8 @@ application runs, reading only what changed, and resume where a kill stopped the
 (:mod:`.restore`); verify compares a directory with a manifest (:mod:`.verify`).
 
 The stage contract: ``plan_backup`` / ``plan_restore`` read and change nothing;
-``backup`` / ``restore`` do the work and return :class:`~migrator.run.StageReport` s.
+``apply_backup`` / ``apply_restore`` do the work and return
+:class:`~migrator.run.StageReport` s; ``verify_volume`` compares.
 Everything works headless (a Job beside a volume: ``python -m migrator volumes backup
 /data --store s3://... --name NS/PVC``, credentials from the environment).
 """
@@ -18,17 +19,19 @@ Everything works headless (a Job beside a volume: ``python -m migrator volumes b
 from __future__ import annotations
 
 from migrator.volumes.backup import BackupPlan
-from migrator.volumes.backup import apply as backup
+from migrator.volumes.backup import apply as apply_backup
 from migrator.volumes.backup import plan as plan_backup
 from migrator.volumes.manifest import PassInfo, list_passes, list_volumes
 from migrator.volumes.report import BackupReport, RestoreReport, VerifyReport
 from migrator.volumes.repository import Repository
 from migrator.volumes.restore import RestorePlan
-from migrator.volumes.restore import apply as restore
+from migrator.volumes.restore import apply as apply_restore
 from migrator.volumes.restore import plan as plan_restore
-from migrator.volumes.verify import verify
+from migrator.volumes.verify import verify as verify_volume
 
 __all__ = [
+    "apply_backup",
+    "apply_restore",
     "BackupPlan",
     "BackupReport",
     "PassInfo",
@@ -36,11 +39,9 @@ __all__ = [
     "RestorePlan",
     "RestoreReport",
     "VerifyReport",
-    "backup",
     "list_passes",
     "list_volumes",
     "plan_backup",
     "plan_restore",
-    "restore",
-    "verify",
+    "verify_volume",
 ]

@@ -237,8 +237,9 @@ def apply(
     returns, partial if some files could not be read)."""
     started = time.monotonic()
     repo = Repository.open(plan.store, plan.key, create=True)
+    passes = list_passes(repo.store, plan.name)
     previous, interrupted = _bases(repo, plan.name)
-    pass_id = new_pass_id()
+    pass_id = new_pass_id(passes[-1].pass_id if passes else None)
     report = BackupReport(
         plan.name,
         pass_id,

@@ -1,7 +1,8 @@
 """Per-volume manifests: what one pass found, written as it goes, committed last.
 
 A pass over volume NAME lives under ``volumes/manifests/NAME/PASS/`` (PASS is the UTC start
-time and a random suffix, so passes sort by time)::
+time to the microsecond and a random suffix, after every earlier pass: passes sort by
+time)::
 
     part-00000.jsonl.zst      entries (:mod:`.entries`), JSON lines, zstd; ``.enc`` when
     part-00001.jsonl.zst      sealed with the key. A part is written when it holds
@@ -21,7 +22,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import zstandard
@@ -37,7 +38,8 @@ PART_ENTRIES = 20_000
 PART_BYTES = 8 * 1024 * 1024
 PART_SECONDS = 30.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}(/[A-Za-z0-9][A-Za-z0-9._-]{0,252})*$")
-_PASS = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+_PASS = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}$")
+_PASS_TIME = "%Y%m%dT%H%M%S.%fZ"
 
 
 def check_name(name: str) -> str:
@@ -51,8 +53,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def new_pass_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + new_id(3)
+def new_pass_id(after: str | None = None) -> str:
+    """A pass id that sorts after ``after`` (the newest pass there is), even when this
+    machine's clock is behind the one that wrote it (movers run on many nodes)."""
+    now = datetime.now(UTC)
+    if after is not None:
+        last = datetime.strptime(after.partition("Z")[0] + "Z", _PASS_TIME).replace(tzinfo=UTC)
+        now = max(now, last + timedelta(microseconds=1))
+    return now.strftime(_PASS_TIME) + "-" + new_id(3)
 
 
 def pass_prefix(name: str, pass_id: str) -> str:

@@ -141,7 +141,9 @@ class Repository:
         self.config = config
         self.key = key
         self.secret = _secret(config, key)
-        self.seed = int.from_bytes(blake3.blake3(b"chunker", key=self.secret).digest(8)) | 1
+        # FastCDC XORs its gear table with the seed (and shifts it left by one: 62 bits).
+        seed = int.from_bytes(blake3.blake3(b"chunker", key=self.secret).digest(8))
+        self.seed = (seed >> 2) | 1
         chunker = config["chunker"]
         self.chunk_min = int(chunker["min"])
         self.chunk_avg = int(chunker["avg"])
