@@ -28,14 +28,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from migrator import __version__
-from migrator.errors import ConfigError, StoreKeyNotFound
+from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound
+from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
+from migrator.volumes import scan as scan_module
 from migrator.volumes.entries import (
     DIR,
     FILE,
@@ -43,6 +46,7 @@ from migrator.volumes.entries import (
     SPECIAL,
     SYMLINK,
     Entry,
+    Ref,
     entry_path,
     path_key,
     put_path,
@@ -63,6 +67,7 @@ from migrator.volumes.manifest import (
 from migrator.volumes.packs import PackWriter
 from migrator.volumes.report import BackupReport
 from migrator.volumes.repository import ChunkIndex, Location, Repository
+from migrator.volumes.scan import BATCH_ENTRIES, ContentKey, Scanned, walk_names
 
 # Entries waiting for their file to be read, beyond the workers' own: how far the walk may
 # run ahead of the oldest file still being read.
@@ -201,7 +206,7 @@ class _Sink:
         where = self.index.get(chunk_id)
         if where is not None:
             return where
-        return self.packs.add(chunk_id, self.repo.encode_chunk(data), len(data))
+        return self.packs.add(chunk_id, self.repo.codec.encode_chunk(data), len(data))
 
 
 class _Meter:
@@ -231,33 +236,212 @@ class _Meter:
 
 
 def apply(
-    plan: BackupPlan, *, workers: int = 4, uploads: int = 4, progress: Progress | None = None
+    plan: BackupPlan,
+    *,
+    workers: int = 4,
+    uploads: int = 4,
+    processes: int | None = None,
+    progress: Progress | None = None,
 ) -> BackupReport:
     """Run the pass ``plan`` describes; returns its report (the pass is complete when this
-    returns, partial if some files could not be read)."""
-    started = time.monotonic()
+    returns, partial if some files could not be read). ``processes`` scan and read small
+    files (default: one per core; 0: in this process), ``workers`` threads stream large
+    files, ``uploads`` packs are stored at a time."""
     repo = Repository.open(plan.store, plan.key, create=True)
-    passes = list_passes(repo.store, plan.name)
-    previous, interrupted = _bases(repo, plan.name)
-    pass_id = new_pass_id(passes[-1].pass_id if passes else None)
-    report = BackupReport(
-        plan.name,
-        pass_id,
-        previous=previous.pass_id if previous else None,
-        resumed_from=interrupted.pass_id if interrupted else None,
-    )
-    index = repo.load_index()
-    meter = _Meter(progress, plan)
-    packs = PackWriter(repo, index, pass_id, uploads=uploads)
-    writer = ManifestWriter(repo, plan.name, pass_id)
-    chunker = Chunker(repo)
-    sink = _Sink(repo, index, packs)
-    pending: deque[tuple[Entry, Future[FileRead] | None]] = deque()
-    links: dict[tuple[int, int], bytes] = {}
-    old = _previous_entries(repo, previous, interrupted)
-    root = plan.source
+    count = default_processes() if processes is None else processes
+    pool = None
+    if count:  # before any thread of this pass exists (see run.processes)
+        pool = process_pool(
+            count,
+            preload=[scan_module.__name__],
+            initializer=scan_module.start_worker,
+            initargs=(repo.codec.params(),),
+        )
+    try:
+        report = _Pass(plan, repo, pool, max(count, 1), workers, uploads, progress).run()
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    return report
 
-    def emit(entry: Entry, future: Future[FileRead] | None) -> None:
+
+Batch = list[tuple[bytes, Entry | None, list[Ref] | None]]
+
+
+class _Pass:
+    """One backup pass: batches of paths to the scanners, entries out in order."""
+
+    def __init__(
+        self,
+        plan: BackupPlan,
+        repo: Repository,
+        pool: ProcessPoolExecutor | None,
+        lanes: int,
+        workers: int,
+        uploads: int,
+        progress: Progress | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.plan = plan
+        self.repo = repo
+        self.pool = pool
+        self.lanes = lanes
+        self.root = plan.source
+        passes = list_passes(repo.store, plan.name)
+        self.previous, self.interrupted = _bases(repo, plan.name)
+        self.pass_id = new_pass_id(passes[-1].pass_id if passes else None)
+        self.report = BackupReport(
+            plan.name,
+            self.pass_id,
+            previous=self.previous.pass_id if self.previous else None,
+            resumed_from=self.interrupted.pass_id if self.interrupted else None,
+        )
+        self.index = repo.load_index()
+        self.meter = _Meter(progress, plan)
+        self.packs = PackWriter(repo, self.index, self.pass_id, uploads=uploads)
+        self.writer = ManifestWriter(repo, plan.name, self.pass_id)
+        self.chunker = Chunker(repo.codec)
+        self.sink = _Sink(repo, self.index, self.packs)
+        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
+        self.workers = workers
+        self.pending: deque[tuple[Entry, Future[FileRead] | None]] = deque()
+        self.links: dict[tuple[int, int], bytes] = {}
+
+    def run(self) -> BackupReport:
+        report = self.report
+        inflight: deque[tuple[Batch, Future[list[Scanned]]]] = deque()
+        old = _previous_entries(self.repo, self.previous, self.interrupted)
+        batch: Batch = []
+        keys: list[tuple[bytes, ContentKey | None]] = []
+        try:
+            for rel in walk_names(self.root, report.warnings.add):
+                previous = old.find(rel)
+                refs = _reusable(previous, self.index)
+                batch.append((rel, previous, refs))
+                keys.append(
+                    (
+                        rel,
+                        None
+                        if refs is None or previous is None
+                        else (previous["s"], previous["mt"], *previous["n"]),
+                    )
+                )
+                if len(batch) >= BATCH_ENTRIES:
+                    inflight.append((batch, self._scan(keys)))
+                    batch, keys = [], []
+                while inflight and (inflight[0][1].done() or len(inflight) > 2 * self.lanes):
+                    self._take(*inflight.popleft())
+            if batch:
+                inflight.append((batch, self._scan(keys)))
+            while inflight:
+                self._take(*inflight.popleft())
+            while self.pending:
+                self._emit(*self.pending.popleft())
+            self.packs.close()
+        except BaseException:
+            self.readers.shutdown(wait=False, cancel_futures=True)
+            self.packs.abort()
+            raise
+        self.readers.shutdown()
+        return self._commit()
+
+    def _scan(self, keys: list[tuple[bytes, ContentKey | None]]) -> Future[list[Scanned]]:
+        if self.pool is not None:
+            return self.pool.submit(scan_module.scan_in_worker, self.root, keys)
+        done: Future[list[Scanned]] = Future()
+        done.set_result(scan_module.scan(self.chunker, self.root, keys))
+        return done
+
+    def _take(self, batch: Batch, future: Future[list[Scanned]]) -> None:
+        """Turn a scanned batch into entries (in order), reading large files in threads."""
+        try:
+            results = future.result()
+        except BrokenProcessPool as err:
+            raise MigratorError(
+                "a volume scanner process died (was it killed, or out of memory?)",
+                hint="run the same backup again: it resumes; --processes 0 keeps the work in "
+                "one process",
+            ) from err
+        for (rel, previous, refs), scanned in zip(batch, results, strict=True):
+            entry = self._entry(rel, previous, refs, scanned)
+            if entry is not None:
+                self.pending.append(entry)
+            while self.pending and (
+                self.pending[0][1] is None
+                or self.pending[0][1].done()
+                or len(self.pending) > self.workers + _AHEAD
+            ):
+                self._emit(*self.pending.popleft())
+
+    def _entry(
+        self, rel: bytes, previous: Entry | None, refs: list[Ref] | None, scanned: Scanned
+    ) -> tuple[Entry, Future[FileRead] | None] | None:
+        report = self.report
+        if scanned.gone:
+            report.warnings.add(rel, "vanished during the pass")
+            return None
+        if scanned.error is not None or scanned.stat is None:
+            report.failures.add(rel, f"cannot read: {scanned.error}")
+            return None
+        mode, uid, gid, mtime, atime, size, ino, ctime, nlink, dev, rdev = scanned.stat
+        entry: Entry = {}
+        put_path(entry, "p", rel)
+        entry.update(t=DIR, m=stat.S_IMODE(mode), u=uid, g=gid, mt=mtime, at=atime)
+        kind = stat.S_IFMT(mode)
+        if kind == stat.S_IFDIR:
+            report.dirs += 1
+        elif kind == stat.S_IFLNK:
+            entry["t"] = SYMLINK
+            put_path(entry, "l", scanned.link or b"")
+            report.symlinks += 1
+        elif kind == stat.S_IFSOCK:
+            report.warnings.add(rel, "a socket: not copied (a program makes it again)")
+            return None
+        elif kind != stat.S_IFREG:
+            entry.update(t=SPECIAL, r=rdev, k=kind)
+            report.specials += 1
+        elif nlink > 1 and self.links.setdefault((dev, ino), rel) != rel:
+            entry["t"] = HARDLINK
+            put_path(entry, "h", self.links[(dev, ino)])
+            report.hardlinks += 1
+        else:
+            entry.update(t=FILE, s=size, n=[ino, ctime])
+            if scanned.unchanged and previous is not None and refs is not None:
+                entry["c"] = refs
+                if "x" in previous:
+                    entry["x"] = previous["x"]
+                report.files_reused += 1
+            elif scanned.read is not None:
+                self._adopt(rel, entry, scanned)
+            else:
+                return entry, self.readers.submit(
+                    read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
+                )
+        return entry, None
+
+    def _adopt(self, rel: bytes, entry: Entry, scanned: Scanned) -> None:
+        """A small file a scanner read: keep its chunks the store lacks."""
+        got = scanned.read
+        assert got is not None
+        for ref in got.refs:
+            chunk_id, raw, stored = scanned.blobs[int(ref[2])]
+            where = self.packs.add(chunk_id, stored, raw)
+            ref[1:] = [where.pack, where.offset, where.length, where.raw]
+        self._read(rel, entry, got)
+        self.meter.add_bytes(got.bytes_read)
+
+    def _read(self, rel: bytes, entry: Entry, got: FileRead) -> None:
+        _fill(entry, got)
+        self.report.files_read += 1
+        self.report.bytes_read += got.bytes_read
+        if got.changed:
+            self.report.warnings.add(rel, "changed while it was read: the next pass reads it again")
+
+    def _emit(self, entry: Entry, future: Future[FileRead] | None) -> None:
+        report = self.report
         if future is not None:
             path = entry_path(entry)
             try:
@@ -268,133 +452,60 @@ def apply(
             except OSError as err:
                 report.failures.add(path, f"cannot read: {err.strerror or err}")
                 return
-            _fill(entry, got)
-            report.files_read += 1
-            report.bytes_read += got.bytes_read
-            if got.changed:
-                report.warnings.add(path, "changed while it was read: the next pass reads it again")
+            self._read(path, entry, got)
         if entry["t"] == FILE:
             report.files += 1
             report.bytes_total += entry["s"]
-            meter.add_file()
-        writer.add(entry)
+            self.meter.add_file()
+        self.writer.add(entry)
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
-    try:
-        for rel, st in walk(root, report.warnings.add):
-            entry = _entry(rel, st)
-            future = None
-            kind = stat.S_IFMT(st.st_mode)
-            if kind == stat.S_IFDIR:
-                report.dirs += 1
-            elif kind == stat.S_IFLNK:
-                try:
-                    target = os.readlink(join(root, rel))
-                except FileNotFoundError:
-                    report.warnings.add(rel, "vanished during the pass")
-                    continue
-                entry["t"] = SYMLINK
-                put_path(entry, "l", target)
-                report.symlinks += 1
-            elif kind == stat.S_IFREG:
-                first = None
-                if st.st_nlink > 1:
-                    first = links.setdefault((st.st_dev, st.st_ino), rel)
-                if first is not None and first != rel:
-                    entry["t"] = HARDLINK
-                    put_path(entry, "h", first)
-                    report.hardlinks += 1
-                else:
-                    entry.update(t=FILE, s=st.st_size, n=[st.st_ino, st.st_ctime_ns])
-                    if not _reuse(entry, old.find(rel), st, index):
-                        future = pool.submit(
-                            read_file, chunker, join(root, rel), sink, meter.add_bytes
-                        )
-                    else:
-                        report.files_reused += 1
-            elif kind == stat.S_IFSOCK:
-                report.warnings.add(rel, "a socket: not copied (a program makes it again)")
-                continue
-            else:
-                entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
-                report.specials += 1
-            pending.append((entry, future))
-            while pending and (
-                pending[0][1] is None or pending[0][1].done() or len(pending) > workers + _AHEAD
-            ):
-                emit(*pending.popleft())
-        while pending:
-            emit(*pending.popleft())
-        packs.close()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        packs.abort()
-        raise
-    pool.shutdown()
-    report.bytes_uploaded, report.packs, report.chunks_new = (
-        packs.bytes_uploaded,
-        packs.packs,
-        packs.chunks_new,
-    )
-    report.seconds = time.monotonic() - started
-    writer.commit(
-        {
-            "format": 1,
-            "name": plan.name,
-            "pass": pass_id,
-            "previous": report.previous,
-            "resumedFrom": report.resumed_from,
-            "source": os.fsdecode(root),
-            "tool": f"migrator {__version__}",
-            "host": os.uname().nodename,
-            "completedAt": datetime.now(UTC).isoformat(timespec="seconds"),
-            "encryption": repo.config.get("encryption"),
-            "files": report.files,
-            "bytes": report.bytes_total,
-            "bytesUploaded": report.bytes_uploaded,
-            "warnings": report.warnings.count,
-            "problems": report.failures.count,
-        }
-    )
-    # Interrupted passes before this one are superseded: it holds all they did.
-    for info in list_passes(repo.store, plan.name):
-        if not info.complete and info.pass_id < pass_id:
-            delete_pass(repo, plan.name, info.pass_id)
-    return report
+    def _commit(self) -> BackupReport:
+        report, repo, plan = self.report, self.repo, self.plan
+        report.bytes_uploaded, report.packs, report.chunks_new = (
+            self.packs.bytes_uploaded,
+            self.packs.packs,
+            self.packs.chunks_new,
+        )
+        report.seconds = time.monotonic() - self.started
+        self.writer.commit(
+            {
+                "format": 1,
+                "name": plan.name,
+                "pass": self.pass_id,
+                "previous": report.previous,
+                "resumedFrom": report.resumed_from,
+                "source": os.fsdecode(self.root),
+                "tool": f"migrator {__version__}",
+                "host": os.uname().nodename,
+                "completedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+                "encryption": repo.config.get("encryption"),
+                "files": report.files,
+                "bytes": report.bytes_total,
+                "bytesUploaded": report.bytes_uploaded,
+                "warnings": report.warnings.count,
+                "problems": report.failures.count,
+            }
+        )
+        # Interrupted passes before this one are superseded: it holds all they did.
+        for info in list_passes(repo.store, plan.name):
+            if not info.complete and info.pass_id < self.pass_id:
+                delete_pass(repo, plan.name, info.pass_id)
+        return report
 
 
-def _entry(rel: bytes, st: os.stat_result) -> Entry:
-    """The metadata every entry has."""
-    entry: Entry = {}
-    put_path(entry, "p", rel)
-    entry.update(
-        t=DIR,
-        m=stat.S_IMODE(st.st_mode),
-        u=st.st_uid,
-        g=st.st_gid,
-        mt=st.st_mtime_ns,
-        at=st.st_atime_ns,
-    )
-    return entry
-
-
-def _reuse(entry: Entry, old: Entry | None, st: os.stat_result, index: ChunkIndex) -> bool:
-    """Take the previous entry's chunks if the file did not change and the store holds every
-    chunk (from the index: an interrupted pass may name chunks whose pack never finished)."""
-    if old is None or not same_content_key(
-        old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-    ):
-        return False
+def _reusable(previous: Entry | None, index: ChunkIndex) -> list[Ref] | None:
+    """The previous entry's chunks, at their current locations, if it may be reused (a file
+    not read while changing) and the store holds every chunk (an interrupted pass may name
+    chunks whose pack never finished)."""
+    if previous is None or previous.get("t") != FILE or previous.get("v"):
+        return None
     refs = []
-    for ref in old.get("c", []):
+    for ref in previous.get("c", []):
         where = index.get(bytes.fromhex(ref[0]))
         if where is None:
-            return False
+            return None
         refs.append([ref[0], where.pack, where.offset, where.length, where.raw])
-    entry["c"] = refs
-    if "x" in old:
-        entry["x"] = old["x"]
-    return True
+    return refs
 
 
 def _fill(entry: Entry, got: FileRead) -> None:

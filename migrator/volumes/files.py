@@ -15,17 +15,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyfastcdc import FastCDC
 
-from migrator.volumes.repository import Location, Repository
+from migrator.volumes.repository import ChunkCodec, Location
 
 # A file modified this close to the moment it is read may change again within the same
 # timestamp tick without its mtime moving: it is marked to be read again by the next pass
 # (git's "racily clean" files).
 RACY_NS = 2_000_000_000
-_BLOCK = 16 * 1024 * 1024
+_BLOCK = 8 * 1024 * 1024
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 Warn = Callable[[bytes, str], None]
@@ -92,7 +92,7 @@ def data_extents(fd: int, size: int) -> list[tuple[int, int]]:
 class FileRead:
     """What reading one file gave: its chunks, where its data is, and whether it moved."""
 
-    refs: list[list[object]] = field(default_factory=list)
+    refs: list[list[Any]] = field(default_factory=list)
     extents: list[tuple[int, int]] = field(default_factory=list)
     size: int = 0
     bytes_read: int = 0
@@ -114,27 +114,32 @@ class Chunker:
     """Cuts files into chunks with the repository's FastCDC parameters and seed; one
     FastCDC object per thread (they are not thread-safe)."""
 
-    def __init__(self, repo: Repository) -> None:
-        self.repo = repo
+    def __init__(self, codec: ChunkCodec) -> None:
+        self.codec = codec
         self._local = threading.local()
 
     def _cdc(self) -> FastCDC:
         cdc = getattr(self._local, "cdc", None)
         if cdc is None:
-            repo = self.repo
+            codec = self.codec
             cdc = self._local.cdc = FastCDC(
-                repo.chunk_avg,
-                min_size=repo.chunk_min,
-                max_size=repo.chunk_max,
+                codec.chunk_avg,
+                min_size=codec.chunk_min,
+                max_size=codec.chunk_max,
                 normalized_chunking=1,
-                seed=repo.seed,
+                seed=codec.seed,
             )
         return cdc
 
     def cut(self, fd: int, offset: int, length: int, each: Callable[[memoryview], None]) -> int:
         """Cut ``length`` bytes at ``offset`` of ``fd`` into chunks, calling ``each`` for every
         chunk in order; returns the bytes read (less if the file shrank meanwhile). Holds at
-        most one 16 MiB block plus the tail of a chunk in memory."""
+        most one 8 MiB block plus the tail of a chunk in memory."""
+        if length <= self.codec.chunk_min:  # one chunk, whatever FastCDC would say
+            data = os.pread(fd, length, offset)
+            if data:
+                each(memoryview(data))
+            return len(data)
         cdc = self._cdc()
         carry = b""
         done = 0
@@ -172,10 +177,10 @@ def read_file(
     """Read a regular file through its data extents; ``sink`` keeps each chunk (or finds it
     kept) and gives its location. Raises FileNotFoundError if it vanished."""
     result = FileRead()
-    repo = chunker.repo
+    codec = chunker.codec
 
     def each(data: memoryview) -> None:
-        chunk_id = repo.chunk_id(data)
+        chunk_id = codec.chunk_id(data)
         where = sink.locate(chunk_id, data)
         result.refs.append([chunk_id.hex(), where.pack, where.offset, where.length, where.raw])
         if on_bytes is not None:
@@ -188,7 +193,12 @@ def read_file(
             raise FileNotFoundError(errno.ENOENT, "no longer a regular file", path)
         started = time.time_ns()
         result.size = before.st_size
-        for offset, length in data_extents(fd, before.st_size):
+        # A file with as many blocks as bytes has no hole: no need to look for one.
+        dense = before.st_blocks * 512 >= before.st_size
+        extents = [(0, before.st_size)] if dense else data_extents(fd, before.st_size)
+        for offset, length in extents:
+            if not length:
+                continue
             got = chunker.cut(fd, offset, length, each)
             if got:
                 result.extents.append((offset, got))

@@ -114,13 +114,14 @@ class PackWriter:
         self._futures = [f for f in self._futures if not f.done()]
         self._slots.acquire()
         try:
-            self._futures.append(self._pool.submit(self._upload, pack, buffer, chunks))
+            self._futures.append(self._pool.submit(self._upload, pack, [buffer], chunks))
         except BaseException:
             self._slots.release()
             raise
 
-    def _upload(self, pack: str, buffer: bytearray, chunks: list[list[Any]]) -> None:
+    def _upload(self, pack: str, holder: list[bytearray], chunks: list[list[Any]]) -> None:
         try:
+            buffer = holder.pop()  # the only reference: freed as soon as it is sealed
             doc = {"pack": pack, "size": len(buffer), "chunks": chunks}
             trailer = jsoncodec.dumps(doc)
             buffer += trailer + len(trailer).to_bytes(8, "big") + TRAILER_MAGIC

@@ -132,6 +132,71 @@ class ChunkIndex:
             self.add(bytes.fromhex(chunk_id), Location(pack, offset, length, raw))
 
 
+class ChunkCodec:
+    """What names and encodes chunks: the keyed hash, the chunker's parameters and seed,
+    zstd. Built from plain values, so worker processes make their own."""
+
+    def __init__(self, secret: bytes, chunk_min: int, chunk_avg: int, chunk_max: int) -> None:
+        self.secret = secret
+        # FastCDC XORs its gear table with the seed (and shifts it left by one: 62 bits).
+        seed = int.from_bytes(blake3.blake3(b"chunker", key=secret).digest(8))
+        self.seed = (seed >> 2) | 1
+        self.chunk_min, self.chunk_avg, self.chunk_max = chunk_min, chunk_avg, chunk_max
+        self._local = threading.local()
+
+    def params(self) -> tuple[bytes, int, int, int]:
+        """What rebuilds this codec elsewhere: ``ChunkCodec(*codec.params())``."""
+        return self.secret, self.chunk_min, self.chunk_avg, self.chunk_max
+
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """The keyed 128-bit id of a chunk."""
+        return blake3.blake3(data, key=self.secret).digest(ID_BYTES)
+
+    def encode_chunk(self, data: bytes | memoryview) -> bytes:
+        """The stored form of a chunk: zstd if that pays, else raw, behind a codec byte."""
+        compressor = self._compressor()
+        if len(data) > _PROBE:
+            probe = compressor.compress(data[:_PROBE])
+            if len(probe) > _PROBE * 0.95:
+                return bytes([_RAW]) + bytes(data)
+        packed = compressor.compress(data)
+        if len(packed) >= len(data):
+            return bytes([_RAW]) + bytes(data)
+        return bytes([_ZSTD]) + packed
+
+    def decode_chunk(
+        self, stored: bytes | memoryview, chunk_id: bytes, raw: int, where: str
+    ) -> bytes:
+        """The chunk a stored form holds, checked against its id and length."""
+        codec = stored[0]
+        if codec == _RAW:
+            data = bytes(stored[1:])
+        elif codec == _ZSTD:
+            try:
+                data = zstandard.ZstdDecompressor().decompress(stored[1:], max_output_size=raw)
+            except zstandard.ZstdError as err:
+                raise SnapshotCorrupt(
+                    f"chunk {chunk_id.hex()} in {where} does not decompress: {err}", part=where
+                ) from err
+        else:
+            raise SnapshotCorrupt(
+                f"chunk {chunk_id.hex()} in {where} has an unknown codec {codec}", part=where
+            )
+        if len(data) != raw or self.chunk_id(data) != chunk_id:
+            raise SnapshotCorrupt(
+                f"chunk {chunk_id.hex()} in {where} does not match its id: the pack was "
+                "modified or damaged",
+                part=where,
+            )
+        return data
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = self._local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return compressor
+
+
 class Repository:
     """The volumes' chunk store in ``store``: chunk ids, (de)compression, encryption, packs,
     index documents and manifest parts."""
@@ -140,15 +205,10 @@ class Repository:
         self.store = store
         self.config = config
         self.key = key
-        self.secret = _secret(config, key)
-        # FastCDC XORs its gear table with the seed (and shifts it left by one: 62 bits).
-        seed = int.from_bytes(blake3.blake3(b"chunker", key=self.secret).digest(8))
-        self.seed = (seed >> 2) | 1
         chunker = config["chunker"]
-        self.chunk_min = int(chunker["min"])
-        self.chunk_avg = int(chunker["avg"])
-        self.chunk_max = int(chunker["max"])
-        self._local = threading.local()
+        self.codec = ChunkCodec(
+            _secret(config, key), int(chunker["min"]), int(chunker["avg"]), int(chunker["max"])
+        )
 
     # -- opening -------------------------------------------------------------------------
 
@@ -199,56 +259,6 @@ class Repository:
     @property
     def encrypted(self) -> bool:
         return bool(self.config.get("encryption"))
-
-    # -- chunks --------------------------------------------------------------------------
-
-    def chunk_id(self, data: bytes | memoryview) -> bytes:
-        """The keyed 128-bit id of a chunk."""
-        return blake3.blake3(data, key=self.secret).digest(ID_BYTES)
-
-    def encode_chunk(self, data: bytes | memoryview) -> bytes:
-        """The stored form of a chunk: zstd if that pays, else raw, behind a codec byte."""
-        compressor = self._compressor()
-        if len(data) > _PROBE:
-            probe = compressor.compress(data[:_PROBE])
-            if len(probe) > _PROBE * 0.95:
-                return bytes([_RAW]) + bytes(data)
-        packed = compressor.compress(data)
-        if len(packed) >= len(data):
-            return bytes([_RAW]) + bytes(data)
-        return bytes([_ZSTD]) + packed
-
-    def decode_chunk(
-        self, stored: bytes | memoryview, chunk_id: bytes, raw: int, where: str
-    ) -> bytes:
-        """The chunk a stored form holds, checked against its id and length."""
-        codec = stored[0]
-        if codec == _RAW:
-            data = bytes(stored[1:])
-        elif codec == _ZSTD:
-            try:
-                data = zstandard.ZstdDecompressor().decompress(stored[1:], max_output_size=raw)
-            except zstandard.ZstdError as err:
-                raise SnapshotCorrupt(
-                    f"chunk {chunk_id.hex()} in {where} does not decompress: {err}", part=where
-                ) from err
-        else:
-            raise SnapshotCorrupt(
-                f"chunk {chunk_id.hex()} in {where} has an unknown codec {codec}", part=where
-            )
-        if len(data) != raw or self.chunk_id(data) != chunk_id:
-            raise SnapshotCorrupt(
-                f"chunk {chunk_id.hex()} in {where} does not match its id: the pack was "
-                "modified or damaged",
-                part=where,
-            )
-        return data
-
-    def _compressor(self) -> zstandard.ZstdCompressor:
-        compressor = getattr(self._local, "compressor", None)
-        if compressor is None:
-            compressor = self._local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        return compressor
 
     # -- sealed objects: packs, indexes, manifest parts ----------------------------------
 

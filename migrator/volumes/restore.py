@@ -414,7 +414,9 @@ class _Restorer:
         try:
             for _item, offset, ref in chunks:
                 stored = view[int(ref[2]) : int(ref[2]) + int(ref[3])]
-                data = self.repo.decode_chunk(stored, bytes.fromhex(ref[0]), int(ref[4]), where)
+                data = self.repo.codec.decode_chunk(
+                    stored, bytes.fromhex(ref[0]), int(ref[4]), where
+                )
                 os.pwrite(fd, data, offset)
                 written += len(data)
             with self.lock:

@@ -57,7 +57,7 @@ def verify(
     info = latest_complete(repo, name, pass_id)
     root = os.fsencode(os.path.abspath(directory))
     report = VerifyReport(name, info.pass_id, os.fsdecode(root))
-    chunker = Chunker(repo)
+    chunker = Chunker(repo.codec)
     tree = walk(root, lambda rel, why: None)
     here = next(tree, None)  # the walk's current (path, lstat)
     pending: list[tuple[bytes, Future[str | None]]] = []
@@ -133,7 +133,7 @@ def _compare_metadata(root: bytes, rel: bytes, entry: Entry, st: os.stat_result)
 
 def _compare_content(chunker: Chunker, path: bytes, entry: Entry) -> str | None:
     """None if the file holds exactly the manifest's bytes, else what differs."""
-    repo = chunker.repo
+    codec = chunker.codec
     refs: list[Any] = entry.get("c", [])
     found: list[tuple[str, int]] = []
     extents = extents_of(entry)
@@ -144,7 +144,7 @@ def _compare_content(chunker: Chunker, path: bytes, entry: Entry) -> str | None:
                 fd,
                 offset,
                 length,
-                lambda data: found.append((repo.chunk_id(data).hex(), len(data))),
+                lambda data: found.append((codec.chunk_id(data).hex(), len(data))),
             )
         if found != [(ref[0], ref[4]) for ref in refs]:
             return "content differs"

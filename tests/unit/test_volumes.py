@@ -13,6 +13,7 @@ from migrator import jsoncodec, volumes
 from migrator.errors import ConfigError, DecryptionError, UnsafeEntry, VolumeNotFound
 from migrator.store import LocalStore
 from migrator.volumes import backup as backup_module
+from migrator.volumes import scan as scan_module
 from migrator.volumes.entries import get_path, put_path
 from migrator.volumes.files import Chunker
 from migrator.volumes.manifest import list_passes, pass_prefix, read_entries
@@ -125,8 +126,9 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
         return got
 
     monkeypatch.setattr(backup_module, "read_file", read_file)
+    monkeypatch.setattr(scan_module, "read_file", read_file)
     monkeypatch.setattr(Chunker, "cut", cut)
-    report = backup(store, source)
+    report = backup(store, source, processes=0)  # the patches live in this process
     monkeypatch.undo()
     assert not report.partial
     warned = {w.what: w.error for w in report.warnings.items}
@@ -259,22 +261,25 @@ def test_encrypted_store_refuses_a_wrong_or_missing_key(store, tmp_path: Path):
 def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
         store, tmp_path: Path, monkeypatch, settled):
     source = tmp_path / "src"
-    make_rich_tree(source, big=30 * MiB)
+    make_rich_tree(source, big=3 * MiB)
     real_read = backup_module.read_file
     calls = []
 
     def dying_read(chunker, path, sink, on_bytes=None):
         calls.append(path)
-        if len(calls) == 150:
-            raise KeyboardInterrupt  # the process dies here
+        if len(calls) >= 120 and any(store.list("volumes/manifests/")):
+            raise KeyboardInterrupt  # the process dies here, some checkpoints written
         return real_read(chunker, path, sink, on_bytes)
 
     monkeypatch.setattr(backup_module, "read_file", dying_read)
+    monkeypatch.setattr(scan_module, "read_file", dying_read)
     monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 20)  # frequent checkpoints
     monkeypatch.setattr("migrator.volumes.packs.PACK_TARGET", 64 * 1024)  # and packs
+    monkeypatch.setattr(backup_module, "BATCH_ENTRIES", 16)
     with pytest.raises(KeyboardInterrupt):
-        backup(store, source, workers=1)
+        backup(store, source, workers=1, processes=0)
     monkeypatch.setattr(backup_module, "read_file", real_read)
+    monkeypatch.setattr(scan_module, "read_file", real_read)
     (interrupted,) = list_passes(store, "ns/data")
     assert not interrupted.complete
     with pytest.raises(VolumeNotFound):
