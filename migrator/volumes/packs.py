@@ -23,6 +23,7 @@ from migrator.volumes.repository import (
     ChunkIndex,
     Location,
     Repository,
+    Stored,
     new_id,
 )
 
@@ -68,15 +69,18 @@ class PackWriter:
         self._buffer = bytearray()
         self._chunks: list[list[Any]] = []
 
-    def add(self, chunk_id: bytes, stored: bytes, raw: int) -> Location:
-        """Store a chunk unless the repository has it; its location either way."""
+    def add(self, chunk_id: bytes, stored: Stored, raw: int) -> Location:
+        """Store a chunk (its codec byte and payload) unless the repository has it; its
+        location either way."""
         sealed: tuple[str, bytearray, list[list[Any]]] | None = None
         with self._lock:
             known = self.index.get(chunk_id)
             if known is not None:
                 return known
-            where = Location(self._pack, len(self._buffer), len(stored), raw)
-            self._buffer += stored
+            codec, payload = stored
+            where = Location(self._pack, len(self._buffer), 1 + len(payload), raw)
+            self._buffer.append(codec)
+            self._buffer += payload
             self._chunks.append([chunk_id.hex(), where.offset, where.length, raw])
             self.index.add(chunk_id, where)
             self.chunks_new += 1
@@ -126,7 +130,7 @@ class PackWriter:
             trailer = jsoncodec.dumps(doc)
             buffer += trailer + len(trailer).to_bytes(8, "big") + TRAILER_MAGIC
             key = self.repo.pack_key(pack)
-            blob = self.repo.seal(key, bytes(buffer))
+            blob = self.repo.seal(key, buffer)
             del buffer
             self.repo.store.put_bytes(key, blob)
             self.repo.put_doc(f"{PACK_INDEX}{pack}.idx", doc)

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import blake3
 import zstandard
@@ -69,6 +69,8 @@ ID_BYTES = 16
 _PROBE = 64 * KiB
 _RAW, _ZSTD = 0, 1
 _INDEX_FETCHERS = 8
+
+Stored = tuple[int, bytes | memoryview]  # codec byte, payload
 
 
 def new_id(nbytes: int = 12) -> str:
@@ -152,17 +154,18 @@ class ChunkCodec:
         """The keyed 128-bit id of a chunk."""
         return blake3.blake3(data, key=self.secret).digest(ID_BYTES)
 
-    def encode_chunk(self, data: bytes | memoryview) -> bytes:
-        """The stored form of a chunk: zstd if that pays, else raw, behind a codec byte."""
+    def encode_chunk(self, data: bytes | memoryview) -> Stored:
+        """The stored form of a chunk, as (codec byte, payload): zstd if that pays, else the
+        data itself (not copied: the pack copies it once, into its buffer)."""
         compressor = self._compressor()
         if len(data) > _PROBE:
             probe = compressor.compress(data[:_PROBE])
             if len(probe) > _PROBE * 0.95:
-                return bytes([_RAW]) + bytes(data)
+                return _RAW, data
         packed = compressor.compress(data)
         if len(packed) >= len(data):
-            return bytes([_RAW]) + bytes(data)
-        return bytes([_ZSTD]) + packed
+            return _RAW, data
+        return _ZSTD, packed
 
     def decode_chunk(
         self, stored: bytes | memoryview, chunk_id: bytes, raw: int, where: str
@@ -262,9 +265,12 @@ class Repository:
 
     # -- sealed objects: packs, indexes, manifest parts ----------------------------------
 
-    def seal(self, key: str, data: bytes) -> bytes:
+    def seal(self, key: str, data: bytes | bytearray) -> bytes:
         """``data`` as stored under ``key``: encrypted (bound to the key) when a key is in use."""
-        return crypto.encrypt(self.key, data, key) if self.key is not None else data
+        if self.key is None:
+            return bytes(data)
+        # AES-GCM reads any buffer: a pack's bytearray is not copied first.
+        return crypto.encrypt(self.key, cast(bytes, data), key)
 
     def unseal(self, key: str, blob: bytes) -> bytes:
         """What :meth:`seal` stored under ``key``; a blob that was changed fails here."""

@@ -29,6 +29,7 @@ in the target that the manifest does not hold are kept and listed, or removed wi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -70,6 +71,7 @@ from migrator.volumes.repository import Repository, new_id
 WINDOW_BYTES = 256 * 1024 * 1024
 WINDOW_ENTRIES = 20_000
 CACHED_PACKS = 4
+_FILES_PER_TASK = 64
 _SPECIAL_KINDS = {stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}
 _TYPES = {DIR, FILE, SYMLINK, HARDLINK, SPECIAL}
 _TEMP = re.compile(rb"^\.mgr-[0-9a-f]{8}-[0-9]+$")
@@ -287,6 +289,7 @@ class _Restorer:
         self.root = plan.target
         self.token = new_id(4)
         self.counter = 0
+        self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, bytes] = OrderedDict()
@@ -335,12 +338,26 @@ class _Restorer:
         return item
 
     def _finish(self, window: _Window) -> None:
-        """Fetch the window's packs and write their chunks; then what follows in order."""
-        futures = [
-            self.pool.submit(self._pack, pack, targets) for pack, targets in window.by_pack.items()
-        ]
-        for future in futures:
-            future.result()
+        """Fetch the window's packs, a few at a time, and write their chunks, files spread
+        over the pool (a pack of small files holds thousands); then what follows in order."""
+        packs = list(window.by_pack.items())
+        for start in range(0, len(packs), self.workers):
+            some = packs[start : start + self.workers]
+            fetched = [self.pool.submit(self._fetch_for, pack, targets) for pack, targets in some]
+            writes = []
+            for (pack, targets), future in zip(some, fetched, strict=True):
+                view = future.result()
+                if view is None:
+                    continue
+                by_file: dict[int, list[tuple[_File, int, list[Any]]]] = defaultdict(list)
+                for target in targets:
+                    by_file[id(target[0])].append(target)
+                files = list(by_file.values())
+                for first in range(0, len(files), _FILES_PER_TASK):
+                    group = files[first : first + _FILES_PER_TASK]
+                    writes.append(self.pool.submit(self._write_files, pack, view, group))
+            for write in writes:
+                write.result()
         for entry, item in window.entries:
             rel = entry_path(entry)
             try:
@@ -365,19 +382,22 @@ class _Restorer:
 
     # -- packs and files -------------------------------------------------------------
 
-    def _pack(self, pack: str, targets: list[tuple[_File, int, list[Any]]]) -> None:
+    def _fetch_for(
+        self, pack: str, targets: list[tuple[_File, int, list[Any]]]
+    ) -> memoryview | None:
+        """A pack's content, or None (its files marked failed) if it cannot be read."""
         try:
-            data = self._fetch(pack)
+            return memoryview(self._fetch(pack))
         except (SnapshotCorrupt, StoreKeyNotFound) as err:
             with self.lock:
                 for item, _offset, _ref in targets:
                     item.failed = str(err)
-            return
-        view = memoryview(data)
-        by_file: dict[int, list[tuple[_File, int, list[Any]]]] = defaultdict(list)
-        for target in targets:
-            by_file[id(target[0])].append(target)
-        for chunks in by_file.values():
+            return None
+
+    def _write_files(
+        self, pack: str, view: memoryview, files: list[list[tuple[_File, int, list[Any]]]]
+    ) -> None:
+        for chunks in files:
             item = chunks[0][0]
             try:
                 self._write(item, chunks, view, pack)
@@ -574,9 +594,20 @@ def apply(
         restorer.run()
     finally:
         restorer.pool.shutdown(wait=True, cancel_futures=True)
-    os.sync()  # the restore is durable when it returns
+    _sync(plan.target)  # the restore is durable when it returns
     report.seconds = time.monotonic() - started
     return report
+
+
+def _sync(path: bytes) -> None:
+    """Flush the file system that holds ``path`` to its disk (syncfs: not every other one
+    of the machine, as sync would)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def _sweep(repo: Repository, plan: RestorePlan, report: RestoreReport, delete: bool) -> None:

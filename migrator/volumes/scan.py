@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.volumes.files import Chunker, FileRead, join, read_file
-from migrator.volumes.repository import ChunkCodec, Location
+from migrator.volumes.repository import ChunkCodec, Location, Stored
 
 # A file up to this size is read by the worker that stats it; larger ones are streamed by
 # the pass's reader threads. A batch stops reading inline past BATCH_BYTES, so one batch
@@ -39,7 +39,7 @@ class Scanned:
     stat: tuple[int, ...] | None = None  # mode uid gid mtime atime size ino ctime nlink dev rdev
     link: bytes | None = None
     read: FileRead | None = None
-    blobs: list[tuple[bytes, int, bytes]] = field(default_factory=list)  # id, raw, stored
+    blobs: list[tuple[bytes, int, Stored]] = field(default_factory=list)  # id, raw, stored
     unchanged: bool = False
     large: bool = False  # left to the pass's reader threads
     gone: bool = False
@@ -54,7 +54,8 @@ class _Collect:
         self.scanned = scanned
 
     def locate(self, chunk_id: bytes, data: memoryview) -> Location:
-        self.scanned.blobs.append((chunk_id, len(data), self.codec.encode_chunk(data)))
+        codec, payload = self.codec.encode_chunk(data)
+        self.scanned.blobs.append((chunk_id, len(data), (codec, bytes(payload))))
         return Location("", len(self.scanned.blobs) - 1, 0, len(data))
 
 
