@@ -298,27 +298,31 @@ def _findings(console: Console, title: str, items: list[dict[str, str]], count: 
     )
 
 
+def _tree(d: dict[str, Any], size_key: str) -> tuple[str, str]:
+    """The row of a backup's or a restore's tree: files and their size, and the rest."""
+    return (
+        "files",
+        f"{d['files']:,} ({_size(d[size_key])}), {d['dirs']:,} dirs, "
+        f"{d['symlinks']:,} symlinks, {d['hardlinks']:,} hard links",
+    )
+
+
 def _render_backup(console: Console, report: BackupReport) -> None:
     d = report.to_dict()
+    read = (
+        f"{d['filesRead']:,} files, {_size(d['bytesRead'])} "
+        f"({d['filesReused']:,} unchanged files not read)"
+    )
+    uploaded = (
+        f"{_size(d['bytesUploaded'])} in {d['packs']:,} packs ({d['chunksNew']:,} new chunks)"
+    )
     render(
         console,
         f"Volume {report.name}: pass {report.pass_id}",
         [
-            (
-                "files",
-                f"{d['files']:,} ({_size(d['bytesTotal'])}), {d['dirs']:,} dirs, "
-                f"{d['symlinks']:,} symlinks, {d['hardlinks']:,} hard links",
-            ),
-            (
-                "read",
-                f"{d['filesRead']:,} files, {_size(d['bytesRead'])} "
-                f"({d['filesReused']:,} unchanged files not read)",
-            ),
-            (
-                "uploaded",
-                f"{_size(d['bytesUploaded'])} in {d['packs']:,} packs "
-                f"({d['chunksNew']:,} new chunks)",
-            ),
+            _tree(d, "bytesTotal"),
+            ("read", read),
+            ("uploaded", uploaded),
             ("previous", d["previous"] or "none (a full pass)"),
             ("resumed", d["resumedFrom"] or "no"),
             ("time", f"{d['seconds']:.1f} s"),
@@ -335,11 +339,7 @@ def _render_restore(console: Console, report: RestoreReport) -> None:
         console,
         f"Volume {report.name}: pass {report.pass_id} restored into {report.target}",
         [
-            (
-                "files",
-                f"{d['files']:,} ({_size(d['bytesWritten'])}), {d['dirs']:,} dirs, "
-                f"{d['symlinks']:,} symlinks, {d['hardlinks']:,} hard links",
-            ),
+            _tree(d, "bytesWritten"),
             ("downloaded", f"{_size(d['bytesDownloaded'])} in {d['packs']:,} packs"),
             ("deleted", f"{d['deleted']:,}"),
             ("time", f"{d['seconds']:.1f} s"),

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from migrator import __version__
@@ -89,7 +89,6 @@ class BackupPlan:
     bytes_total: int = 0
     files_to_read: int = 0
     bytes_to_read: int = 0
-    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -121,6 +121,16 @@ def latest_complete(repo: Repository, name: str, pass_id: str | None = None) -> 
     return passes[-1]
 
 
+def open_pass(
+    store: Store, name: str, key: bytes | None, pass_id: str | None = None
+) -> tuple[Repository, PassInfo]:
+    """The repository of ``store`` and the newest complete pass of volume ``name`` (or the
+    pass ``pass_id``): what a restore or a verify reads."""
+    check_name(name)
+    repo = Repository.open(store, key)
+    return repo, latest_complete(repo, name, pass_id)
+
+
 class ManifestWriter:
     """Writes one pass's entries part by part; :meth:`commit` writes the head last."""
 

@@ -37,18 +37,35 @@ class Findings:
 
 
 @dataclass
-class BackupReport(StageReport):
-    """One backup pass of one volume."""
+class _TreeCounts:
+    """What a backup and a restore both count: the pass, and the tree's entries by kind."""
 
     name: str
     pass_id: str
-    previous: str | None = None
-    resumed_from: str | None = None
     files: int = 0
     dirs: int = 0
     symlinks: int = 0
     hardlinks: int = 0
     specials: int = 0
+
+    def _counts(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pass": self.pass_id,
+            "files": self.files,
+            "dirs": self.dirs,
+            "symlinks": self.symlinks,
+            "hardlinks": self.hardlinks,
+            "specials": self.specials,
+        }
+
+
+@dataclass
+class BackupReport(_TreeCounts, StageReport):
+    """One backup pass of one volume."""
+
+    previous: str | None = None
+    resumed_from: str | None = None
     bytes_total: int = 0
     files_read: int = 0
     files_reused: int = 0
@@ -65,15 +82,9 @@ class BackupReport(StageReport):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "pass": self.pass_id,
+            **self._counts(),
             "previous": self.previous,
             "resumedFrom": self.resumed_from,
-            "files": self.files,
-            "dirs": self.dirs,
-            "symlinks": self.symlinks,
-            "hardlinks": self.hardlinks,
-            "specials": self.specials,
             "bytesTotal": self.bytes_total,
             "filesRead": self.files_read,
             "filesReused": self.files_reused,
@@ -91,17 +102,10 @@ class BackupReport(StageReport):
 
 
 @dataclass
-class RestoreReport(StageReport):
+class RestoreReport(_TreeCounts, StageReport):
     """One restore of one pass into a directory."""
 
-    name: str
-    pass_id: str
-    target: str
-    files: int = 0
-    dirs: int = 0
-    symlinks: int = 0
-    hardlinks: int = 0
-    specials: int = 0
+    target: str = ""
     bytes_written: int = 0
     bytes_downloaded: int = 0
     packs: int = 0
@@ -115,17 +119,12 @@ class RestoreReport(StageReport):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "pass": self.pass_id,
+            **self._counts(),
             "target": self.target,
-            "files": self.files,
-            "dirs": self.dirs,
-            "symlinks": self.symlinks,
-            "hardlinks": self.hardlinks,
-            "specials": self.specials,
             "bytesWritten": self.bytes_written,
             "bytesDownloaded": self.bytes_downloaded,
             "bytesRead": self.bytes_downloaded,
+            "bytesUploaded": 0,
             "packs": self.packs,
             "deleted": self.deleted,
             "kept": self.extra.to_list(),

@@ -58,13 +58,7 @@ from migrator.volumes.entries import (
     path_key,
 )
 from migrator.volumes.files import join, walk
-from migrator.volumes.manifest import (
-    PassInfo,
-    SortedEntries,
-    check_name,
-    latest_complete,
-    read_entries,
-)
+from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
 from migrator.volumes.report import RestoreReport
 from migrator.volumes.repository import Repository, new_id
 
@@ -114,9 +108,7 @@ def plan(
 ) -> RestorePlan:
     """Check the newest complete pass of ``name`` (or ``pass_id``) for a restore into
     ``target``; raises :class:`UnsafeEntry` at the first entry that could write outside."""
-    check_name(name)
-    repo = Repository.open(store, key)
-    info = latest_complete(repo, name, pass_id)
+    repo, info = open_pass(store, name, key, pass_id)
     result = RestorePlan(
         store, key, info, os.fsencode(os.path.abspath(target)), allow_outside_symlinks
     )
@@ -585,7 +577,7 @@ def apply(
     some files could not be restored)."""
     started = time.monotonic()
     repo = Repository.open(plan.store, plan.key)
-    report = RestoreReport(plan.info.name, plan.info.pass_id, os.fsdecode(plan.target))
+    report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
     os.makedirs(plan.target, exist_ok=True)
     if os.listdir(plan.target):
         _sweep(repo, plan, report, delete)

@@ -32,9 +32,8 @@ from migrator.volumes.entries import (
     path_key,
 )
 from migrator.volumes.files import Chunker, data_extents, join, open_for_reading, walk
-from migrator.volumes.manifest import check_name, latest_complete, read_entries
+from migrator.volumes.manifest import open_pass, read_entries
 from migrator.volumes.report import VerifyReport
-from migrator.volumes.repository import Repository
 
 _KINDS = {DIR: stat.S_IFDIR, FILE: stat.S_IFREG, SYMLINK: stat.S_IFLNK, HARDLINK: stat.S_IFREG}
 _AHEAD = 256
@@ -51,10 +50,8 @@ def verify(
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Compare ``directory`` with the newest complete pass of ``name`` (or ``pass_id``)."""
-    check_name(name)
     started = time.monotonic()
-    repo = Repository.open(store, key)
-    info = latest_complete(repo, name, pass_id)
+    repo, info = open_pass(store, name, key, pass_id)
     root = os.fsencode(os.path.abspath(directory))
     report = VerifyReport(name, info.pass_id, os.fsdecode(root))
     chunker = Chunker(repo.codec)
