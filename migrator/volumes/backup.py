@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from migrator import __version__
-from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound
+from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound, StoreNotFound
 from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
@@ -122,7 +122,7 @@ def plan(
         )
     try:
         repo: Repository | None = Repository.open(store, key)
-    except StoreKeyNotFound:  # no pass into this store yet
+    except (StoreKeyNotFound, StoreNotFound):  # no pass into this store yet (apply makes it)
         repo = None
     previous, interrupted = _bases(repo, name) if repo is not None else (None, None)
     result = BackupPlan(store, key, name, root, previous, interrupted)
@@ -148,7 +148,9 @@ def _count(self: BackupPlan, old: SortedEntries) -> None:
             entry, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
         ):
             self.files_to_read += 1
-            self.bytes_to_read += st.st_size
+            self.bytes_to_read += (
+                min(st.st_size, st.st_blocks * 512) or st.st_size
+            )  # data, not holes
     self.counted = True
 
 
