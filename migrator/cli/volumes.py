@@ -131,6 +131,11 @@ def backup_command(
     help="Restore symlinks that point out of the volume as they are (never followed).",
 )
 @_workers(8, "Packs fetched and written at the same time.")
+@click.option(
+    "--no-sync",
+    is_flag=True,
+    help="Do not flush the target's file system at the end (the kernel does it later).",
+)
 @click.option("--dry-run", is_flag=True, help="Check the manifest and count; write nothing.")
 @OUTPUT_OPTION
 def restore_command(
@@ -143,6 +148,7 @@ def restore_command(
     delete: bool,
     allow_outside_symlinks: bool,
     workers: int,
+    no_sync: bool,
     dry_run: bool,
     output: str,
 ) -> None:
@@ -168,7 +174,9 @@ def restore_command(
         return
     with contextlib.ExitStack() as stack:
         bars = progress_bars(stack, output, transfer=True)
-        report = mover.apply_restore(plan, workers=workers, delete=delete, progress=bars)
+        report = mover.apply_restore(
+            plan, workers=workers, delete=delete, sync=not no_sync, progress=bars
+        )
     show_report(report, output, _render_restore)
     if report.partial:
         raise PartialFailure(f"{report.failures.count} path(s) could not be restored")

@@ -133,8 +133,11 @@ class PackWriter:
             blob = self.repo.seal(key, buffer)
             del buffer
             self.repo.store.put_bytes(key, blob)
-            self.repo.put_doc(f"{PACK_INDEX}{pack}.idx", doc)
             with self._merge_lock:
+                # Under this pass's own folder, one per merge group: once merged, the group's
+                # single-pack documents go in one prefix deletion (batched on S3).
+                group = f"{PACK_INDEX}{self.pass_id}/{self._merged:05d}/"
+                self.repo.put_doc(f"{group}{pack}.idx", doc)
                 self.packs += 1
                 self.bytes_uploaded += len(blob)
                 self._unmerged.append(doc)

@@ -8,10 +8,10 @@ Layout under ``volumes/`` of the store (everything readable with ``migrator volu
     volumes/packs/<ab>/<pack id>.pack         pack objects: compressed chunks one after the
                                               other, then the pack's own index (a trailer),
                                               the whole encrypted when a key is in use
-    volumes/index/packs/<pack id>.idx         one finished pack's index (written right after
+    volumes/index/packs/<pass>/<n>/<pack>.idx one finished pack's index (written right after
                                               the pack: a pack without it is not finished)
-    volumes/index/<pass id>-<n>.idx           many packs' indexes, merged by the pass that
-                                              wrote them (fewer objects to read at start)
+    volumes/index/<pass id>-<n>.idx           the indexes of merge group n (256 packs) of a
+                                              pass, merged (fewer objects to read at start)
     volumes/manifests/<name>/<pass id>/...    one pass over one volume (:mod:`.manifest`)
 
 A chunk is named by a keyed hash: BLAKE3 keyed with the repository's 32-byte random secret,
@@ -32,7 +32,7 @@ import base64
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
@@ -313,15 +313,12 @@ class Repository:
                     index.add_pack_index(pack_doc)
         return index
 
-    def pack_index_keys(self) -> Iterator[str]:
-        return self.store.list(PACK_INDEX)
-
     def merge_pack_indexes(self, pass_id: str, number: int, docs: Sequence[dict[str, Any]]) -> None:
-        """Write the indexes of several finished packs as one document, then remove their
-        single-pack documents (whoever loads the index meanwhile sees both: no harm)."""
+        """Write the indexes of merge group ``number`` of a pass (finished packs) as one
+        document, then remove the group's single-pack documents in one prefix deletion,
+        batched on S3 (whoever loads the index meanwhile sees both: no harm)."""
         self.put_doc(f"{INDEX}{pass_id}-{number:05d}.idx", {"packs": list(docs)})
-        for doc in docs:
-            self.store.delete(f"{PACK_INDEX}{doc['pack']}.idx")
+        self.store.delete_prefix(f"{PACK_INDEX}{pass_id}/{number:05d}/")
 
 
 def _secret(config: dict[str, Any], key: bytes | None) -> bytes:

@@ -571,10 +571,16 @@ def _unlink(path: bytes) -> None:
 
 
 def apply(
-    plan: RestorePlan, *, workers: int = 8, delete: bool = False, progress: Progress | None = None
+    plan: RestorePlan,
+    *,
+    workers: int = 8,
+    delete: bool = False,
+    sync: bool = True,
+    progress: Progress | None = None,
 ) -> RestoreReport:
     """Restore the pass ``plan`` checked into its target; returns the report (partial when
-    some files could not be restored)."""
+    some files could not be restored). With ``sync`` (the default) the target's file system
+    is flushed to its disk before this returns."""
     started = time.monotonic()
     repo = Repository.open(plan.store, plan.key)
     report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
@@ -586,7 +592,8 @@ def apply(
         restorer.run()
     finally:
         restorer.pool.shutdown(wait=True, cancel_futures=True)
-    _sync(plan.target)  # the restore is durable when it returns
+    if sync:
+        _sync(plan.target)  # the restore is durable when it returns
     report.seconds = time.monotonic() - started
     return report
 
