@@ -52,7 +52,7 @@ from migrator.volumes.entries import (
     put_path,
     same_content_key,
 )
-from migrator.volumes.files import Chunker, FileRead, join, read_file, walk
+from migrator.volumes.files import Chunker, FileRead, bound_memory, join, read_file, walk
 from migrator.volumes.manifest import (
     ManifestWriter,
     PassInfo,
@@ -248,6 +248,7 @@ def apply(
     returns, partial if some files could not be read). ``processes`` scan and read small
     files (default: one per core; 0: in this process), ``workers`` threads stream large
     files, ``uploads`` packs are stored at a time."""
+    bound_memory()
     repo = Repository.open(plan.store, plan.key, create=True)
     count = default_processes() if processes is None else processes
     pool = None

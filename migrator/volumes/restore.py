@@ -57,7 +57,7 @@ from migrator.volumes.entries import (
     get_path,
     path_key,
 )
-from migrator.volumes.files import join, walk
+from migrator.volumes.files import bound_memory, join, walk
 from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
 from migrator.volumes.report import RestoreReport
 from migrator.volumes.repository import Repository, new_id
@@ -582,6 +582,7 @@ def apply(
     some files could not be restored). With ``sync`` (the default) the target's file system
     is flushed to its disk before this returns."""
     started = time.monotonic()
+    bound_memory()
     repo = Repository.open(plan.store, plan.key)
     report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
     os.makedirs(plan.target, exist_ok=True)
