@@ -60,7 +60,7 @@ KOPIA_MODULE, KOPIA_VERSION = "github.com/kopia/kopia", "v0.21.1"
 KEY_HEX = "5a" * 32
 # Kopia restores many small files slowly (2.6 min for 20,000 here): past this, the run is
 # stopped and its restore reported as "more than" this.
-KOPIA_RESTORE_TIMEOUT = 900.0
+KOPIA_RESTORE_TIMEOUT = 600.0
 CHANGE = 0.01
 
 
