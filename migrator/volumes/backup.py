@@ -114,7 +114,7 @@ def plan(
     """What a pass of ``source`` as volume ``name`` would read; with ``count``, walk the tree
     to say how much (without it, only the passes it builds on are looked up)."""
     check_name(name)
-    root = os.fsencode(os.path.abspath(source))
+    root = os.fsencode(os.path.realpath(source))
     if not os.path.isdir(root):
         raise ConfigError(
             f"{os.fsdecode(root)} is not a directory",

@@ -110,7 +110,7 @@ def plan(
     ``target``; raises :class:`UnsafeEntry` at the first entry that could write outside."""
     repo, info = open_pass(store, name, key, pass_id)
     result = RestorePlan(
-        store, key, info, os.fsencode(os.path.abspath(target)), allow_outside_symlinks
+        store, key, info, os.fsencode(os.path.realpath(target)), allow_outside_symlinks
     )
     checker = _Checker(allow_outside_symlinks)
     for entry in read_entries(repo, info):

@@ -52,7 +52,7 @@ def verify(
     """Compare ``directory`` with the newest complete pass of ``name`` (or ``pass_id``)."""
     started = time.monotonic()
     repo, info = open_pass(store, name, key, pass_id)
-    root = os.fsencode(os.path.abspath(directory))
+    root = os.fsencode(os.path.realpath(directory))
     report = VerifyReport(name, info.pass_id, os.fsdecode(root))
     chunker = Chunker(repo.codec)
     tree = walk(root, lambda rel, why: None)
