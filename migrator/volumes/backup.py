@@ -4,14 +4,15 @@
 would read (files new or changed since the previous pass) and reuse. ``apply(plan)`` does
 the pass:
 
-- the tree is walked in the manifest's order and merged with the previous pass's entries
-  (both sorted the same way: neither is held whole);
-- a file whose size, mtime, inode and ctime match the previous entry, and whose chunks the
-  store holds, is not read: its entry is reused;
-- every other file goes to a bounded pool of chunk workers (threads: reading, FastCDC,
-  BLAKE3 and zstd all release the interpreter lock), whose new chunks go into packs that a
-  bounded pool uploads (:class:`~.packs.PackWriter`);
-- entries are written in order, part by part (:class:`~.manifest.ManifestWriter`), and the
+- the tree's names are walked in the manifest's order and merged with the previous pass's
+  entries (both sorted the same way: neither is held whole);
+- batches of paths go to worker processes (:mod:`.scan`) that stat them and read, chunk,
+  hash and compress the small files; a file whose size, mtime, inode and ctime match the
+  previous entry, and whose chunks the store holds, is not read: its entry is reused;
+- large files go to a bounded pool of reader threads (reading, FastCDC, BLAKE3 and zstd all
+  release the interpreter lock), streamed in blocks;
+- new chunks go into packs that a bounded pool uploads (:class:`~.packs.PackWriter`);
+  entries are written in order, part by part (:class:`~.manifest.ManifestWriter`), and the
   head last, once every pack is stored.
 
 Resume: a killed pass leaves finished packs (with their index documents) and manifest
