@@ -10,7 +10,7 @@ Two trees, made once under ``--work`` (deterministic, kept between runs):
 For each tree and method, on a fresh bucket of the proving ground's MinIO (each method's
 bucket is removed afterwards): a full backup, a 1 % change of the tree, an incremental
 backup, and a restore into an empty directory. Wall time of each command, peak memory
-(proportional set sizes of the command and its children, sampled every 20 ms: pages a
+(proportional set sizes of the command and its children, sampled every 250 ms: pages a
 forked worker shares with its parent count once).
 
 - ``tar``: ``tar --sparse -cf - TREE`` streamed into the bucket with boto3's managed
@@ -219,7 +219,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None, stdin: Any = None,
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_pss(proc.pid))
-        time.sleep(0.02)
+        # Reading smaps_rollup holds the process's memory map lock while it walks its page
+        # tables: sampled every 20 ms it stalled the mover's (large, frequent) allocations.
+        time.sleep(0.25)
         if timeout is not None and time.monotonic() - started > timeout:
             proc.kill()
             proc.wait()
