@@ -423,3 +423,17 @@ class GateError(MigratorError):
 class GateUnavailable(GateError, TemporaryError):
     """A health gate could not measure right now (its command timed out or exited 75,
     EX_TEMPFAIL): the check is tried again."""
+
+
+class VolumeError(MigratorError):
+    """The volume mover cannot back up, restore or verify a volume as asked."""
+
+
+class VolumeNotFound(VolumeError):
+    """No complete pass of this volume name is in the store (or the pass asked for)."""
+
+
+class UnsafeEntry(VolumeError):
+    """A volume manifest entry would write outside the restore target: an absolute path, a
+    ``..`` component, a symlink pointing out, or a path through a symlink. Nothing of the
+    restore was written."""

@@ -38,6 +38,7 @@ COMMANDS = {
     "snapshot": "migrator.cli.snapshot:snapshot",
     "transform": "migrator.cli.transform:transform",
     "verify": "migrator.cli.verify:verify_command",
+    "volumes": "migrator.cli.volumes:volumes",
 }
 
 
