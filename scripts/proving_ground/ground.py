@@ -8,6 +8,7 @@ still records, so a stale proving ground never collides with a new one.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
@@ -379,6 +380,19 @@ def fetch_fixtures() -> Path:
 
 
 def build_all() -> dict[str, Path]:
+    """Build (or find cached) every server and image. One build at a time per cache: two
+    checkouts building at once would otherwise share the same half-made entries."""
+    config.cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(config.cache_dir() / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log("another build is using the cache; waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_all()
+
+
+def _build_all() -> dict[str, Path]:
     started = time.time()
     bins = {f"kubernetes-{name}": build.build_kubernetes(version)
             for name, version in config.KUBE_VERSIONS.items()}
