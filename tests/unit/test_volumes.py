@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,17 @@ KEY = bytes(range(32))
 
 
 @pytest.fixture
-def settled(monkeypatch) -> None:
-    """Files written by the test count as settled at once (not "just modified", which a
-    pass reads again next time): the tests' trees are made a moment before their passes."""
-    monkeypatch.setattr("migrator.volumes.files.RACY_NS", 0)
+def settled():
+    """Makes a tree's files count as settled (not "just modified", which a pass reads again
+    next time): the tests' trees are made a moment before their passes. Their times are
+    moved a minute back, which every worker process sees, as it would on a real volume."""
+
+    def settle(root: Path) -> None:
+        then = time.time() - 60
+        for path in [root, *root.rglob("*")]:
+            os.utime(path, (then, then), follow_symlinks=False)
+
+    return settle
 
 
 @pytest.fixture
@@ -90,6 +98,7 @@ def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
         store, tmp_path: Path, settled):
     source = tmp_path / "src"
     make_rich_tree(source, big=20 * MiB)
+    settled(source)
     full = backup(store, source)
     quiet = backup(store, source)  # nothing changed: nothing read, nothing sent
     assert quiet.files_read == 0 and quiet.bytes_uploaded == 0 and quiet.files_reused > 200
@@ -262,6 +271,7 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
         store, tmp_path: Path, monkeypatch, settled):
     source = tmp_path / "src"
     make_rich_tree(source, big=3 * MiB)
+    settled(source)
     real_read = backup_module.read_file
     calls = []
 
