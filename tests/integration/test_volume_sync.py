@@ -1,0 +1,210 @@
+"""Mover Jobs on the proving ground's real nodes: a backup Job beside the volume in the old
+cluster, a restore Job into the claim in the new one, through MinIO; placement, mounts,
+image, command and credentials as the pods really got them; retries, failures reported per
+volume, and the run's Secrets gone afterwards."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from migrator.errors import ApiError
+from migrator.volumes import sync
+from migrator.volumes.claims import Claim, place
+from migrator.volumes.jobs import CLAIM_LABEL, MOUNT_PATH, RUN_LABEL, RunSecrets
+from tests.movers import (
+    FAST_BACKOFF,
+    Recording,
+    claim_directory,
+    credentials,
+    deployment,
+    make_claim,
+    running_pods,
+    settings,
+    shared_namespace,
+    sleeper_spec,
+)
+from tests.waiting import wait_until
+
+
+def _fill(directory, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _tree(directory) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _secret_gone(api, namespace: str, name: str) -> bool:
+    try:
+        api.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    except ApiError as exc:
+        return exc.status == 404
+    return False
+
+
+def _run(old, new, plan, run_settings, creds, *, attempts=2, parallel=4, quiesce=None):
+    move = sync.mover_jobs(old, new, run_settings, attempts=attempts, poll=0.5, backoff=FAST_BACKOFF)
+    secrets = [(RunSecrets(run_settings, creds), old), (RunSecrets(run_settings, creds), new)]
+    return sync.apply(plan, move, run_id=run_settings.run_id, method="mover", secrets=secrets,
+                      quiesce=quiesce, parallel=parallel)
+
+
+def test_a_claim_in_use_is_backed_up_beside_its_pod_and_restored_into_the_new_claim(
+        old_cluster, new_cluster, real_nodes, s3):
+    old_node, new_node = real_nodes["old"], real_nodes["new"]
+    with shared_namespace([old_cluster, new_cluster]) as ns:
+        old_api, new_api = old_cluster.client, new_cluster.client
+        make_claim(old_api, ns, "data", old_node.storage_class)
+        make_claim(new_api, ns, "data", new_node.storage_class)
+        source = claim_directory(old_api, ns, "data")
+        target = claim_directory(new_api, ns, "data")
+        files = {"a.txt": b"alpha\n", "dir/b.bin": bytes(range(256)) * 4000, "dir/empty": b""}
+        _fill(source, files)
+        (target / "stale").write_text("not in the source\n")  # a restore removes it
+        # The claim is in use: a pod on the old real node mounts it.
+        old_api.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments",
+                        body=deployment("app", sleeper_spec(old_node, "data")))
+        wait_until("the app running", lambda: running_pods(old_api, ns, "app=app"), timeout=90)
+
+        old, new = Recording(old_api), Recording(new_api)
+        run_settings = settings(real_nodes, s3)
+        plan = sync.SyncPlan(place(old_api, [Claim(ns, "data")]), sync.STAGE)
+        assert plan.claims[Claim(ns, "data")].node == old_node.name
+        report = _run(old, new, plan, run_settings, credentials(real_nodes, s3))
+
+        assert not report.partial, report.to_dict()
+        assert _tree(target) == files
+        (volume,) = report.volumes
+        assert volume.ok and volume.node == old_node.name
+        assert volume.backup.report["files"] == 3 and volume.backup.report["bytesTotal"] == 6 + 256 * 4000
+        assert [len(volume.backup.attempts), len(volume.restore.attempts)] == [1, 1]
+        assert volume.restore.report["deleted"] == 1
+
+        # What the pods really were: placement, mounts, image, command, credentials.
+        (backup_pod,) = old.pods.values()
+        (restore_pod,) = new.pods.values()
+        assert backup_pod["spec"]["nodeName"] == old_node.name
+        assert restore_pod["spec"]["nodeName"] == new_node.name
+        for pod, read_only in ((backup_pod, True), (restore_pod, False)):
+            (container,) = pod["spec"]["containers"]
+            assert container["image"] == real_nodes["old"].images["mover"]
+            assert container["volumeMounts"][0]["mountPath"] == MOUNT_PATH
+            assert bool(container["volumeMounts"][0].get("readOnly")) is read_only
+            (claim_volume,) = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+            assert claim_volume["persistentVolumeClaim"]["claimName"] == "data"
+            assert container["envFrom"] == [{"secretRef": {"name": run_settings.secret_name}}]
+            assert pod["spec"]["automountServiceAccountToken"] is False
+            assert pod["metadata"]["labels"][RUN_LABEL] == run_settings.run_id
+            assert pod["metadata"]["labels"][CLAIM_LABEL] == "data"
+        assert backup_pod["spec"]["containers"][0]["command"][:4] == [
+            "migrator", "volumes", "backup", MOUNT_PATH]
+        assert restore_pod["spec"]["containers"][0]["command"][:5] == [
+            "migrator", "volumes", "restore", f"{ns}/data", MOUNT_PATH]
+        secrets = [b for b in old.created + new.created if b.get("kind") == "Secret"]
+        assert len(secrets) == 2
+        assert all(set(s["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                             "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3"}
+                   for s in secrets)
+        # The run's Secrets are gone from both clusters, and the succeeded Jobs too.
+        for api in (old_api, new_api):
+            assert _secret_gone(api, ns, run_settings.secret_name)
+            jobs = api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
+            assert [j["metadata"]["name"] for j in jobs
+                    if not j["metadata"].get("deletionTimestamp")] == []
+        # Nothing of the credentials in the report (checked without showing them).
+        leaked = s3.secret_key in str(report.to_dict())
+        assert not leaked
+
+
+def test_failures_are_retried_and_reported_per_volume_and_never_block_the_others(
+        old_cluster, new_cluster, real_nodes, s3):
+    """Three claims: one moves at once; one's restore fails once (its claim in the new cluster
+    comes late) and succeeds when retried; one's restore fails every time (no claim at all)."""
+    old_node, new_node = real_nodes["old"], real_nodes["new"]
+    with shared_namespace([old_cluster, new_cluster]) as ns:
+        old_api, new_api = old_cluster.client, new_cluster.client
+        for name in ("good", "late", "lost"):
+            make_claim(old_api, ns, name, old_node.storage_class)
+            _fill(claim_directory(old_api, ns, name), {f"{name}.txt": name.encode()})
+        make_claim(new_api, ns, "good", new_node.storage_class)
+        run_settings = settings(real_nodes, s3, deadline=30)
+        plan = sync.SyncPlan(place(old_api, [Claim(ns, n) for n in ("good", "late", "lost")]))
+
+        def create_late_claim_after_its_first_failure() -> None:
+            def failed_once():
+                jobs = new_api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
+                return any(j["metadata"]["name"].startswith("migrator-restore-late-")
+                           and any(c["type"] == "Failed" for c in j["status"].get("conditions", []))
+                           for j in jobs)
+            deadline = time.monotonic() + 240
+            while not failed_once() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            make_claim(new_api, ns, "late", new_node.storage_class)
+
+        helper = threading.Thread(target=create_late_claim_after_its_first_failure, daemon=True)
+        helper.start()
+        started = time.monotonic()
+        report = _run(old_api, new_api, plan, run_settings, credentials(real_nodes, s3), attempts=2)
+        helper.join(timeout=5)
+
+        by_name = {v.claim.name: v for v in report.volumes}
+        assert by_name["good"].ok and len(by_name["good"].restore.attempts) == 1
+        late = by_name["late"]
+        assert late.ok, late.to_dict()
+        assert [a.ok for a in late.restore.attempts] == [False, True]
+        assert "DeadlineExceeded" in late.restore.attempts[0].reason
+        lost = by_name["lost"]
+        assert not lost.ok and lost.backup.ok
+        assert [a.ok for a in lost.restore.attempts] == [False, False]
+        assert lost.error.startswith("restore failed: DeadlineExceeded")
+        assert report.partial and [p.what for p in report.problems()] == [f"{ns}/lost"]
+        # "good" finished long before the failing ones gave up.
+        assert by_name["good"].backup.seconds + by_name["good"].restore.seconds < time.monotonic() - started
+        assert _tree(claim_directory(new_api, ns, "late")) == {"late.txt": b"late"}
+        # A failed Job stays for a person to read; the Secrets go all the same.
+        jobs = [j["metadata"]["name"] for j in
+                new_api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]]
+        assert sum(name.startswith("migrator-restore-lost-") for name in jobs) == 2
+        for api in (old_api, new_api):
+            assert _secret_gone(api, ns, run_settings.secret_name)
+
+
+@pytest.mark.parametrize("parallel", [1])
+def test_parallelism_is_bounded(old_cluster, new_cluster, real_nodes, s3, parallel):
+    """With --parallel 1 the volumes move one after the other: never two mover Jobs at once."""
+    old_node, new_node = real_nodes["old"], real_nodes["new"]
+    with shared_namespace([old_cluster, new_cluster]) as ns:
+        old_api, new_api = old_cluster.client, new_cluster.client
+        names = ["one", "two"]
+        for name in names:
+            make_claim(old_api, ns, name, old_node.storage_class)
+            make_claim(new_api, ns, name, new_node.storage_class)
+            _fill(claim_directory(old_api, ns, name), {"f": name.encode()})
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                count = 0
+                for api in (old_api, new_api):
+                    for job in api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]:
+                        if not any(c["status"] == "True" for c in job["status"].get("conditions", [])):
+                            count += 1
+                seen.append(count)
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        plan = sync.SyncPlan(place(old_api, [Claim(ns, n) for n in names]))
+        report = _run(old_api, new_api, plan, settings(real_nodes, s3), credentials(real_nodes, s3),
+                      parallel=parallel)
+        stop.set()
+        watcher.join(timeout=5)
+        assert not report.partial, report.to_dict()
+        assert max(seen) == 1, seen
