@@ -19,6 +19,8 @@ from migrator.resources.objects import dig, name_of, namespace_of
 from migrator.snapshot import SnapshotReader
 
 EBS_CSI_DRIVER = "ebs.csi.aws.com"
+# The label of migrator's own mover pods (backup or restore): never the claim's users.
+MOVER_LABEL = "migrator.io/mover"
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,13 @@ def claim_of_volume(volume: Mapping[str, Any]) -> str | None:
 
 
 def pods_by_claim(cluster: Cluster, namespace: str) -> dict[str, list[dict[str, Any]]]:
-    """The live pods of ``namespace`` (not finished) by each claim they mount."""
+    """The live pods of ``namespace`` (not finished) by each claim they mount; migrator's own
+    movers (a failed one may linger) are not counted."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pod in iter_items(cluster, f"/api/v1/namespaces/{namespace}/pods"):
         if dig(pod, "status", "phase") in ("Succeeded", "Failed"):
+            continue
+        if MOVER_LABEL in (dig(pod, "metadata", "labels") or {}):
             continue
         for volume in dig(pod, "spec", "volumes") or ():
             claim = claim_of_volume(volume)

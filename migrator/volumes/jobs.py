@@ -30,9 +30,9 @@ from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
 from migrator.kube.wait import READY, wait_for
 from migrator.resources.readiness import job as job_readiness
+from migrator.volumes.claims import MOVER_LABEL
 
 RUN_LABEL = "migrator.io/run"
-MOVER_LABEL = "migrator.io/mover"  # backup or restore
 CLAIM_LABEL = "migrator.io/claim"
 VOLUME_ANNOTATION = "migrator.io/volume"
 MOUNT_PATH = "/data"

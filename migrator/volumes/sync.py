@@ -112,6 +112,7 @@ class SyncReport(StageReport):
     secrets_left: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stopped_seconds: float | None = None  # how long the writers were stopped (final pass)
+    quiesce_seconds: float | None = None  # of which: until they had stopped (or hooked)
 
     def problems(self) -> list[Problem]:
         found = [Problem(v.claim.volume, v.error) for v in self.volumes if v.error]
@@ -141,6 +142,10 @@ class SyncReport(StageReport):
             "problems": [p.to_dict() for p in self.problems()],
             "partial": self.partial,
         }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 @dataclass
@@ -243,6 +248,7 @@ def apply(
                 report.stopped_seconds = clock() - stopped_at
                 return report
             report.quiesce = quiesce.to_dict()
+            report.quiesce_seconds = clock() - stopped_at
         report.volumes = _move_all(plan, move, parallel, progress)
         if quiesce is not None and any(not v.ok for v in report.volumes):
             report.undo_problems = quiesce.undo()
