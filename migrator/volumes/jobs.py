@@ -170,7 +170,7 @@ def mover_job(
         "spec": {
             "backoffLimit": 0,  # attempts are the runner's: each one is a Job, reported
             "activeDeadlineSeconds": settings.deadline,
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
         },
     }
 
