@@ -466,6 +466,15 @@ DEFAULT_IMAGE = "migrator-mover:latest"
     help="A mover Job's deadline (activeDeadlineSeconds).",
 )
 @click.option(
+    "--start-timeout",
+    type=click.FloatRange(1),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A mover pod not running after this long fails its attempt (unschedulable: a claim "
+    "missing or attached elsewhere). An image no node can pull fails it at once.",
+)
+@click.option(
     "--quiesce",
     type=click.Choice(["scale", "hook", "none"]),
     default=None,
@@ -503,6 +512,7 @@ def sync_command(
     parallel: int,
     attempts: int,
     job_timeout: int,
+    start_timeout: float,
     quiesce: str | None,
     hook: str | None,
     unhook: str | None,
@@ -520,7 +530,7 @@ def sync_command(
     (and starts them again if any volume fails). Exit code 5 when some volumes failed.
     """
     from migrator import kube
-    from migrator.volumes import sync
+    from migrator.volumes import jobs, sync
 
     quiesce = quiesce or ("scale" if pass_kind == "final" else "none")
     if quiesce == "hook" and not hook:
@@ -544,23 +554,24 @@ def sync_command(
                 plan.to_dict(), output, f"Volume sync of {snapshot} ({pass_kind} pass, dry run)"
             )
             return
-        run_id = new_run_id()
-        mover, secrets = _volume_mover(
-            method,
-            old,
-            new,
-            run_id,
-            pass_kind,
-            image,
-            pull_policy,
-            store_at,
-            pods_s3_endpoint or s3_endpoint,
-            region,
-            key,
-            attempts,
-            job_timeout,
-            zone,
-        )
+        run_id = jobs.new_run_id()
+        secrets: list[Any] = []
+        if method == "ebs":
+            mover: Any = _ebs_mover(new, run_id, pass_kind, zone, region)
+        else:
+            settings = jobs.MoverSettings(
+                run_id=run_id,
+                image=image,
+                store_url=store_at,
+                secret_name=jobs.SECRET_PREFIX + run_id,
+                pull_policy=pull_policy,
+                deadline=job_timeout,
+            )
+            credentials = jobs.store_credentials(pods_s3_endpoint or s3_endpoint, region, key)
+            secrets = [(jobs.RunSecrets(settings, credentials), c) for c in (old, new)]
+            mover = sync.mover_jobs(
+                old, new, settings, attempts=attempts, start_timeout=start_timeout
+            )
         quiescer = _quiescer(quiesce, old, hook, unhook, quiesce_timeout)
         bars = progress_bars(stack, output)
         report = sync.apply(
@@ -582,54 +593,17 @@ def sync_command(
         raise PartialFailure(f"{failed} volume(s) of {len(report.volumes)} failed{undone}")
 
 
-def new_run_id() -> str:
-    from migrator.volumes.jobs import new_run_id as make
+def _ebs_mover(
+    new: Any, run_id: str, pass_kind: str, zones: tuple[str, ...], region: str | None
+) -> Any:
+    import boto3
 
-    return make()
-
-
-def _volume_mover(
-    method: str,
-    old: Any,
-    new: Any,
-    run_id: str,
-    pass_kind: str,
-    image: str,
-    pull_policy: str,
-    store_at: str,
-    endpoint: str | None,
-    region: str | None,
-    key: bytes | None,
-    attempts: int,
-    job_timeout: int,
-    zones: tuple[str, ...],
-) -> tuple[Any, list[Any]]:
-    """How each volume moves (Jobs, or EBS snapshots) and the Secrets the run needs."""
     from migrator.transform.differences import parse_pairs
-    from migrator.volumes import jobs, sync
+    from migrator.volumes.ebs import EbsMover
 
-    if method == "ebs":
-        import boto3
-
-        from migrator.volumes.ebs import EbsMover
-
-        ec2 = boto3.session.Session(region_name=region).client("ec2")
-        zone_map = parse_pairs(zones, "--zone")
-        return EbsMover(ec2, new, run_id=run_id, pass_kind=pass_kind, zones=zone_map), []
-    settings = jobs.MoverSettings(
-        run_id=run_id,
-        image=image,
-        store_url=store_at,
-        secret_name=jobs.SECRET_PREFIX + run_id,
-        pull_policy=pull_policy,
-        deadline=job_timeout,
-    )
-    credentials = jobs.store_credentials(endpoint, region, key)
-    secrets = [
-        (jobs.RunSecrets(settings, credentials), old),
-        (jobs.RunSecrets(settings, credentials), new),
-    ]
-    return sync.mover_jobs(old, new, settings, attempts=attempts), secrets
+    ec2 = boto3.session.Session(region_name=region).client("ec2")
+    zone_map = parse_pairs(zones, "--zone")
+    return EbsMover(ec2, new, run_id=run_id, pass_kind=pass_kind, zones=zone_map)
 
 
 def _quiescer(how: str, old: Any, hook: str | None, unhook: str | None, timeout: float) -> Any:

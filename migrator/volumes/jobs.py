@@ -10,8 +10,9 @@ token: a mover never talks to the API server).
 
 :func:`mover_job` and :func:`credentials_secret` only build manifests (``manifests/
 mover-job.yaml`` is what they produce, a test keeps the two equal); :class:`JobRunner`
-creates a Job, waits for it to finish, reads the mover's JSON report from its log, and
-creates the next attempt after a backoff when one fails.
+creates a Job, waits for it to finish (or fails it at once when its pod cannot start: an
+image no node can have, a claim it cannot mount), reads the mover's JSON report from its
+log, and creates the next attempt after a backoff when one fails.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from migrator import crypto
 from migrator.errors import ApiError, ConfigError, MigratorError
 from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
-from migrator.kube.wait import READY, wait_for
+from migrator.kube.wait import FAILED, READY, WAITING, Readiness, wait_for
 from migrator.resources.readiness import job as job_readiness
 from migrator.volumes.claims import MOVER_LABEL
 
@@ -335,6 +336,47 @@ def parse_mover_report(log: str) -> dict[str, Any] | None:
     return None
 
 
+# Reasons a container waits that no waiting cures: the attempt fails at once.
+HOPELESS = frozenset(
+    {
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def _started(pod: Mapping[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return any(
+        "running" in (s.get("state") or {})
+        or "terminated" in (s.get("state") or {})
+        or s.get("lastState", {}).get("terminated")
+        for s in statuses
+    )
+
+
+def stuck_reason(pod: Mapping[str, Any], waited: float, start_timeout: float) -> str:
+    """Why a mover pod will not start ("" while it may): an image that cannot be had, or a
+    pod still not running after ``start_timeout`` seconds (unschedulable: the claim is
+    missing, or attached elsewhere), with what Kubernetes says about it."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or ():
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in HOPELESS:
+            return f"{waiting['reason']}: {waiting.get('message', '')}".strip()
+    if status.get("phase") == "Pending" and waited > start_timeout:
+        scheduled: Mapping[str, Any] = next(
+            (c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {}
+        )
+        why = scheduled.get("message") or scheduled.get("reason") or "not started"
+        return f"not started after {start_timeout:.0f}s: {why}"
+    return ""
+
+
 class JobRunner:
     """Runs one mover at a time to its end on one cluster: creates the Job, waits, reads the
     report, and tries again after a backoff (a new Job) while attempts remain.
@@ -348,10 +390,12 @@ class JobRunner:
         attempts: int = 3,
         backoff: RetryPolicy | None = None,
         poll: float = 1.0,
+        start_timeout: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cluster = cluster
+        self.start_timeout = start_timeout
         self.attempts = max(1, attempts)
         self.backoff = backoff or RetryPolicy(base_delay=5.0, max_delay=60.0)
         self.poll = poll
@@ -379,38 +423,56 @@ class JobRunner:
             if exc.status != 409:  # a Job of this name from an earlier try of the same run
                 return Attempt(name, False, f"cannot create the Job: {exc}")
         deadline = float(job["spec"].get("activeDeadlineSeconds") or 3600) + 120
+
+        def fetch() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            live = self.cluster.request("GET", path)
+            active = (live.get("status") or {}).get("active")
+            return live, self._pod(namespace, name) if active else None
+
+        def check(state: tuple[dict[str, Any], dict[str, Any] | None]) -> Readiness:
+            live, pod = state
+            readiness = job_readiness(live)
+            if readiness.state != WAITING or pod is None:
+                return readiness
+            stuck = stuck_reason(pod, self.clock() - started, self.start_timeout)
+            return Readiness(FAILED, stuck) if stuck else readiness
+
         waited = wait_for(
-            lambda: self.cluster.request("GET", path),
-            job_readiness,
-            timeout=deadline,
-            interval=self.poll,
-            clock=self.clock,
-            sleep=self.sleep,
+            fetch, check, timeout=deadline, interval=self.poll, clock=self.clock, sleep=self.sleep
         )
         seconds = self.clock() - started
-        log = self._log(namespace, name)
+        pod = self._pod(namespace, name)
+        log = self._log(namespace, pod) if pod else ""
         report = parse_mover_report(log)
         ok = waited.readiness.state == READY
         reason = "" if ok else waited.readiness.reason
         tail = [] if ok else log.splitlines()[-LOG_TAIL:]
-        if ok:
-            self._delete(path)  # a failed Job stays, for a person to look at
+        never_ran = pod is not None and not _started(pod)
+        if ok or never_ran:
+            # A failed Job stays, for a person to read its log; one that never ran has
+            # nothing to read, and its pod would wait for ever beside the volume.
+            self._delete(path)
         return Attempt(name, ok, reason, seconds, report, tail)
 
-    def _log(self, namespace: str, job: str) -> str:
-        """The log of the Job's (last) pod; empty when there is none (yet)."""
+    def _pod(self, namespace: str, job: str) -> dict[str, Any] | None:
+        """The Job's newest pod, or None."""
         try:
             pods = self.cluster.request(
                 "GET",
                 f"/api/v1/namespaces/{namespace}/pods",
                 query={"labelSelector": f"job-name={job}"},
             )["items"]
-            if not pods:
-                return ""
-            pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-            pod = pods[-1]["metadata"]["name"]
+        except MigratorError:
+            return None
+        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        return pods[-1] if pods else None
+
+    def _log(self, namespace: str, pod: dict[str, Any]) -> str:
+        """The pod's log; empty when there is none."""
+        name = pod["metadata"]["name"]
+        try:
             raw = self.cluster.request_raw(
-                "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log", accept="*/*"
+                "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", accept="*/*"
             )
         except MigratorError:
             return ""

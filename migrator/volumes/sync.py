@@ -181,10 +181,14 @@ def mover_jobs(
     attempts: int,
     poll: float = 1.0,
     backoff: RetryPolicy | None = None,
+    start_timeout: float = 300.0,
 ) -> VolumeMover:
     """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``."""
-    old_runner = JobRunner(old, attempts=attempts, poll=poll, backoff=backoff)
-    new_runner = JobRunner(new, attempts=attempts, poll=poll, backoff=backoff)
+    runners = [
+        JobRunner(c, attempts=attempts, poll=poll, backoff=backoff, start_timeout=start_timeout)
+        for c in (old, new)
+    ]
+    old_runner, new_runner = runners
 
     def move(claim: Claim, placement: Placement) -> VolumeResult:
         result = VolumeResult(claim, node=placement.node)

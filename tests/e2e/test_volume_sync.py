@@ -144,9 +144,10 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
 
             # A final pass that fails (a mover image no node has): the app is back at 1.
             code, failed = sync("--pass", "final", "--image", "migrator.local/mover:missing",
-                                "--attempts", "1", "--job-timeout", "30")
+                                "--attempts", "1")
             assert code == 5, failed
             assert failed["undone"] is True and failed["failed"] == 1
+            assert failed["volumes"][0]["error"].startswith("backup failed: ErrImageNeverPull")
             assert [s["replicas"] for s in failed["quiesce"]["restored"]] == [1]
             assert _statefulset_state(old_api, ns) == (1, None)
             wait_until("the old app running again", lambda: running_pods(old_api, ns, "app=app"),

@@ -120,7 +120,8 @@ class FakeCluster:
                                                if state == "Failed" else ""}]}}
         if method == "GET" and path.endswith("/pods"):
             job = query["labelSelector"].removeprefix("job-name=")
-            return {"items": [{"metadata": {"name": f"{job}-pod", "creationTimestamp": "t"}}]}
+            return {"items": [{"metadata": {"name": f"{job}-pod", "creationTimestamp": "t"},
+                               "status": {"containerStatuses": [{"state": {"terminated": {}}}]}}]}
         if method == "DELETE" and "/secrets/" in path:
             self.secrets.pop(path.split("/")[4], None)
             return {}
@@ -149,6 +150,37 @@ def test_a_failed_attempt_is_retried_as_a_new_job_after_a_growing_pause() -> Non
     assert outcome.attempts[0].reason.startswith("BackoffLimitExceeded")
     assert outcome.attempts[0].log_tail == ["Error: the store refused our credentials"]
     assert cluster.deleted == [outcome.attempts[2].job]  # failed Jobs stay for a person
+
+
+def test_a_pod_that_cannot_start_fails_its_attempt_at_once_and_its_job_goes() -> None:
+    class NeverPulls(FakeCluster):
+        def request(self, method, path, *, query=None, **kw):
+            if method == "GET" and "/jobs/" in path:
+                return {"status": {"active": 1}}
+            if method == "GET" and path.endswith("/pods"):
+                job = query["labelSelector"].removeprefix("job-name=")
+                waiting = {"reason": "ErrImageNeverPull", "message": "image not present"}
+                return {"items": [{"metadata": {"name": f"{job}-pod"}, "status": {
+                    "phase": "Pending", "containerStatuses": [{"state": {"waiting": waiting}}]}}]}
+            return super().request(method, path, query=query, **kw)
+
+    cluster = NeverPulls(["Complete"])
+    runner = jobs.JobRunner(cluster, attempts=1, poll=0, sleep=lambda s: None)
+    outcome = runner.run(lambda n: jobs.mover_job(jobs.BACKUP, "ns", "c", SETTINGS, attempt=n), jobs.BACKUP)
+    assert not outcome.ok
+    assert outcome.attempts[0].reason == "ErrImageNeverPull: image not present"
+    assert cluster.deleted == [outcome.attempts[0].job]
+
+
+def test_a_pod_not_running_after_the_start_timeout_fails_with_what_the_scheduler_says() -> None:
+    pending = {"status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": '0/4 nodes are available: persistentvolumeclaim "x" not found.'}]}}
+    assert jobs.stuck_reason(pending, 10, 300) == ""
+    assert jobs.stuck_reason(pending, 301, 300) == (
+        'not started after 300s: 0/4 nodes are available: persistentvolumeclaim "x" not found.')
+    running = {"status": {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}}
+    assert jobs.stuck_reason(running, 10_000, 300) == ""
 
 
 def test_attempts_run_out() -> None:
