@@ -136,9 +136,8 @@ class SyncReport(StageReport):
             "quiesceError": self.quiesce_error,
             "undone": self.undone,
             "seconds": round(self.seconds, 3),
-            "stoppedSeconds": None
-            if self.stopped_seconds is None
-            else round(self.stopped_seconds, 3),
+            "stoppedSeconds": _rounded(self.stopped_seconds),
+            "quiesceSeconds": _rounded(self.quiesce_seconds),
             "problems": [p.to_dict() for p in self.problems()],
             "partial": self.partial,
         }
