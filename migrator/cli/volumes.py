@@ -570,7 +570,13 @@ def sync_command(
             credentials = jobs.store_credentials(pods_s3_endpoint or s3_endpoint, region, key)
             secrets = [(jobs.RunSecrets(settings, credentials), c) for c in (old, new)]
             mover = sync.mover_jobs(
-                old, new, settings, attempts=attempts, start_timeout=start_timeout
+                old,
+                new,
+                settings,
+                attempts=attempts,
+                start_timeout=start_timeout,
+                store=reader.store,
+                key=key,
             )
         quiescer = _quiescer(quiesce, old, hook, unhook, quiesce_timeout)
         bars = progress_bars(stack, output)

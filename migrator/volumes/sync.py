@@ -33,6 +33,7 @@ from migrator.kube.retry import RetryPolicy
 from migrator.run import Progress
 from migrator.run.report import Problem, StageReport
 from migrator.snapshot import SnapshotReader
+from migrator.store import Store
 from migrator.volumes.claims import Claim, Placement, claims_in_snapshot, place
 from migrator.volumes.jobs import (
     BACKUP,
@@ -43,6 +44,7 @@ from migrator.volumes.jobs import (
     RunSecrets,
     mover_job,
 )
+from migrator.volumes.repository import Repository
 
 STAGE, FINAL = "stage", "final"
 
@@ -181,8 +183,16 @@ def mover_jobs(
     poll: float = 1.0,
     backoff: RetryPolicy | None = None,
     start_timeout: float = 300.0,
+    store: Store | None = None,
+    key: bytes | None = None,
 ) -> VolumeMover:
-    """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``."""
+    """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``.
+
+    ``store`` (the store the movers write to, as this process reaches it) gets its volume
+    repository made here, once, when it has none yet: movers that start side by side on a
+    new store would each make one, and all but the last one's chunks would be lost."""
+    if store is not None:
+        Repository.open(store, key, create=True)
     runners = [
         JobRunner(c, attempts=attempts, poll=poll, backoff=backoff, start_timeout=start_timeout)
         for c in (old, new)

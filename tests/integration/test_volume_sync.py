@@ -10,6 +10,7 @@ import time
 import pytest
 
 from migrator.errors import ApiError
+from migrator.store.s3 import S3Store
 from migrator.volumes import sync
 from migrator.volumes.claims import Claim, place
 from migrator.volumes.jobs import CLAIM_LABEL, MOUNT_PATH, RUN_LABEL, RunSecrets
@@ -40,6 +41,15 @@ def _tree(directory) -> dict[str, bytes]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+def _store(s3):
+    """The test's bucket as this process reaches it (the movers reach it at another address)."""
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id=s3.access_key,
+                                    aws_secret_access_key=s3.secret_key, region_name=s3.region)
+    return S3Store(s3.bucket, endpoint_url=s3.endpoint, session=session)
+
+
 def _secret_gone(api, namespace: str, name: str) -> bool:
     try:
         api.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
@@ -48,10 +58,10 @@ def _secret_gone(api, namespace: str, name: str) -> bool:
     return False
 
 
-def _run(old, new, plan, run_settings, creds, *, attempts=2, parallel=4, quiesce=None,
+def _run(old, new, plan, run_settings, creds, store, *, attempts=2, parallel=4, quiesce=None,
          start_timeout=300):
     move = sync.mover_jobs(old, new, run_settings, attempts=attempts, poll=0.5, backoff=FAST_BACKOFF,
-                           start_timeout=start_timeout)
+                           start_timeout=start_timeout, store=store)
     secrets = [(RunSecrets(run_settings, creds), old), (RunSecrets(run_settings, creds), new)]
     return sync.apply(plan, move, run_id=run_settings.run_id, method="mover", secrets=secrets,
                       quiesce=quiesce, parallel=parallel)
@@ -78,7 +88,7 @@ def test_a_claim_in_use_is_backed_up_beside_its_pod_and_restored_into_the_new_cl
         run_settings = settings(real_nodes, s3)
         plan = sync.SyncPlan(place(old_api, [Claim(ns, "data")]), sync.STAGE)
         assert plan.claims[Claim(ns, "data")].node == old_node.name
-        report = _run(old, new, plan, run_settings, credentials(real_nodes, s3))
+        report = _run(old, new, plan, run_settings, credentials(real_nodes, s3), _store(s3))
 
         assert not report.partial, report.to_dict()
         assert _tree(target) == files
@@ -152,7 +162,7 @@ def test_failures_are_retried_and_reported_per_volume_and_never_block_the_others
         helper = threading.Thread(target=create_late_claim_once_its_first_attempt_failed, daemon=True)
         helper.start()
         started = time.monotonic()
-        report = _run(old_api, new_api, plan, run_settings, credentials(real_nodes, s3), attempts=2,
+        report = _run(old_api, new_api, plan, run_settings, credentials(real_nodes, s3), _store(s3), attempts=2,
                       start_timeout=15)
         helper.join(timeout=5)
 
@@ -207,7 +217,7 @@ def test_parallelism_is_bounded(old_cluster, new_cluster, real_nodes, s3, parall
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         plan = sync.SyncPlan(place(old_api, [Claim(ns, n) for n in names]))
-        report = _run(old_api, new_api, plan, settings(real_nodes, s3), credentials(real_nodes, s3),
+        report = _run(old_api, new_api, plan, settings(real_nodes, s3), credentials(real_nodes, s3), _store(s3),
                       parallel=parallel)
         stop.set()
         watcher.join(timeout=5)

@@ -297,3 +297,14 @@ def test_a_secret_that_cannot_be_made_stops_the_run_before_anything_moves() -> N
     with pytest.raises(VolumeError, match="cannot create the run's credentials Secret"):
         sync.apply(_plan("a"), lambda c, p: pytest.fail("moved"), run_id="r", method="mover",
                    secrets=[(jobs.RunSecrets(SETTINGS, creds), Refusing([]))])
+
+
+def test_the_store_gets_its_volume_repository_once_before_movers_start_side_by_side(tmp_path) -> None:
+    from migrator.store.local import LocalStore
+    from migrator.volumes.repository import CONFIG
+
+    store = LocalStore(str(tmp_path))
+    sync.mover_jobs(FakeCluster([]), FakeCluster([]), SETTINGS, attempts=1, store=store)
+    made = store.get_bytes(CONFIG)
+    sync.mover_jobs(FakeCluster([]), FakeCluster([]), SETTINGS, attempts=1, store=store)
+    assert store.get_bytes(CONFIG) == made  # the next run uses it, never makes another
