@@ -64,14 +64,15 @@ PASS_OPTION = click.option(
 )
 
 
-def _workers(default: int, what: str) -> Any:
+def _number(flag: str, kind: click.ParamType, default: float, what: str, metavar: str = "N") -> Any:
+    """A numeric option with its range and default shown."""
     return click.option(
-        "--workers",
-        type=click.IntRange(1, 64),
-        default=default,
-        show_default=True,
-        help=what,
+        flag, type=kind, default=default, show_default=True, metavar=metavar, help=what
     )
+
+
+def _workers(default: int, what: str) -> Any:
+    return _number("--workers", click.IntRange(1, 64), default, what)
 
 
 @click.group()
@@ -86,13 +87,7 @@ def volumes() -> None:
 @key_file_option(KEY_HELP)
 @S3_ENDPOINT_OPTION
 @_workers(4, "Files read and chunked at the same time.")
-@click.option(
-    "--uploads",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Packs uploaded at the same time.",
-)
+@_number("--uploads", click.IntRange(1, 64), 4, "Packs uploaded at the same time.")
 @click.option("--dry-run", is_flag=True, help="Say what the pass would read; change nothing.")
 @OUTPUT_OPTION
 def backup_command(
@@ -443,36 +438,27 @@ DEFAULT_IMAGE = "migrator-mover:latest"
     default=None,
     help="The S3 endpoint as the mover pods reach it. Default: --s3-endpoint.",
 )
-@click.option(
-    "--parallel",
-    type=click.IntRange(1, 256),
-    default=4,
-    show_default=True,
-    help="Volumes moved at the same time.",
-)
-@click.option(
+@_number("--parallel", click.IntRange(1, 256), 4, "Volumes moved at the same time.")
+@_number(
     "--attempts",
-    type=click.IntRange(1, 20),
-    default=3,
-    show_default=True,
-    help="Jobs tried per volume and direction (with a growing pause between).",
+    click.IntRange(1, 20),
+    3,
+    "Jobs tried per volume and direction (with a growing pause between).",
 )
-@click.option(
+@_number(
     "--job-timeout",
-    type=click.IntRange(30, 7 * 24 * 3600),
-    default=3600,
-    show_default=True,
-    metavar="SECONDS",
-    help="A mover Job's deadline (activeDeadlineSeconds).",
+    click.IntRange(30, 7 * 24 * 3600),
+    3600,
+    "A mover Job's deadline (activeDeadlineSeconds).",
+    "SECONDS",
 )
-@click.option(
+@_number(
     "--start-timeout",
-    type=click.FloatRange(1),
-    default=300.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="A mover pod not running after this long fails its attempt (unschedulable: a claim "
+    click.FloatRange(1),
+    300.0,
+    "A mover pod not running after this long fails its attempt (unschedulable: a claim "
     "missing or attached elsewhere). An image no node can pull fails it at once.",
+    "SECONDS",
 )
 @click.option(
     "--quiesce",
@@ -483,13 +469,12 @@ DEFAULT_IMAGE = "migrator-mover:latest"
 )
 @click.option("--hook", metavar="CMD", default=None, help="The quiesce hook (sh -c CMD).")
 @click.option("--unhook", metavar="CMD", default=None, help="Undoes the hook, run after the pass.")
-@click.option(
+@_number(
     "--quiesce-timeout",
-    type=click.FloatRange(1),
-    default=300.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long the scaled-down pods may take to stop.",
+    click.FloatRange(1),
+    300.0,
+    "How long the scaled-down pods may take to stop.",
+    "SECONDS",
 )
 @pairs_option("--zone", "EBS: map an availability zone of the old volumes to one of the new.")
 @click.option("--region", default=None, help="EBS: the AWS region. Default: AWS's usual settings.")
