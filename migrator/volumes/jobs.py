@@ -426,15 +426,23 @@ class JobRunner:
 
         def fetch() -> tuple[dict[str, Any], dict[str, Any] | None]:
             live = self.cluster.request("GET", path)
-            active = (live.get("status") or {}).get("active")
-            return live, self._pod(namespace, name) if active else None
+            finished = job_readiness(live).state != WAITING
+            return live, None if finished else self._pod(namespace, name)
 
         def check(state: tuple[dict[str, Any], dict[str, Any] | None]) -> Readiness:
             live, pod = state
             readiness = job_readiness(live)
-            if readiness.state != WAITING or pod is None:
+            if readiness.state != WAITING:
                 return readiness
-            stuck = stuck_reason(pod, self.clock() - started, self.start_timeout)
+            waited = self.clock() - started
+            if pod is None:
+                if waited <= self.start_timeout:
+                    return readiness
+                # No pod at all: admission (Pod Security, a quota) refuses it; the Job's
+                # events say why.
+                why = self._refusal(namespace, name) or "no reason given"
+                return Readiness(FAILED, f"no pod made after {self.start_timeout:.0f}s: {why}")
+            stuck = stuck_reason(pod, waited, self.start_timeout)
             return Readiness(FAILED, stuck) if stuck else readiness
 
         waited = wait_for(
@@ -447,7 +455,7 @@ class JobRunner:
         ok = waited.readiness.state == READY
         reason = "" if ok else waited.readiness.reason
         tail = [] if ok else log.splitlines()[-LOG_TAIL:]
-        never_ran = pod is not None and not _started(pod)
+        never_ran = pod is None or not _started(pod)
         if ok or never_ran:
             # A failed Job stays, for a person to read its log; one that never ran has
             # nothing to read, and its pod would wait for ever beside the volume.
@@ -466,6 +474,22 @@ class JobRunner:
             return None
         pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
         return pods[-1] if pods else None
+
+    def _refusal(self, namespace: str, job: str) -> str:
+        """The last FailedCreate event of the Job (why its pods are refused), or ""."""
+        try:
+            events = self.cluster.request(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/events",
+                query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={job}"},
+            )["items"]
+        except MigratorError:
+            return ""
+        refused = sorted(
+            (e for e in events if e.get("reason") == "FailedCreate"),
+            key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""),
+        )
+        return str(refused[-1].get("message") or "") if refused else ""
 
     def _log(self, namespace: str, pod: dict[str, Any]) -> str:
         """The pod's log; empty when there is none."""

@@ -132,6 +132,12 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
             target = claim_directory(new_api, ns, CLAIM)  # a fresh volume on the new node
             assert list(target.iterdir()) == []
 
+            # A dry run says where the claim is and changes nothing.
+            code, planned = sync("--dry-run")
+            assert code == 0, planned
+            assert planned["volumes"] == [{"volume": f"{ns}/{CLAIM}", "node": old_node.name,
+                                           "pods": ["app-0"], "bound": True}]
+
             # Stage pass: the app keeps writing.
             code, stage = sync("--pass", "stage")
             assert code == 0, stage
@@ -195,6 +201,14 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
                 "failedFinal": {"seconds": failed["seconds"], "stoppedSeconds": failed["stoppedSeconds"]},
             }
             print("\nVOLUME-SYNC-FIGURES " + json.dumps(figures))
+
+            # A rollback later: the old app comes back from the record on its StatefulSet.
+            undone = run("volumes", "unquiesce", "for-new", "--store", store, "--from", "old", *k,
+                         "-o", "json")
+            assert undone.exit_code == 0, undone.output
+            assert json.loads(undone.stdout)["restored"] == [
+                {"kind": "StatefulSet", "namespace": ns, "name": "app", "replicas": 1}]
+            assert _statefulset_state(old_api, ns) == (1, None)
         finally:
             try:
                 new_api.request("DELETE", f"/api/v1/namespaces/{ns}")

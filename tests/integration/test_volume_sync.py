@@ -11,7 +11,7 @@ import pytest
 
 from migrator.errors import ApiError
 from migrator.store.s3 import S3Store
-from migrator.volumes import sync
+from migrator.volumes import jobs, sync
 from migrator.volumes.claims import Claim, place
 from migrator.volumes.jobs import CLAIM_LABEL, MOUNT_PATH, RUN_LABEL, RunSecrets
 from tests.movers import (
@@ -126,8 +126,8 @@ def test_a_claim_in_use_is_backed_up_beside_its_pod_and_restored_into_the_new_cl
         # The run's Secrets are gone from both clusters, and the succeeded Jobs too.
         for api in (old_api, new_api):
             assert _secret_gone(api, ns, run_settings.secret_name)
-            jobs = api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
-            assert [j["metadata"]["name"] for j in jobs
+            live = api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
+            assert [j["metadata"]["name"] for j in live
                     if not j["metadata"].get("deletionTimestamp")] == []
         # Nothing of the credentials in the report (checked without showing them).
         leaked = s3.secret_key in str(report.to_dict())
@@ -151,9 +151,9 @@ def test_failures_are_retried_and_reported_per_volume_and_never_block_the_others
 
         def create_late_claim_once_its_first_attempt_failed() -> None:
             def second_attempt():
-                jobs = new_api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
+                live = new_api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
                 return any(j["metadata"]["name"].startswith("migrator-restore-late-")
-                           and j["metadata"]["name"].endswith("-2") for j in jobs)
+                           and j["metadata"]["name"].endswith("-2") for j in live)
             deadline = time.monotonic() + 240
             while not second_attempt() and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -182,10 +182,10 @@ def test_failures_are_retried_and_reported_per_volume_and_never_block_the_others
         assert by_name["good"].backup.seconds + by_name["good"].restore.seconds < time.monotonic() - started
         assert _tree(claim_directory(new_api, ns, "late")) == {"late.txt": b"late"}
         # A Job whose pod never ran is deleted (it would wait for ever); the Secrets go too.
-        jobs = [j["metadata"]["name"] for j in
+        left = [j["metadata"]["name"] for j in
                 new_api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
                 if not j["metadata"].get("deletionTimestamp")]
-        assert not any(name.startswith("migrator-restore-lost-") for name in jobs), jobs
+        assert not any(name.startswith("migrator-restore-lost-") for name in left), left
         for api in (old_api, new_api):
             assert _secret_gone(api, ns, run_settings.secret_name)
 
@@ -223,3 +223,27 @@ def test_parallelism_is_bounded(old_cluster, new_cluster, real_nodes, s3, parall
         watcher.join(timeout=5)
         assert not report.partial, report.to_dict()
         assert max(seen) == 1, seen
+
+
+def test_a_job_whose_pods_admission_refuses_fails_with_the_refusal(new_cluster, real_nodes, s3, new_namespace):
+    """The new cluster enforces Pod Security: a namespace at ``restricted`` refuses the mover
+    pod (it runs as root). The attempt fails after the start timeout with the admission's
+    words, and the Job is deleted, instead of waiting for the Job's deadline."""
+    api, ns = new_cluster.client, new_namespace
+    api.request("PATCH", f"/api/v1/namespaces/{ns}", content_type="application/merge-patch+json",
+                body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    make_claim(api, ns, "data", real_nodes["new"].storage_class)
+    run_settings = settings(real_nodes, s3)
+    runner = jobs.JobRunner(api, attempts=1, poll=0.5, start_timeout=5)
+    started = time.monotonic()
+    outcome = runner.run(lambda n: jobs.mover_job(jobs.RESTORE, ns, "data", run_settings, attempt=n),
+                         jobs.RESTORE)
+    assert time.monotonic() - started < 60
+    (attempt,) = outcome.attempts
+    assert not attempt.ok
+    assert attempt.reason.startswith("no pod made after 5s: ")
+    assert 'violates PodSecurity "restricted' in attempt.reason
+    assert "runAsNonRoot" in attempt.reason
+    remaining = [j for j in api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
+                 if not j["metadata"].get("deletionTimestamp")]
+    assert remaining == []

@@ -172,6 +172,35 @@ def test_a_pod_that_cannot_start_fails_its_attempt_at_once_and_its_job_goes() ->
     assert cluster.deleted == [outcome.attempts[0].job]
 
 
+def test_a_job_that_makes_no_pod_fails_after_the_start_timeout_with_its_refusal() -> None:
+    class Refused(FakeCluster):
+        def request(self, method, path, *, query=None, **kw):
+            if method == "GET" and "/jobs/" in path:
+                return {"status": {}}
+            if method == "GET" and path.endswith("/pods"):
+                return {"items": []}
+            if method == "GET" and path.endswith("/events"):
+                assert query["fieldSelector"].startswith("involvedObject.kind=Job,")
+                return {"items": [
+                    {"reason": "FailedCreate", "lastTimestamp": "2026-01-01T00:00:02Z", "message": "new"},
+                    {"reason": "FailedCreate", "lastTimestamp": "2026-01-01T00:00:01Z", "message": "old"},
+                    {"reason": "SuccessfulCreate", "lastTimestamp": "2026-01-01T00:00:03Z"}]}
+            return super().request(method, path, query=query, **kw)
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    cluster = Refused(["Complete"])
+    runner = jobs.JobRunner(cluster, attempts=1, poll=1, start_timeout=10, sleep=sleep,
+                            clock=lambda: now[0])
+    outcome = runner.run(lambda n: jobs.mover_job(jobs.BACKUP, "ns", "c", SETTINGS, attempt=n), jobs.BACKUP)
+    assert outcome.attempts[0].reason == "no pod made after 10s: new"
+    assert 10 < now[0] <= 12
+    assert cluster.deleted == [outcome.attempts[0].job]
+
+
 def test_a_pod_not_running_after_the_start_timeout_fails_with_what_the_scheduler_says() -> None:
     pending = {"status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
