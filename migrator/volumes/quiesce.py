@@ -108,6 +108,19 @@ def owner_workload(cluster: Cluster, namespace: str, pod: Mapping[str, Any]) -> 
     return _workload(str(ref.get("apiVersion")), str(ref.get("kind")), namespace, ref["name"])
 
 
+def _stopped(pod: Mapping[str, Any]) -> bool:
+    """A pod being deleted whose containers have all ended: nothing in it writes any more,
+    though the kubelet has yet to unmount its volumes and remove it (seconds, on a busy
+    node). Waiting for that too would only lengthen the writers' downtime."""
+    if not dig(pod, "metadata", "deletionTimestamp"):
+        return False
+    statuses = [
+        *(dig(pod, "status", "initContainerStatuses") or ()),
+        *(dig(pod, "status", "containerStatuses") or ()),
+    ]
+    return bool(statuses) and all("terminated" in (s.get("state") or {}) for s in statuses)
+
+
 def _mounting_pods(cluster: Cluster, claims: Iterable[Claim]) -> list[tuple[Claim, dict[str, Any]]]:
     by_namespace: dict[str, set[str]] = {}
     for claim in claims:
@@ -195,7 +208,8 @@ class ScaleDown:
         )
 
     def _wait_unmounted(self, claims: Mapping[Claim, Placement]) -> None:
-        def check(left: list[tuple[Claim, dict[str, Any]]]) -> Readiness:
+        def check(mounting: list[tuple[Claim, dict[str, Any]]]) -> Readiness:
+            left = [(c, p) for c, p in mounting if not _stopped(p)]
             if not left:
                 return Readiness(READY)
             names = sorted({f"{c.namespace}/{name_of(p)}" for c, p in left})
