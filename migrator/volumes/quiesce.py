@@ -3,8 +3,10 @@
 Two ways, chosen by the user:
 
 - **scale** (:class:`ScaleDown`): the workloads whose pods mount a claim (Deployments through
-  their ReplicaSets, StatefulSets, ReplicationControllers) are scaled to zero through their
-  ``scale`` subresource, and the wait lasts until no pod mounts the claims any more. Each
+  their ReplicaSets, StatefulSets, ReplicationControllers, ReplicaSets of their own) are
+  scaled to zero through their ``scale`` subresource, and the wait lasts until no pod that
+  mounts the claims runs any more (a pod being deleted whose containers have all ended
+  counts as stopped). Each
   workload's replicas are recorded before, on the workload itself (annotation
   ``migrator.io/quiesced-replicas``, so a crashed run can still be undone:
   :func:`restore_scaled`) and in memory; ``undo`` scales each back and removes the record.
@@ -40,6 +42,8 @@ SCALABLE: Mapping[tuple[str, str], str] = {
     ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
     ("apps/v1", "StatefulSet"): "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
     ("v1", "ReplicationController"): "/api/v1/namespaces/{ns}/replicationcontrollers/{name}",
+    # A ReplicaSet of its own (one a Deployment owns is scaled through the Deployment).
+    ("apps/v1", "ReplicaSet"): "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
 }
 REPLICA_SET = ("apps/v1", "ReplicaSet")
 
@@ -97,14 +101,8 @@ def owner_workload(cluster: Cluster, namespace: str, pod: Mapping[str, Any]) -> 
                 return None
             raise
         parent = _controller(rs)
-        if parent is None:  # a bare ReplicaSet scales too
-            return Workload(
-                "ReplicaSet",
-                namespace,
-                ref["name"],
-                f"/apis/apps/v1/namespaces/{namespace}/replicasets/{ref['name']}",
-            )
-        ref = parent
+        if parent is not None:
+            ref = parent
     return _workload(str(ref.get("apiVersion")), str(ref.get("kind")), namespace, ref["name"])
 
 
@@ -276,7 +274,9 @@ def restore_scaled(cluster: Cluster, namespaces: Iterable[str]) -> list[Scaled]:
             collection = template.format(ns=namespace, name="").rstrip("/")
             for obj in iter_items(cluster, collection):
                 record = dig(obj, "metadata", "annotations", REPLICAS_ANNOTATION)
-                if record is None:
+                if record is None or _controller(obj) is not None:
+                    # A Deployment's ReplicaSets carry a copy of its annotations: the
+                    # record is the Deployment's, and so is the scaling.
                     continue
                 workload = _workload(api_version, kind, namespace, name_of(obj))
                 assert workload is not None
