@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -540,6 +541,7 @@ def sync_command(
             )
             return
         run_id = jobs.new_run_id()
+        stop = threading.Event()  # set on Ctrl-C: the movers stop waiting, their Jobs go
         secrets: list[Any] = []
         if method == "ebs":
             mover: Any = _ebs_mover(new, run_id, pass_kind, zone, region)
@@ -562,6 +564,7 @@ def sync_command(
                 start_timeout=start_timeout,
                 store=reader.store,
                 key=key,
+                stop=stop,
             )
         quiescer = _quiescer(quiesce, old, hook, unhook, quiesce_timeout)
         bars = progress_bars(stack, output)
@@ -574,6 +577,7 @@ def sync_command(
             quiesce=quiescer,
             parallel=parallel,
             progress=bars,
+            stop=stop,
         )
     show_report(report, output, _render_sync)
     if report.quiesce_error:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator import crypto
-from migrator.errors import ApiError, ConfigError, MigratorError
+from migrator.errors import ApiError, ConfigError, Interrupted, MigratorError
 from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
 from migrator.kube.wait import FAILED, READY, WAITING, Readiness, wait_for
@@ -377,11 +378,24 @@ def stuck_reason(pod: Mapping[str, Any], waited: float, start_timeout: float) ->
     return ""
 
 
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, raising :class:`Interrupted`, once ``stop`` is set (the run
+    is stopping: the user interrupted it)."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("the run is stopping")
+
+    return sleep
+
+
 class JobRunner:
     """Runs one mover at a time to its end on one cluster: creates the Job, waits, reads the
     report, and tries again after a backoff (a new Job) while attempts remain.
 
-    ``sleep`` and ``clock`` are injectable so tests of the retry path need not wait."""
+    ``sleep`` and ``clock`` are injectable so tests of the retry path need not wait; with
+    ``stop``, setting it ends the wait at once (the Job is deleted, :class:`Interrupted`
+    raised)."""
 
     def __init__(
         self,
@@ -391,14 +405,17 @@ class JobRunner:
         backoff: RetryPolicy | None = None,
         poll: float = 1.0,
         start_timeout: float = 300.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         self.cluster = cluster
         self.start_timeout = start_timeout
         self.attempts = max(1, attempts)
         self.backoff = backoff or RetryPolicy(base_delay=5.0, max_delay=60.0)
         self.poll = poll
+        if sleep is None:
+            sleep = stoppable_sleep(stop) if stop is not None else time.sleep
         self.sleep = sleep
         self.clock = clock
 
@@ -445,9 +462,18 @@ class JobRunner:
             stuck = stuck_reason(pod, waited, self.start_timeout)
             return Readiness(FAILED, stuck) if stuck else readiness
 
-        waited = wait_for(
-            fetch, check, timeout=deadline, interval=self.poll, clock=self.clock, sleep=self.sleep
-        )
+        try:
+            waited = wait_for(
+                fetch,
+                check,
+                timeout=deadline,
+                interval=self.poll,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        except Interrupted:
+            self._delete(path)  # the run stops: so does its mover
+            raise
         seconds = self.clock() - started
         pod = self._pod(namespace, name)
         log = self._log(namespace, pod) if pod else ""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -185,6 +185,7 @@ def mover_jobs(
     start_timeout: float = 300.0,
     store: Store | None = None,
     key: bytes | None = None,
+    stop: threading.Event | None = None,
 ) -> VolumeMover:
     """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``.
 
@@ -194,7 +195,14 @@ def mover_jobs(
     if store is not None:
         Repository.open(store, key, create=True)
     runners = [
-        JobRunner(c, attempts=attempts, poll=poll, backoff=backoff, start_timeout=start_timeout)
+        JobRunner(
+            c,
+            attempts=attempts,
+            poll=poll,
+            backoff=backoff,
+            start_timeout=start_timeout,
+            stop=stop,
+        )
         for c in (old, new)
     ]
     old_runner, new_runner = runners
@@ -232,8 +240,13 @@ def apply(
     parallel: int = 4,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Run one pass over ``plan``'s claims with ``move`` (see the module doc)."""
+    """Run one pass over ``plan``'s claims with ``move`` (see the module doc).
+
+    Interrupted (Ctrl-C), it sets ``stop`` (the event the movers were made with), so every
+    mover still waiting ends and deletes its Job, undoes the quiesce, deletes the Secrets,
+    and raises."""
     report = SyncReport(run_id, plan.pass_kind, method)
     started = clock()
     namespaces = sorted({c.namespace for c in plan.claims})
@@ -262,7 +275,7 @@ def apply(
                 return report
             report.quiesce = quiesce.to_dict()
             report.quiesce_seconds = clock() - stopped_at
-        report.volumes = _move_all(plan, move, parallel, progress)
+        report.volumes = _move_all(plan, move, parallel, progress, stop)
         if quiesce is not None and any(not v.ok for v in report.volumes):
             report.undo_problems = quiesce.undo()
             report.undone = True
@@ -281,7 +294,11 @@ def apply(
 
 
 def _move_all(
-    plan: SyncPlan, move: VolumeMover, parallel: int, progress: Progress | None
+    plan: SyncPlan,
+    move: VolumeMover,
+    parallel: int,
+    progress: Progress | None,
+    stop: threading.Event | None,
 ) -> list[VolumeResult]:
     claims = list(plan.claims.items())
     done = 0
@@ -305,8 +322,18 @@ def _move_all(
 
     if progress is not None:
         progress("volumes", 0, len(claims))
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="mover") as pool:
-        return list(pool.map(one, claims))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="mover")
+    futures = [pool.submit(one, item) for item in claims]
+    try:
+        for future in as_completed(futures):
+            future.result()  # the first that raised (an interrupt, a bug) stops them all
+    except BaseException:
+        if stop is not None:
+            stop.set()  # the movers still waiting end now
+        pool.shutdown(wait=stop is not None, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [future.result() for future in futures]
 
 
 def plan(

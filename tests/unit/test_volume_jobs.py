@@ -337,3 +337,38 @@ def test_the_store_gets_its_volume_repository_once_before_movers_start_side_by_s
     made = store.get_bytes(CONFIG)
     sync.mover_jobs(FakeCluster([]), FakeCluster([]), SETTINGS, attempts=1, store=store)
     assert store.get_bytes(CONFIG) == made  # the next run uses it, never makes another
+
+
+def test_an_interrupted_pass_stops_every_waiting_mover_deletes_its_job_and_undoes() -> None:
+    """Ctrl-C while movers wait: they stop at once (their Jobs deleted), the writers come
+    back, the Secrets go, and the interrupt goes on up."""
+    class Running(FakeCluster):
+        def request(self, method, path, *, query=None, **kw):
+            if method == "GET" and "/jobs/" in path:
+                return {"status": {"active": 1}}
+            if method == "GET" and path.endswith("/pods"):
+                return {"items": [{"metadata": {"name": "p"}, "status": {
+                    "phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}}]}
+            return super().request(method, path, query=query, **kw)
+
+    old, new = Running(["Complete"] * 4), Running(["Complete"] * 4)
+    stop = threading.Event()
+    move = sync.mover_jobs(old, new, SETTINGS, attempts=3, poll=0.05, stop=stop)
+    creds = jobs.StoreCredentials({"AWS_ACCESS_KEY_ID": "a"})
+    secrets = [(jobs.RunSecrets(SETTINGS, creds), old)]
+    quiesce = FakeQuiesce()
+
+    def one_interrupts(claim: Claim, placement: Placement) -> sync.VolumeResult:
+        if claim.name == "ctrl-c":
+            time.sleep(0.3)  # the other movers are waiting on their Jobs by now
+            raise KeyboardInterrupt
+        return move(claim, placement)
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sync.apply(_plan("a", "b", "ctrl-c"), one_interrupts, run_id="r", method="mover",
+                   secrets=secrets, quiesce=quiesce, parallel=3, stop=stop)
+    assert time.monotonic() - started < 5
+    assert sorted(old.deleted) == sorted(old.jobs)  # both waiting backups: deleted, not retried
+    assert len(old.jobs) == 2 and new.jobs == {}
+    assert quiesce.undone and old.secrets == {}
