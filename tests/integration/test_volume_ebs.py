@@ -108,3 +108,74 @@ def test_a_volume_that_is_not_ebs_is_reported_and_the_others_move(ec2, new_clust
     assert by_name["ebs"].ok and by_name["ebs"].ebs["snapshot"].startswith("snap-")
     assert "not an EBS volume" in by_name["local"].error
     assert [p.what for p in report.problems()] == ["ns/local"]
+
+
+def test_the_cli_moves_an_ebs_claim_from_the_old_cluster_into_the_new(
+        ec2, old_cluster, new_cluster, tmp_path):
+    """The whole EBS way through the CLI: a claim bound to an EBS CSI volume in the old
+    cluster, exported (without its PV) to a local store, imported; `volumes sync --method
+    ebs --pass final` snapshots it, makes the volume in the mapped zone and the PV the
+    imported claim binds to. (moto answers every AWS call in this process, so the store is a
+    directory: the EBS path needs no store.)"""
+    import json
+
+    from click.testing import CliRunner
+
+    from migrator.cli import cli
+
+    source = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8, VolumeType="gp3")["VolumeId"]
+    pv_name = f"pv-ebs-{source[-8:]}"
+    store = str(tmp_path / "snapshots")
+    k = ("--kubeconfig", old_cluster.kubeconfig)
+    with shared_namespace([old_cluster], prefix="t-ebs-cli") as ns:
+        old = old_cluster.client
+        pv = _old_pv("csi", source)
+        pv["metadata"]["name"] = pv_name
+        pv["spec"]["claimRef"] = {"namespace": ns, "name": "data"}
+        old.request("POST", "/api/v1/persistentvolumes", body=pv)
+        try:
+            old.request("POST", f"/api/v1/namespaces/{ns}/persistentvolumeclaims", body={
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": {"storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "volumeName": pv_name,
+                         "resources": {"requests": {"storage": "8Gi"}}}})
+            wait_until("the old claim bound", lambda: old.request(
+                "GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")["status"].get("phase") == "Bound",
+                timeout=60)
+
+            def run(*args: str):
+                result = CliRunner().invoke(cli, list(args))
+                assert result.exit_code == 0, result.output
+                return result
+
+            run("export", "--from", "old", *k, "--store", store, "--id", "ebs", "--include-namespace", ns,
+                "--exclude-resource", "persistentvolumes", "-o", "json")
+            run("import", "ebs", "--store", store, "--to", "new", *k, "-o", "json")
+            synced = run("volumes", "sync", "ebs", "--store", store, "--from", "old", "--to", "new", *k,
+                         "--method", "ebs", "--pass", "final", "--quiesce", "none",
+                         "--zone", f"{REGION}a={REGION}b", "--region", REGION, "-o", "json")
+            report = json.loads(synced.stdout)
+            (volume,) = report["volumes"]
+            assert volume["volume"] == f"{ns}/data" and volume["ok"]
+            assert volume["ebs"]["sourceVolume"] == source and volume["ebs"]["pv"] == pv_name
+            made = ec2.describe_volumes(VolumeIds=[volume["ebs"]["volume"]])["Volumes"][0]
+            assert made["AvailabilityZone"] == f"{REGION}b"
+
+            new = new_cluster.client
+            def bound():
+                c = new.request("GET", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")
+                return c if c["status"].get("phase") == "Bound" else None
+
+            claim = wait_until("the imported claim bound to the new volume", bound, timeout=60)
+            assert claim["spec"]["volumeName"] == pv_name
+            live = new.request("GET", f"/api/v1/persistentvolumes/{pv_name}")
+            assert live["spec"]["csi"]["volumeHandle"] == made["VolumeId"]
+        finally:
+            for cluster in (old_cluster, new_cluster):
+                try:
+                    cluster.client.request("DELETE", f"/api/v1/persistentvolumes/{pv_name}")
+                except ApiError:
+                    pass
+            try:
+                new_cluster.client.request("DELETE", f"/api/v1/namespaces/{ns}")
+            except ApiError:
+                pass
