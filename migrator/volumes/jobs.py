@@ -488,29 +488,25 @@ class JobRunner:
             self._delete(path)
         return Attempt(name, ok, reason, seconds, report, tail)
 
+    def _items(self, namespace: str, kind: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """A list of ``kind`` in ``namespace`` (empty when it cannot be read: it only adds
+        detail to what the Job itself says)."""
+        try:
+            path = f"/api/v1/namespaces/{namespace}/{kind}"
+            return list(self.cluster.request("GET", path, query=query)["items"])
+        except MigratorError:
+            return []
+
     def _pod(self, namespace: str, job: str) -> dict[str, Any] | None:
         """The Job's newest pod, or None."""
-        try:
-            pods = self.cluster.request(
-                "GET",
-                f"/api/v1/namespaces/{namespace}/pods",
-                query={"labelSelector": f"job-name={job}"},
-            )["items"]
-        except MigratorError:
-            return None
+        pods = self._items(namespace, "pods", {"labelSelector": f"job-name={job}"})
         pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
         return pods[-1] if pods else None
 
     def _refusal(self, namespace: str, job: str) -> str:
         """The last FailedCreate event of the Job (why its pods are refused), or ""."""
-        try:
-            events = self.cluster.request(
-                "GET",
-                f"/api/v1/namespaces/{namespace}/events",
-                query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={job}"},
-            )["items"]
-        except MigratorError:
-            return ""
+        selector = f"involvedObject.kind=Job,involvedObject.name={job}"
+        events = self._items(namespace, "events", {"fieldSelector": selector})
         refused = sorted(
             (e for e in events if e.get("reason") == "FailedCreate"),
             key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""),
