@@ -437,3 +437,13 @@ class UnsafeEntry(VolumeError):
     """A volume manifest entry would write outside the restore target: an absolute path, a
     ``..`` component, a symlink pointing out, or a path through a symlink. Nothing of the
     restore was written."""
+
+
+class QuiesceFailed(VolumeError):
+    """The workloads that write to the volumes could not be stopped (or a hook failed) before
+    a final pass: the pass did not run, and what was stopped was started again."""
+
+
+class SyncFailed(VolumeError):
+    """A volume sync could not run at all (its credentials Secret, its claims); no volume
+    was moved. Per-volume failures are not this: they are in the report (exit code 5)."""

@@ -1,4 +1,8 @@
-"""``migrator volumes backup|restore|verify|ls``: persistent-volume data through a store.
+"""``migrator volumes backup|restore|verify|ls|sync|unquiesce``: persistent-volume data
+through a store.
+
+``sync`` runs the mover as Jobs beside every volume of a snapshot, in both clusters
+(:mod:`migrator.volumes.sync`); ``unquiesce`` scales back what a final pass stopped.
 
 Loaded only when it runs (see :mod:`migrator.cli`). Every command works headless, as a Job
 beside a volume runs it (``python -m migrator volumes backup /data --store s3://... --name
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +22,16 @@ import click
 
 from migrator import crypto
 from migrator.cli.options import (
+    KUBECONFIG_OPTION,
     OUTPUT_OPTION,
     S3_ENDPOINT_OPTION,
     STORE_OPTION,
+    from_option,
     key_file_option,
+    open_snapshot,
+    pairs_option,
+    snapshot_address,
+    to_option,
 )
 from migrator.cli.render import (
     MAX_LISTED,
@@ -30,13 +41,19 @@ from migrator.cli.render import (
     render_table,
     show_report,
 )
-from migrator.errors import PartialFailure, VerificationFailed
+from migrator.errors import (
+    ConfigError,
+    PartialFailure,
+    QuiesceFailed,
+    VerificationFailed,
+)
 from migrator.store import open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from migrator.volumes import BackupReport, RestoreReport, VerifyReport
+    from migrator.volumes.sync import SyncReport
 
 KEY_HELP = "Encrypt (backup) or decrypt the store's volume data with this key (AES-256-GCM)"
 PASS_OPTION = click.option(
@@ -48,14 +65,15 @@ PASS_OPTION = click.option(
 )
 
 
-def _workers(default: int, what: str) -> Any:
+def _number(flag: str, kind: click.ParamType, default: float, what: str, metavar: str = "N") -> Any:
+    """A numeric option with its range and default shown."""
     return click.option(
-        "--workers",
-        type=click.IntRange(1, 64),
-        default=default,
-        show_default=True,
-        help=what,
+        flag, type=kind, default=default, show_default=True, metavar=metavar, help=what
     )
+
+
+def _workers(default: int, what: str) -> Any:
+    return _number("--workers", click.IntRange(1, 64), default, what)
 
 
 @click.group()
@@ -70,13 +88,7 @@ def volumes() -> None:
 @key_file_option(KEY_HELP)
 @S3_ENDPOINT_OPTION
 @_workers(4, "Files read and chunked at the same time.")
-@click.option(
-    "--uploads",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Packs uploaded at the same time.",
-)
+@_number("--uploads", click.IntRange(1, 64), 4, "Packs uploaded at the same time.")
 @click.option("--dry-run", is_flag=True, help="Say what the pass would read; change nothing.")
 @OUTPUT_OPTION
 def backup_command(
@@ -371,3 +383,302 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
         ],
     )
     _findings(console, "Differences", d["differences"], report.differences.count)
+
+
+DEFAULT_IMAGE = "migrator-mover:latest"
+
+
+@volumes.command("sync")
+@click.argument("snapshot")
+@from_option("Kubeconfig context of the old cluster, where the volumes are backed up.")
+@to_option("Kubeconfig context of the new cluster, where the imported claims are filled.")
+@STORE_OPTION
+@KUBECONFIG_OPTION
+@key_file_option("Key of an encrypted snapshot, and the volume data's key")
+@S3_ENDPOINT_OPTION
+@click.option(
+    "--pass",
+    "pass_kind",
+    type=click.Choice(["stage", "final"]),
+    default="stage",
+    show_default=True,
+    help="stage: while the applications run (repeat it); final: quiesce first, then the last pass.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["mover", "ebs"]),
+    default="mover",
+    show_default=True,
+    help="mover: Jobs copy files through the store; ebs: EBS snapshots (AWS, EBS-backed PVs).",
+)
+@click.option(
+    "--include-namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="Only the claims in these namespaces (repeatable). Default: every claim of SNAPSHOT.",
+)
+@click.option(
+    "--image",
+    default=DEFAULT_IMAGE,
+    show_default=True,
+    metavar="IMAGE",
+    help="The mover image (built by the project's Dockerfile, pushed where both clusters "
+    "pull from).",
+)
+@click.option(
+    "--pull-policy",
+    type=click.Choice(["IfNotPresent", "Always", "Never"]),
+    default="IfNotPresent",
+    show_default=True,
+    help="imagePullPolicy of the mover pods.",
+)
+@click.option(
+    "--pods-s3-endpoint",
+    metavar="URL",
+    default=None,
+    help="The S3 endpoint as the mover pods reach it. Default: --s3-endpoint.",
+)
+@_number("--parallel", click.IntRange(1, 256), 4, "Volumes moved at the same time.")
+@_number(
+    "--attempts",
+    click.IntRange(1, 20),
+    3,
+    "Jobs tried per volume and direction (with a growing pause between).",
+)
+@_number(
+    "--job-timeout",
+    click.IntRange(30, 7 * 24 * 3600),
+    3600,
+    "A mover Job's deadline (activeDeadlineSeconds).",
+    "SECONDS",
+)
+@_number(
+    "--start-timeout",
+    click.FloatRange(1),
+    300.0,
+    "A mover pod not running after this long fails its attempt (unschedulable: a claim "
+    "missing or attached elsewhere). An image no node can pull fails it at once.",
+    "SECONDS",
+)
+@click.option(
+    "--quiesce",
+    type=click.Choice(["scale", "hook", "none"]),
+    default=None,
+    help="Before a final pass: scale the workloads mounting the claims to zero, run --hook "
+    "in their pods, or nothing. Default: scale for --pass final, none for stage.",
+)
+@click.option("--hook", metavar="CMD", default=None, help="The quiesce hook (sh -c CMD).")
+@click.option("--unhook", metavar="CMD", default=None, help="Undoes the hook, run after the pass.")
+@_number(
+    "--quiesce-timeout",
+    click.FloatRange(1),
+    300.0,
+    "How long the scaled-down pods may take to stop.",
+    "SECONDS",
+)
+@pairs_option("--zone", "EBS: map an availability zone of the old volumes to one of the new.")
+@click.option("--region", default=None, help="EBS: the AWS region. Default: AWS's usual settings.")
+@click.option("--dry-run", is_flag=True, help="List the claims and where they are; change nothing.")
+@OUTPUT_OPTION
+def sync_command(
+    snapshot: str,
+    source: str,
+    target: str,
+    store_url: str,
+    kubeconfig: Path | None,
+    key_file: Path | None,
+    s3_endpoint: str | None,
+    pass_kind: str,
+    method: str,
+    namespaces: tuple[str, ...],
+    image: str,
+    pull_policy: str,
+    pods_s3_endpoint: str | None,
+    parallel: int,
+    attempts: int,
+    job_timeout: int,
+    start_timeout: float,
+    quiesce: str | None,
+    hook: str | None,
+    unhook: str | None,
+    quiesce_timeout: float,
+    zone: tuple[str, ...],
+    region: str | None,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Move the data of every claim in SNAPSHOT from the old cluster into the new one.
+
+    A mover Job per claim in the old cluster, on the node the claim is attached to, backs it
+    up into the store; a restore Job in the new cluster writes it into the imported claim.
+    Repeat --pass stage while the applications run; --pass final stops the writers first
+    (and starts them again if any volume fails). Exit code 5 when some volumes failed.
+    """
+    from migrator import kube
+    from migrator.volumes import jobs, sync
+
+    quiesce = quiesce or ("scale" if pass_kind == "final" else "none")
+    if quiesce == "hook" and not hook:
+        raise ConfigError("--quiesce hook needs --hook CMD")
+    if (hook or unhook) and quiesce != "hook":
+        raise ConfigError("--hook and --unhook are for --quiesce hook")
+    store_at, _snapshot_id = snapshot_address(snapshot, store_url)
+    if method == "mover" and not store_at.startswith("s3://"):
+        raise ConfigError(
+            f"the mover Jobs cannot reach the store {store_at!r} from inside the clusters",
+            hint="keep the snapshot (and so the volume data) in an s3:// store",
+        )
+    key = crypto.load_key(key_file)
+    reader = open_snapshot(snapshot, store_url, s3_endpoint, key_file)
+    with contextlib.ExitStack() as stack:
+        old = stack.enter_context(kube.connect(kubeconfig, source))
+        new = stack.enter_context(kube.connect(kubeconfig, target))
+        plan = sync.plan(reader, old, pass_kind, namespaces)
+        if dry_run:
+            _show_plan(
+                plan.to_dict(), output, f"Volume sync of {snapshot} ({pass_kind} pass, dry run)"
+            )
+            return
+        run_id = jobs.new_run_id()
+        stop = threading.Event()  # set on Ctrl-C: the movers stop waiting, their Jobs go
+        secrets: list[Any] = []
+        if method == "ebs":
+            mover: Any = _ebs_mover(new, run_id, pass_kind, zone, region)
+        else:
+            settings = jobs.MoverSettings(
+                run_id=run_id,
+                image=image,
+                store_url=store_at,
+                secret_name=jobs.SECRET_PREFIX + run_id,
+                pull_policy=pull_policy,
+                deadline=job_timeout,
+            )
+            credentials = jobs.store_credentials(pods_s3_endpoint or s3_endpoint, region, key)
+            secrets = [(jobs.RunSecrets(settings, credentials), c) for c in (old, new)]
+            mover = sync.mover_jobs(
+                old,
+                new,
+                settings,
+                attempts=attempts,
+                start_timeout=start_timeout,
+                store=reader.store,
+                key=key,
+                stop=stop,
+            )
+        quiescer = _quiescer(quiesce, old, hook, unhook, quiesce_timeout)
+        bars = progress_bars(stack, output)
+        report = sync.apply(
+            plan,
+            mover,
+            run_id=run_id,
+            method=method,
+            secrets=secrets,
+            quiesce=quiescer,
+            parallel=parallel,
+            progress=bars,
+            stop=stop,
+        )
+    show_report(report, output, _render_sync)
+    if report.quiesce_error:
+        raise QuiesceFailed(report.quiesce_error)
+    if report.partial:
+        failed = sum(not v.ok for v in report.volumes)
+        undone = " (the writers were started again)" if report.undone else ""
+        raise PartialFailure(f"{failed} volume(s) of {len(report.volumes)} failed{undone}")
+
+
+def _ebs_mover(
+    new: Any, run_id: str, pass_kind: str, zones: tuple[str, ...], region: str | None
+) -> Any:
+    import boto3
+
+    from migrator.transform.differences import parse_pairs
+    from migrator.volumes.ebs import EbsMover
+
+    ec2 = boto3.session.Session(region_name=region).client("ec2")
+    zone_map = parse_pairs(zones, "--zone")
+    return EbsMover(ec2, new, run_id=run_id, pass_kind=pass_kind, zones=zone_map)
+
+
+def _quiescer(how: str, old: Any, hook: str | None, unhook: str | None, timeout: float) -> Any:
+    from migrator.volumes import quiesce
+
+    if how == "scale":
+        return quiesce.ScaleDown(old, timeout=timeout)
+    if how == "hook":
+        assert hook is not None
+        return quiesce.Hooks(old, hook, unhook, timeout=timeout)
+    return None
+
+
+@volumes.command("unquiesce")
+@click.argument("snapshot")
+@from_option("Kubeconfig context of the old cluster.")
+@STORE_OPTION
+@KUBECONFIG_OPTION
+@key_file_option("Key of an encrypted snapshot")
+@S3_ENDPOINT_OPTION
+@OUTPUT_OPTION
+def unquiesce_command(
+    snapshot: str,
+    source: str,
+    store_url: str,
+    kubeconfig: Path | None,
+    key_file: Path | None,
+    s3_endpoint: str | None,
+    output: str,
+) -> None:
+    """Scale back every workload a final pass scaled down, in the namespaces of SNAPSHOT's
+    claims (to the replicas recorded on each: a rollback after the final pass)."""
+    from migrator import kube
+    from migrator.volumes.claims import claims_in_snapshot
+    from migrator.volumes.quiesce import restore_scaled
+
+    reader = open_snapshot(snapshot, store_url, s3_endpoint, key_file)
+    namespaces = {c.namespace for c in claims_in_snapshot(reader)}
+    with kube.connect(kubeconfig, source) as old:
+        restored = restore_scaled(old, namespaces)
+    if output == "json":
+        click.echo(json.dumps({"restored": [r.to_dict() for r in restored]}, indent=2))
+        return
+    if not restored:
+        click.echo("nothing to scale back")
+    for r in restored:
+        click.echo(f"{r.workload}: back at {r.replicas} replica(s)")
+
+
+def _render_sync(console: Console, report: SyncReport) -> None:
+    d = report.to_dict()
+    stopped = (
+        "" if d["stoppedSeconds"] is None else f", writers stopped {d['stoppedSeconds']:.1f} s"
+    )
+    undone = " (undone: the writers run again)" if report.undone else ""
+    quiesce = report.quiesce or {}
+    scaled = ", ".join(
+        f"{s['kind']} {s['namespace']}/{s['name']} ({s['replicas']})"
+        for s in quiesce.get("scaled") or quiesce.get("restored") or ()
+    )
+    render(
+        console,
+        f"Volume sync, {report.pass_kind} pass ({report.method}), run {report.run_id}",
+        [
+            ("volumes", f"{d['ok']} moved, {d['failed']} failed"),
+            ("data", f"{d['files']:,} files, {_size(d['bytes'])}"),
+            (
+                "quiesce",
+                (quiesce.get("method", "none") + (f": {scaled}" if scaled else "")) + undone,
+            ),
+            ("time", f"{d['seconds']:.1f} s{stopped}"),
+        ],
+    )
+    rows = []
+    for v in report.volumes:
+        attempts = sum(len(m.attempts) for m in (v.backup, v.restore) if m)
+        seconds = sum(m.seconds for m in (v.backup, v.restore) if m)
+        state = "ok" if v.ok and not v.skipped else ("skipped" if v.ok else "FAILED")
+        why = v.error or v.skipped
+        rows.append([v.claim.volume, v.node or "", state, str(attempts), f"{seconds:.1f} s", why])
+    render_table(console, "Volumes", ["volume", "node", "state", "jobs", "time", "why"], rows)
+    problems = [p.to_dict() for p in report.problems()]
+    _findings(console, "Problems", problems, len(problems))

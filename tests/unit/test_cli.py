@@ -150,6 +150,7 @@ def test_one_vocabulary_across_commands() -> None:
     with_store = {name for name, command in _all_commands() if "--store" in _flags(command)}
     assert with_store == {"export", "transform", "check-apis", "import", "verify",
                           "snapshot list", "snapshot show", "snapshot verify", "shift",
-                          "volumes backup", "volumes restore", "volumes verify", "volumes ls"}
+                          "volumes backup", "volumes restore", "volumes verify", "volumes ls",
+                          "volumes sync", "volumes unquiesce"}
     with_key = {name for name, command in _all_commands() if "--key-file" in _flags(command)}
     assert with_key == with_store - {"snapshot list", "snapshot show", "shift", "volumes ls"}

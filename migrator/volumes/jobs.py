@@ -1,0 +1,532 @@
+"""Movers as Kubernetes Jobs: the mover runs beside each volume, in the cluster that has it.
+
+A mover Job mounts one claim (read-only for a backup in the old cluster, read-write for a
+restore in the new one) on the node where the claim is attached, and runs this project's
+own mover there (``migrator volumes backup|restore``, the image the project's ``Dockerfile``
+builds). The store's credentials travel in a Secret made for the run, in each namespace
+that has a claim, and deleted when the run ends; the pods get them as environment
+variables, the way the headless mover reads them, and nothing else (no service account
+token: a mover never talks to the API server).
+
+:func:`mover_job` and :func:`credentials_secret` only build manifests (``manifests/
+mover-job.yaml`` is what they produce, a test keeps the two equal); :class:`JobRunner`
+creates a Job, waits for it to finish (or fails it at once when its pod cannot start: an
+image no node can have, a claim it cannot mount), reads the mover's JSON report from its
+log, and creates the next attempt after a backoff when one fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator import crypto
+from migrator.errors import ApiError, ConfigError, Interrupted, MigratorError
+from migrator.kube import Cluster
+from migrator.kube.retry import RetryPolicy
+from migrator.kube.wait import FAILED, READY, WAITING, Readiness, wait_for
+from migrator.resources.readiness import job as job_readiness
+from migrator.volumes.claims import MOVER_LABEL
+
+RUN_LABEL = "migrator.io/run"
+CLAIM_LABEL = "migrator.io/claim"
+VOLUME_ANNOTATION = "migrator.io/volume"
+MOUNT_PATH = "/data"
+SECRET_PREFIX = "migrator-mover-"
+# The mover's last lines of log kept in a failed attempt's report (never the environment).
+LOG_TAIL = 20
+
+BACKUP, RESTORE = "backup", "restore"
+
+
+@dataclass(frozen=True)
+class MoverSettings:
+    """What every mover Job of a run shares."""
+
+    run_id: str
+    image: str
+    store_url: str
+    secret_name: str
+    pull_policy: str = "IfNotPresent"
+    deadline: int = 3600  # activeDeadlineSeconds of one attempt
+    workers: int = 4  # the mover's own --workers inside its pod
+    extra_args: tuple[str, ...] = ()
+
+
+def new_run_id(clock: Callable[[], float] = time.time) -> str:
+    """A run id that is also a valid label value and name part: ``20260102-030405-ab12``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(clock()))
+    noise = hashlib.sha256(f"{clock()}{id(object())}".encode()).hexdigest()[:4]
+    return f"{stamp}-{noise}"
+
+
+def job_name(direction: str, namespace: str, claim: str, run_id: str, attempt: int) -> str:
+    """``migrator-backup-<claim>-<digest>-<attempt>``: readable, unique per run and claim, and
+    short enough for the ``job-name`` label (63 characters)."""
+    digest = hashlib.sha256(f"{namespace}/{claim}/{run_id}".encode()).hexdigest()[:8]
+    readable = re.sub(r"[^a-z0-9-]", "-", claim.lower())[:30].strip("-")
+    return f"migrator-{direction}-{readable}-{digest}-{attempt}"
+
+
+def _label_value(value: str) -> str:
+    """A claim name as a label value: as it is when it fits, else cut and made unique."""
+    if len(value) <= 63:
+        return value
+    return value[:54] + "-" + hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def mover_command(direction: str, volume: str, settings: MoverSettings) -> list[str]:
+    """The mover's command line inside the pod (``volume`` is the store's name, NS/PVC)."""
+    common = ["--store", settings.store_url, "--workers", str(settings.workers), "-o", "json"]
+    if direction == BACKUP:
+        return [
+            "migrator",
+            "volumes",
+            "backup",
+            MOUNT_PATH,
+            "--name",
+            volume,
+            *common,
+            *settings.extra_args,
+        ]
+    return [
+        "migrator",
+        "volumes",
+        "restore",
+        volume,
+        MOUNT_PATH,
+        "--delete",
+        *common,
+        *settings.extra_args,
+    ]
+
+
+def node_affinity(node: str) -> dict[str, Any]:
+    """Pod affinity that puts a pod on ``node`` and nowhere else."""
+    term = {
+        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]
+    }
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+        }
+    }
+
+
+def mover_job(
+    direction: str,
+    namespace: str,
+    claim: str,
+    settings: MoverSettings,
+    *,
+    node: str | None = None,
+    attempt: int = 1,
+) -> dict[str, Any]:
+    """The Job that backs up (``direction`` backup) or restores one claim.
+
+    ``node`` is where the claim is attached (a ReadWriteOnce volume in use can be mounted
+    only there); without it the scheduler follows the volume's own node affinity. The pod
+    tolerates every taint: a mover must reach the node its volume is on, whatever runs there.
+    """
+    labels = {RUN_LABEL: settings.run_id, MOVER_LABEL: direction, CLAIM_LABEL: _label_value(claim)}
+    read_only = direction == BACKUP
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [
+            {
+                "name": "mover",
+                "image": settings.image,
+                "imagePullPolicy": settings.pull_policy,
+                "command": mover_command(direction, f"{namespace}/{claim}", settings),
+                "envFrom": [{"secretRef": {"name": settings.secret_name}}],
+                "volumeMounts": [{"name": "data", "mountPath": MOUNT_PATH, "readOnly": read_only}],
+                # Reads and writes every file of the volume, whoever owns it, and sets owners.
+                "securityContext": {"runAsUser": 0, "runAsGroup": 0},
+            }
+        ],
+        "volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
+        ],
+    }
+    if node:
+        pod["affinity"] = node_affinity(node)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(direction, namespace, claim, settings.run_id, attempt),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {VOLUME_ANNOTATION: f"{namespace}/{claim}"},
+        },
+        "spec": {
+            "backoffLimit": 0,  # attempts are the runner's: each one is a Job, reported
+            "activeDeadlineSeconds": settings.deadline,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
+        },
+    }
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class StoreCredentials:
+    """What a mover pod needs to reach the store, as environment variables. Never printed:
+    ``repr`` names only the variables."""
+
+    env: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"StoreCredentials({', '.join(sorted(self.env))})"
+
+
+def store_credentials(
+    endpoint: str | None, region: str | None, key: bytes | None, session: Any = None
+) -> StoreCredentials:
+    """The AWS credentials this process uses (environment, profile, ...), the store's endpoint
+    as the pods reach it, and the volume key: the environment of every mover pod."""
+    import boto3
+
+    session = session or boto3.session.Session()
+    found = session.get_credentials()
+    if found is None:
+        raise ConfigError(
+            "no AWS credentials for the store: the mover Jobs need them",
+            hint="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+        )
+    frozen = found.get_frozen_credentials()
+    env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    env["AWS_DEFAULT_REGION"] = region or session.region_name or "us-east-1"
+    if endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    if key is not None:
+        env[crypto.KEY_ENV] = key.hex()
+    return StoreCredentials(env)
+
+
+def credentials_secret(
+    namespace: str, settings: MoverSettings, credentials: StoreCredentials
+) -> dict[str, Any]:
+    """The run's Secret in ``namespace``: the store's credentials for its mover pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": settings.secret_name,
+            "namespace": namespace,
+            "labels": {RUN_LABEL: settings.run_id},
+        },
+        "stringData": dict(credentials.env),
+    }
+
+
+class RunSecrets:
+    """The run's credential Secrets, one per namespace with a claim; :meth:`delete_all` removes
+    every one made (also after a failure: use it in a ``finally``)."""
+
+    def __init__(self, settings: MoverSettings, credentials: StoreCredentials) -> None:
+        self.settings = settings
+        self.credentials = credentials
+        self.made: list[tuple[Cluster, str]] = []
+
+    def ensure(self, cluster: Cluster, namespaces: Sequence[str]) -> None:
+        for namespace in sorted(set(namespaces)):
+            body = credentials_secret(namespace, self.settings, self.credentials)
+            path = f"/api/v1/namespaces/{namespace}/secrets"
+            try:
+                cluster.request("POST", path, body=body)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                cluster.request("PUT", f"{path}/{self.settings.secret_name}", body=body)
+            self.made.append((cluster, namespace))
+
+    def delete_all(self) -> list[str]:
+        """Delete every Secret made; returns the ones that could not be deleted (named)."""
+        left: list[str] = []
+        for cluster, namespace in self.made:
+            path = f"/api/v1/namespaces/{namespace}/secrets/{self.settings.secret_name}"
+            try:
+                cluster.request("DELETE", path)
+            except ApiError as exc:
+                if exc.status != 404:
+                    left.append(f"{cluster.context}: {namespace}/{self.settings.secret_name}")
+            except MigratorError:
+                left.append(f"{cluster.context}: {namespace}/{self.settings.secret_name}")
+        self.made.clear()
+        return left
+
+
+# --- running Jobs ------------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """One Job of a mover: its name, how it ended, the mover's report (from its log)."""
+
+    job: str
+    ok: bool
+    reason: str = ""
+    seconds: float = 0.0
+    report: dict[str, Any] | None = None
+    log_tail: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "ok": self.ok,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "logTail": self.log_tail,
+        }
+
+
+@dataclass
+class MoverOutcome:
+    """Every attempt at one direction of one volume; ``ok`` when the last one succeeded."""
+
+    direction: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1].ok
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return (self.attempts[-1].report or {}) if self.attempts else {}
+
+    @property
+    def seconds(self) -> float:
+        return sum(a.seconds for a in self.attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "seconds": round(self.seconds, 3),
+            "report": self.report,
+        }
+
+
+def parse_mover_report(log: str) -> dict[str, Any] | None:
+    """The mover's ``-o json`` report: the last JSON object its log holds (it is printed
+    last, indented, from a line that is ``{`` alone), or None."""
+    lines = log.splitlines()
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start] == "{":
+            try:
+                doc = json.loads("\n".join(lines[start:]))
+            except ValueError:
+                continue
+            return doc if isinstance(doc, dict) else None
+    return None
+
+
+# Reasons a container waits that no waiting cures: the attempt fails at once.
+HOPELESS = frozenset(
+    {
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def _started(pod: Mapping[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return any(
+        "running" in (s.get("state") or {})
+        or "terminated" in (s.get("state") or {})
+        or s.get("lastState", {}).get("terminated")
+        for s in statuses
+    )
+
+
+def stuck_reason(pod: Mapping[str, Any], waited: float, start_timeout: float) -> str:
+    """Why a mover pod will not start ("" while it may): an image that cannot be had, or a
+    pod still not running after ``start_timeout`` seconds (unschedulable: the claim is
+    missing, or attached elsewhere), with what Kubernetes says about it."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or ():
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in HOPELESS:
+            return f"{waiting['reason']}: {waiting.get('message', '')}".strip()
+    if status.get("phase") == "Pending" and waited > start_timeout:
+        scheduled: Mapping[str, Any] = next(
+            (c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {}
+        )
+        why = scheduled.get("message") or scheduled.get("reason") or "not started"
+        return f"not started after {start_timeout:.0f}s: {why}"
+    return ""
+
+
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, raising :class:`Interrupted`, once ``stop`` is set (the run
+    is stopping: the user interrupted it)."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("the run is stopping")
+
+    return sleep
+
+
+class JobRunner:
+    """Runs one mover at a time to its end on one cluster: creates the Job, waits, reads the
+    report, and tries again after a backoff (a new Job) while attempts remain.
+
+    ``sleep`` and ``clock`` are injectable so tests of the retry path need not wait; with
+    ``stop``, setting it ends the wait at once (the Job is deleted, :class:`Interrupted`
+    raised)."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        attempts: int = 3,
+        backoff: RetryPolicy | None = None,
+        poll: float = 1.0,
+        start_timeout: float = 300.0,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.start_timeout = start_timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff or RetryPolicy(base_delay=5.0, max_delay=60.0)
+        self.poll = poll
+        if sleep is None:
+            sleep = stoppable_sleep(stop) if stop is not None else time.sleep
+        self.sleep = sleep
+        self.clock = clock
+
+    def run(self, make_job: Callable[[int], dict[str, Any]], direction: str) -> MoverOutcome:
+        outcome = MoverOutcome(direction)
+        for number in range(1, self.attempts + 1):
+            if number > 1:
+                self.sleep(self.backoff.backoff(number - 1, None))
+            attempt = self._once(make_job(number))
+            outcome.attempts.append(attempt)
+            if attempt.ok:
+                break
+        return outcome
+
+    def _once(self, job: dict[str, Any]) -> Attempt:
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
+        started = self.clock()
+        try:
+            self.cluster.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
+        except ApiError as exc:
+            if exc.status != 409:  # a Job of this name from an earlier try of the same run
+                return Attempt(name, False, f"cannot create the Job: {exc}")
+        deadline = float(job["spec"].get("activeDeadlineSeconds") or 3600) + 120
+
+        def fetch() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            live = self.cluster.request("GET", path)
+            finished = job_readiness(live).state != WAITING
+            return live, None if finished else self._pod(namespace, name)
+
+        def check(state: tuple[dict[str, Any], dict[str, Any] | None]) -> Readiness:
+            live, pod = state
+            readiness = job_readiness(live)
+            if readiness.state != WAITING:
+                return readiness
+            waited = self.clock() - started
+            if pod is None:
+                if waited <= self.start_timeout:
+                    return readiness
+                # No pod at all: admission (Pod Security, a quota) refuses it; the Job's
+                # events say why.
+                why = self._refusal(namespace, name) or "no reason given"
+                return Readiness(FAILED, f"no pod made after {self.start_timeout:.0f}s: {why}")
+            stuck = stuck_reason(pod, waited, self.start_timeout)
+            return Readiness(FAILED, stuck) if stuck else readiness
+
+        try:
+            waited = wait_for(
+                fetch,
+                check,
+                timeout=deadline,
+                interval=self.poll,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        except Interrupted:
+            self._delete(path)  # the run stops: so does its mover
+            raise
+        seconds = self.clock() - started
+        pod = self._pod(namespace, name)
+        log = self._log(namespace, pod) if pod else ""
+        report = parse_mover_report(log)
+        ok = waited.readiness.state == READY
+        reason = "" if ok else waited.readiness.reason
+        tail = [] if ok else log.splitlines()[-LOG_TAIL:]
+        never_ran = pod is None or not _started(pod)
+        if ok or never_ran:
+            # A failed Job stays, for a person to read its log; one that never ran has
+            # nothing to read, and its pod would wait for ever beside the volume.
+            self._delete(path)
+        return Attempt(name, ok, reason, seconds, report, tail)
+
+    def _items(self, namespace: str, kind: str, query: dict[str, str]) -> list[dict[str, Any]]:
+        """A list of ``kind`` in ``namespace`` (empty when it cannot be read: it only adds
+        detail to what the Job itself says)."""
+        try:
+            path = f"/api/v1/namespaces/{namespace}/{kind}"
+            return list(self.cluster.request("GET", path, query=query)["items"])
+        except MigratorError:
+            return []
+
+    def _pod(self, namespace: str, job: str) -> dict[str, Any] | None:
+        """The Job's newest pod, or None."""
+        pods = self._items(namespace, "pods", {"labelSelector": f"job-name={job}"})
+        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        return pods[-1] if pods else None
+
+    def _refusal(self, namespace: str, job: str) -> str:
+        """The last FailedCreate event of the Job (why its pods are refused), or ""."""
+        selector = f"involvedObject.kind=Job,involvedObject.name={job}"
+        events = self._items(namespace, "events", {"fieldSelector": selector})
+        refused = sorted(
+            (e for e in events if e.get("reason") == "FailedCreate"),
+            key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""),
+        )
+        return str(refused[-1].get("message") or "") if refused else ""
+
+    def _log(self, namespace: str, pod: dict[str, Any]) -> str:
+        """The pod's log; empty when there is none."""
+        name = pod["metadata"]["name"]
+        try:
+            raw = self.cluster.request_raw(
+                "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", accept="*/*"
+            )
+        except MigratorError:
+            return ""
+        return raw.decode("utf-8", "replace")
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.cluster.request("DELETE", path, query={"propagationPolicy": "Background"})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
