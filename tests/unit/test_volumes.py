@@ -105,7 +105,10 @@ def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
     changed = change_one_percent(source, seed=3)
     delta = backup(store, source)
     assert delta.files_read == 3  # the big file and two small ones
-    assert delta.chunks_new <= 4  # the big file's changed region spans one or two chunks
+    # the two small files, and in the big file the chunks its changed 200 KiB touch: the one
+    # it starts in, the one it ends in, and one more where a new cut point falls inside it
+    # (boundaries move with the store's secret, which seeds the chunker)
+    assert 3 <= delta.chunks_new <= 5
     assert delta.bytes_uploaded <= 0.2 * full.bytes_uploaded
     assert delta.bytes_uploaded < changed + 2 * 4 * MiB
     target = tmp_path / "dst"
