@@ -414,45 +414,34 @@ class Tools:
             raise RuntimeError(f"migrator verify: exit {done.returncode}: {done.stderr[-2000:]!r}")
         return json.loads(done.stdout)
 
-    def backup(self, name: str) -> Run:
-        velero = self.velero_old
+    def _velero(self, velero: Velero, kind: str, name: str, *args: str) -> tuple[Run, Obj]:
+        """Run one Velero CLI command that waits for backup or restore ``name``; its status."""
         log_at = velero.log.stat().st_size
-        done, run = timed(
-            [str(velero.bin_dir / "velero"), "backup", "create", name, "--selector", SELECTOR,
-             "--include-cluster-resources=true", "--snapshot-volumes=false",
-             "--default-volumes-to-fs-backup=false", "--wait",
-             "--kubeconfig", velero.kubeconfig, "--kubecontext", velero.context,
-             "--namespace", "velero"], self.ground, "old", env=velero._env(),
-            server_pid=velero.server.pid if velero.server else None)
-        status = (velero.get("backups", name) or {}).get("status") or {}
+        done, run = timed(velero.command(*args), self.ground, velero.context, env=velero.env(),
+                          server_pid=velero.server.pid if velero.server else None)
+        status = (velero.get(kind, name) or {}).get("status") or {}
         if done.returncode != 0 or status.get("phase") not in ("Completed", "PartiallyFailed"):
-            raise RuntimeError(f"velero backup {name}: exit {done.returncode}, status {status}, "
+            raise RuntimeError(f"velero {kind} {name}: exit {done.returncode}, status {status}, "
                                f"{done.stdout[-1000:]!r} {done.stderr[-1000:]!r}")
-        run.tool, run.op = "velero", "backup"
-        run.items = (status.get("progress") or {}).get("itemsBackedUp", 0)
+        run.tool = "velero"
         run.detail = {"phase": status.get("phase"), "warnings": status.get("warnings", 0),
                       "errors": status.get("errors", 0),
                       "server_errors": velero.errors_in_log(log_at)[:20]}
+        return run, status
+
+    def backup(self, name: str) -> Run:
+        run, status = self._velero(
+            self.velero_old, "backups", name, "backup", "create", name, "--selector", SELECTOR,
+            "--include-cluster-resources=true", "--snapshot-volumes=false",
+            "--default-volumes-to-fs-backup=false", "--wait")
+        run.op, run.items = "backup", (status.get("progress") or {}).get("itemsBackedUp", 0)
         return run
 
     def restore(self, name: str, backup: str) -> Run:
-        velero = self.velero_new
-        log_at = velero.log.stat().st_size
-        done, run = timed(
-            [str(velero.bin_dir / "velero"), "restore", "create", name, "--from-backup", backup,
-             "--wait", "--kubeconfig", velero.kubeconfig, "--kubecontext", velero.context,
-             "--namespace", "velero"], self.ground, "new", env=velero._env(),
-            server_pid=velero.server.pid if velero.server else None)
-        status = (velero.get("restores", name) or {}).get("status") or {}
-        if done.returncode != 0 or status.get("phase") not in ("Completed", "PartiallyFailed"):
-            raise RuntimeError(f"velero restore {name}: exit {done.returncode}, status {status}, "
-                               f"{done.stdout[-1000:]!r} {done.stderr[-1000:]!r}")
-        run.tool, run.op = "velero", "restore"
-        run.items = (status.get("progress") or {}).get("itemsRestored", 0)
-        run.detail = {"phase": status.get("phase"), "warnings": status.get("warnings", 0),
-                      "errors": status.get("errors", 0),
-                      "results": self.restore_results(name),
-                      "server_errors": velero.errors_in_log(log_at)[:20]}
+        run, status = self._velero(self.velero_new, "restores", name, "restore", "create", name,
+                                   "--from-backup", backup, "--wait")
+        run.op, run.items = "restore", (status.get("progress") or {}).get("itemsRestored", 0)
+        run.detail["results"] = self.restore_results(name)
         return run
 
     def _s3_json(self, key: str) -> Any:

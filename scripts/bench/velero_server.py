@@ -90,23 +90,15 @@ class Velero:
     def log(self) -> Path:
         return self.work / "server.log"
 
-    def cli(self, *args: str, check: bool = True, timeout: float | None = None
-            ) -> subprocess.CompletedProcess[str]:
-        """Run the CLI against this cluster (its own HOME: no client config is shared)."""
-        return subprocess.run(
-            [str(self.bin_dir / "velero"), *args, "--kubeconfig", self.kubeconfig,
-             "--kubecontext", self.context, "--namespace", NAMESPACE],
-            env=self._env(), check=check, capture_output=True, text=True, timeout=timeout)
+    def command(self, *args: str) -> list[str]:
+        """The CLI's command line for ``args`` against this cluster."""
+        return [str(self.bin_dir / "velero"), *args, "--kubeconfig", self.kubeconfig,
+                "--kubecontext", self.context, "--namespace", NAMESPACE]
 
-    def cli_popen(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [str(self.bin_dir / "velero"), *args, "--kubeconfig", self.kubeconfig,
-             "--kubecontext", self.context, "--namespace", NAMESPACE],
-            env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    def _env(self) -> dict[str, str]:
-        home = self.work / "home"
-        tmp = self.work / "tmp"  # the server keeps credentials and plugin sockets there
+    def env(self) -> dict[str, str]:
+        """The environment of the server and the CLI: a HOME of their own (no client config
+        is shared) and a TMPDIR (the server keeps credentials and plugin sockets there)."""
+        home, tmp = self.work / "home", self.work / "tmp"
         home.mkdir(parents=True, exist_ok=True)
         tmp.mkdir(parents=True, exist_ok=True)
         return {**os.environ, "HOME": str(home), "TMPDIR": str(tmp)}
@@ -114,7 +106,8 @@ class Velero:
     def install(self) -> None:
         """CRDs (``velero install --crds-only``), the namespace, the credentials Secret and the
         BackupStorageLocation on MinIO."""
-        self.cli("install", "--crds-only", timeout=300)
+        subprocess.run(self.command("install", "--crds-only"), env=self.env(), check=True,
+                       capture_output=True, timeout=300)
         cluster = self.cluster
         _create(cluster, "/api/v1/namespaces", {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
@@ -149,13 +142,12 @@ class Velero:
     def start(self, timeout: float = 180.0) -> None:
         """Start the server and wait until its storage location is Available."""
         self.work.mkdir(parents=True, exist_ok=True)
-        args = [str(self.bin_dir / "velero"), "server", "--kubeconfig", self.kubeconfig,
-                "--kubecontext", self.context, "--namespace", NAMESPACE,
-                "--plugin-dir", str(self.bin_dir / "plugins"),
-                "--metrics-address", f"127.0.0.1:{_free_port()}", "--profiler-address", "",
-                "--store-validation-frequency", "10s", "--log-format", "json"]
+        args = self.command(
+            "server", "--plugin-dir", str(self.bin_dir / "plugins"),
+            "--metrics-address", f"127.0.0.1:{_free_port()}", "--profiler-address", "",
+            "--store-validation-frequency", "10s", "--log-format", "json")
         with self.log.open("ab") as sink:
-            self.server = subprocess.Popen(args, env=self._env(), stdout=sink,
+            self.server = subprocess.Popen(args, env=self.env(), stdout=sink,
                                            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         path = f"{GROUP}/namespaces/{NAMESPACE}/backupstoragelocations/{BSL}"
