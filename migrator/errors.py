@@ -113,6 +113,10 @@ class ClusterUnreachable(TemporaryError):
 
 # Statuses that say "not now" rather than "no": the same request may succeed later.
 TRANSIENT_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+# 500s that are a "no" all the same: the API server reports a request it cannot even parse
+# as an internal error (server-side apply of a field its schema lacks), and the same request
+# gets the same answer however often it is sent.
+PERMANENT_500_MESSAGES: tuple[str, ...] = ("failed to create typed patch object",)
 
 # Hints for statuses whose cause the user can usually fix on their side.
 _STATUS_HINTS: Mapping[int, str] = {
@@ -154,6 +158,8 @@ class ApiError(MigratorError):
 
     @property
     def temporary(self) -> bool:
+        if self.status == 500 and any(m in str(self) for m in PERMANENT_500_MESSAGES):
+            return False
         return self.status in TRANSIENT_STATUSES
 
     @classmethod
@@ -328,3 +334,106 @@ class VerificationFailed(MigratorError):
     """The target does not match the snapshot: objects missing or differing, or not ready."""
 
     exit_code: ClassVar[int] = 7
+
+
+# --- traffic shifts ------------------------------------------------------------------------
+
+
+class ShiftSettingsInvalid(ConfigError):
+    """One setting of a traffic shift (a flag, or a key of its settings file) is wrong;
+    ``field`` names it by its path (``traffic.steps[2]``)."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(
+            f"{field_name}: {problem}", hint="fix the shift's settings; nothing was changed"
+        )
+        self.field = field_name
+        self.problem = problem
+
+
+class ShiftRolledBack(MigratorError):
+    """A gate failed (or the shift was aborted, or a step could not be written) and every name
+    was put back on the old cluster's targets; the message says why."""
+
+    exit_code: ClassVar[int] = 9
+
+
+class ShiftPaused(MigratorError):
+    """The shift waits for a person's approval before its next step."""
+
+    exit_code: ClassVar[int] = 10
+
+
+class RecordsChanged(MigratorError):
+    """The DNS records are not what the shift expects: someone (or something) else changed
+    them, so writing ours would overwrite their change. Nothing was written over them."""
+
+    exit_code: ClassVar[int] = 11
+
+    def __init__(self, message: str, *, names: Sequence[str] = (), hint: str | None = None) -> None:
+        super().__init__(
+            message,
+            hint=hint
+            or "look at the records and at who changed them; then run the same command with "
+            "--take-over to adopt them as they are (or --abort --take-over to put back the "
+            "records saved before the shift)",
+        )
+        self.names = list(names)
+
+
+class ExternalDnsOwned(ConfigError):
+    """external-dns owns the records (its TXT registry says so): writing them directly would
+    make the two fight."""
+
+
+class DnsError(MigratorError):
+    """The DNS provider refused a request or failed (Route53, an RFC2136 server); ``code``
+    is the provider's own name for the error, when it gave one."""
+
+    exit_code: ClassVar[int] = 12
+
+    def __init__(self, message: str, *, code: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class DnsAuthError(DnsError):
+    """The DNS provider refused our credentials (a TSIG key, AWS keys): nothing was changed."""
+
+
+class DnsUnreachable(DnsError, TemporaryError):
+    """The DNS provider did not answer in time, or asked us to slow down."""
+
+
+class BatchInvalid(DnsError):
+    """A change batch breaks a rule of the provider; it was checked before sending and not
+    sent (some servers, moto among them, accept what the real one refuses)."""
+
+    def __init__(self, rule: str, problem: str) -> None:
+        super().__init__(f"invalid change batch ({rule}): {problem}")
+        self.rule = rule
+        self.problem = problem
+
+
+class GateError(MigratorError):
+    """A health gate could not run as configured (its command does not exist, say): the shift
+    rolls back, as it would for a failed check."""
+
+
+class GateUnavailable(GateError, TemporaryError):
+    """A health gate could not measure right now (its command timed out or exited 75,
+    EX_TEMPFAIL): the check is tried again."""
+
+
+class VolumeError(MigratorError):
+    """The volume mover cannot back up, restore or verify a volume as asked."""
+
+
+class VolumeNotFound(VolumeError):
+    """No complete pass of this volume name is in the store (or the pass asked for)."""
+
+
+class UnsafeEntry(VolumeError):
+    """A volume manifest entry would write outside the restore target: an absolute path, a
+    ``..`` component, a symlink pointing out, or a path through a symlink. Nothing of the
+    restore was written."""

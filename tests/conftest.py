@@ -245,3 +245,13 @@ def real_nodes(proving_ground: dict) -> dict[str, RealNode]:
                               s3_endpoint=info["s3_endpoint_from_pods"],
                               label=info["label"], taint=info["taint"], images=proving_ground["images"])
             for cluster, info in nodes.items()}
+
+
+@pytest.fixture
+def cutover_backends(old_cluster, new_cluster, real_nodes) -> Iterator[tuple]:
+    """(old, new): each cluster's endpoint for a name in a cutover test (tests/cutover.py):
+    httpd pods on each cluster's real node, behind one NodePort at the node's address."""
+    from tests.cutover import real_node_backends
+
+    with real_node_backends([old_cluster, new_cluster], real_nodes) as backends:
+        yield backends

@@ -34,9 +34,11 @@ COMMANDS = {
     "discover": "migrator.cli.discover:discover",
     "export": "migrator.cli.export:export",
     "import": "migrator.cli.imports:import_command",
+    "shift": "migrator.cli.shift:shift",
     "snapshot": "migrator.cli.snapshot:snapshot",
     "transform": "migrator.cli.transform:transform",
     "verify": "migrator.cli.verify:verify_command",
+    "volumes": "migrator.cli.volumes:volumes",
 }
 
 

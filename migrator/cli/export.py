@@ -25,7 +25,7 @@ from migrator.cli.options import (
     to_option,
     with_options,
 )
-from migrator.cli.render import progress_bars, render, render_table, show_report
+from migrator.cli.render import MAX_LISTED, progress_bars, render, render_table, show_report
 from migrator.errors import PartialFailure, SnapshotExists
 from migrator.export import ExportOptions, ExportReport, connections_needed, export_cluster
 from migrator.store import open_store
@@ -234,6 +234,12 @@ def _render_export(console: Console, report: ExportReport) -> None:
         "Fields stripped",
         ["field", "objects"],
         [[name, str(n)] for name, n in sorted(stripped.items())],
+    )
+    render_table(
+        console,
+        "Kept, not stripped: a client set them",
+        ["resource", "object: field"],
+        [[r.key, note] for r in report.resources for note in r.kept][:MAX_LISTED],
     )
     used = {r.skip_rule for r in report.resources if r.skip_rule}
     used |= {rule for r in report.resources for rule in r.skipped} | set(stripped)

@@ -59,8 +59,9 @@ if TYPE_CHECKING:
 @click.option(
     "--restore-status",
     is_flag=True,
-    help="Also restore the status of custom resources (through their status "
-    "subresource when they have one), for controllers that cannot rebuild it.",
+    help="Also restore the status of custom resources that have a status subresource "
+    "(through it), for controllers that cannot rebuild it. Custom resources without one "
+    "always get their status back: there it is data like any other field.",
 )
 @click.option(
     "--restart",

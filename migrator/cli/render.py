@@ -110,15 +110,19 @@ def run_on_target(
         return stage(reader, cluster, options, on_progress=progress_bars(stack, output))
 
 
-def progress_bars(stack: contextlib.ExitStack, output: str) -> ProgressCallback | None:
+def progress_bars(
+    stack: contextlib.ExitStack, output: str, *, transfer: bool = False
+) -> ProgressCallback | None:
     """Progress bars on stderr when it is a terminal and the output is for people: the
-    callback the core stages report to, or None."""
+    callback the core stages report to, or None. With ``transfer``, a task named ``bytes``
+    shows sizes, the rate and the time left (the volume mover)."""
     if output != "text":
         return None
     console = make_console(stderr=True)
     if not console.is_terminal:
         return None
-    return stack.enter_context(_ProgressBars(console)).update
+    bars = _TransferBars(console) if transfer else _ProgressBars(console)
+    return stack.enter_context(bars).update
 
 
 class _ProgressBars:
@@ -173,3 +177,36 @@ class _ProgressBars:
             self._closed = True
             if self._progress is not None:
                 self._progress.stop()
+
+
+class _TransferBars(_ProgressBars):
+    """Progress bars where the ``bytes`` task shows sizes, rate and time left, and the others
+    counts: one display for a copy's bytes and files."""
+
+    def _start(self) -> Progress:
+        from rich.filesize import decimal
+        from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+        from rich.text import Text
+
+        class Amount(ProgressColumn):
+            def render(self, task: Task) -> Text:
+                if task.description != "bytes":
+                    total = "?" if task.total is None else f"{int(task.total):,}"
+                    return Text(f"{int(task.completed):,}/{total}")
+                done = decimal(int(task.completed))
+                total = "?" if task.total is None else decimal(int(task.total))
+                speed = task.finished_speed or task.speed
+                rate = f"{decimal(int(speed))}/s" if speed else "-"
+                left = task.time_remaining
+                eta = "-" if left is None else f"{int(left) // 60}:{int(left) % 60:02d}"
+                return Text(f"{done}/{total}  {rate}  ETA {eta}")
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            Amount(),
+            console=self._console,
+            transient=True,
+        )
+        progress.start()
+        return progress

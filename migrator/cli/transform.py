@@ -110,6 +110,13 @@ if TYPE_CHECKING:
     help="kubectl's last-applied annotation at a removed apiVersion: rewrite it with "
     "the object's conversion (kubectl apply keeps working), drop it, or keep it.",
 )
+@click.option(
+    "--pod-security-labels",
+    is_flag=True,
+    help="Label each Namespace with pod-security.kubernetes.io/enforce at the most "
+    "restrictive Pod Security level its pods and pod templates pass (Pod Security Admission "
+    "replaces PodSecurityPolicy), pinned by enforce-version; existing enforce labels are kept.",
+)
 @key_file_option("Key of an encrypted snapshot; the new snapshot is encrypted with it too")
 @S3_ENDPOINT_OPTION
 @OUTPUT_OPTION
@@ -138,6 +145,7 @@ def transform(
     pod_cidr: tuple[str, ...],
     ingress_class: tuple[str, ...],
     last_applied: str,
+    pod_security_labels: bool,
     key_file: Path | None,
     s3_endpoint: str | None,
     output: str,
@@ -178,6 +186,7 @@ def transform(
                 key=key,
                 validate=validate,
                 last_applied=last_applied,
+                pod_security_labels=pod_security_labels,
             )
         except SnapshotExists as exc:
             exc.hint = "choose another --id"
@@ -240,6 +249,23 @@ def _render_transform(console: Console, summary: Mapping[str, Any], store: str) 
         "CRDs that convert through a webhook",
         ["crd", "what migrator does"],
         [[name, note] for name, note in summary["conversionWebhooks"].items()],
+    )
+    security = summary.get("podSecurity") or {}
+    render_table(
+        console,
+        f"Pod Security level per namespace ({security.get('version')} standards; "
+        "PodSecurityPolicies are dropped: --pod-security-labels enforces these)",
+        ["namespace", "level", "pods and templates", "label", "why not stricter"],
+        [
+            [
+                namespace,
+                level["level"],
+                str(level["podsAndTemplates"]),
+                level.get("label", "not set"),
+                " | ".join(level["whyNotStricter"]),
+            ]
+            for namespace, level in (security.get("namespaces") or {}).items()
+        ],
     )
 
 

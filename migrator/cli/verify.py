@@ -92,9 +92,14 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
             (
                 "objects",
                 f"{totals['checked']} checked: {totals['missing']} missing, "
-                f"{totals['differing']} differing, {totals['extra']} extra in target",
+                f"{totals['differing']} differing, {totals['extra']} extra in target, "
+                f"{totals['notCompared']} not compared (the target's own wins)",
             ),
-            ("readiness", f"{totals['ready']} ready, {totals['notReady']} not ready"),
+            (
+                "readiness",
+                f"{totals['ready']} ready, {totals['notReady']} not ready, "
+                f"{totals['notReadyAsOnSource']} not ready as on the source",
+            ),
             ("result", "OK" if report.ok else "DIFFERENT"),
         ],
     )
@@ -118,6 +123,21 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
         "Not ready",
         ["object", "state", "reason"],
         [[name(o), o["state"], o["reason"]] for o in report.not_ready[:MAX_LISTED]],
+    )
+    render_table(
+        console,
+        "Not compared: the target's own object wins",
+        ["object", "why"],
+        [[name(o), o["why"]] for o in report.not_compared[:MAX_LISTED]],
+    )
+    render_table(
+        console,
+        "Not ready, as on the source (not counted as a failure)",
+        ["object", "state", "reason", "on the source"],
+        [
+            [name(o), o["state"], o["reason"], o["onSource"]]
+            for o in report.not_ready_as_on_source[:MAX_LISTED]
+        ],
     )
     render_table(
         console,

@@ -62,6 +62,7 @@ def export_pages(
         report.aside += result.aside
         report.skipped.update(result.skipped)
         report.stripped.update(result.stripped)
+        report.kept.extend(result.kept)
         if on_page is not None:
             on_page(result.total)
 

@@ -16,11 +16,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import multiprocessing
-import os
-import signal
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -30,17 +25,14 @@ from typing import Any
 
 from migrator import jsoncodec
 from migrator.errors import MigratorError
-from migrator.export.strips import StripOptions, stripper
+from migrator.export.strips import StripOptions, Stripped, stripper
 from migrator.kube.pager import continue_token
 from migrator.resources import regenerated
 from migrator.resources.scope import NAMESPACES, Scope
 from migrator.resources.types import ResourceType
+from migrator.run.processes import process_pool
 from migrator.snapshot.parts import gzip_member
 from migrator.snapshot.writer import aside_record
-
-# Past a few processes the API server, not the parsing, is the bound.
-MAX_DEFAULT_PROCESSES = 4
-_ORPHAN_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,6 +59,7 @@ class PageResult:
     aside: int = 0
     aside_member: bytes = b""
     aside_bytes: int = 0
+    kept: list[str] = field(default_factory=list)  # "ns/name: what a strip left on purpose"
     uids: frozenset[str] = frozenset()
     continue_token: str = ""
     total: int | None = None  # objects in the whole list, when the page says
@@ -111,8 +104,11 @@ def process_page(raw: bytes, spec: PageSpec, exclude: frozenset[str] = frozenset
         if rule is not None:
             skipped[rule.name] += 1
             continue
-        obj, removed, aside = strip(obj)
+        obj, removed, aside, kept = strip(obj)
         removed_lists.append(removed)
+        if kept:
+            where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+            result.kept.extend(f"{where}{meta.get('name')}: {note}" for note in kept)
         lines.append(dumps(obj))
         if aside is not None:
             asides.append(dumps(aside_record(obj, aside)))
@@ -142,7 +138,7 @@ def _member(lines: list[bytes]) -> tuple[bytes, int]:
 
 
 Classify = Callable[[dict[str, Any]], regenerated.Rule | None]
-Strip = Callable[[dict[str, Any]], tuple[dict[str, Any], list[str], dict[str, Any] | None]]
+Strip = Callable[[dict[str, Any]], Stripped]
 ScopeRule = Callable[[str], regenerated.Rule | None]
 
 
@@ -158,38 +154,19 @@ def _page_rules(spec: PageSpec) -> tuple[Classify, Strip, ScopeRule | None]:
     )
 
 
-def default_processes() -> int:
-    """Worker processes an export uses unless told: one per usable core (at most
-    :data:`MAX_DEFAULT_PROCESSES`), none on a single core or where processes cannot fork."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    return min(cores, MAX_DEFAULT_PROCESSES) if cores > 1 else 0
-
-
 class PageWorkers:
     """Runs :func:`process_page` in the calling thread (``processes=0``) or in a pool of that
     many worker processes; use as a context manager, from any number of threads.
 
-    The pool's processes are forked at once, before the caller starts threads of its own,
-    from a process with a single thread; a process that already runs other threads starts
-    them from a fresh server process instead (forking a multi-threaded process can copy a
-    lock some other thread holds). The workers ignore Ctrl-C (the export handles it) and
-    exit when their parent is gone, however it ended: a killed export leaves no process
-    behind.
+    The pool is :func:`~migrator.run.processes.process_pool`'s: started at once, safely,
+    and gone with the export however it ends.
     """
 
     def __init__(self, processes: int) -> None:
         self.processes = max(0, processes)
         self._pool: ProcessPoolExecutor | None = None
         if self.processes:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.processes,
-                mp_context=_context(),
-                initializer=_worker_started,
-            )
-            self._pool.submit(int).result()  # start them now, while this is the only thread
+            self._pool = process_pool(self.processes, preload=[__name__])
 
     def process(self, raw: bytes, spec: PageSpec, exclude: Iterable[str] = ()) -> PageResult:
         """:func:`process_page` of ``raw``, wherever the pages run."""
@@ -216,24 +193,3 @@ class PageWorkers:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _worker_started() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-
-
-def _exit_when_orphaned(parent: int) -> None:
-    """A worker whose parent was killed waits on a queue nobody will write to: leave."""
-    while os.getppid() == parent:
-        time.sleep(_ORPHAN_CHECK_SECONDS)
-    os._exit(1)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    if threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context

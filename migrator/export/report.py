@@ -35,6 +35,7 @@ class ResourceReport:
     exported: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     stripped: Counter[str] = field(default_factory=Counter)
+    kept: list[str] = field(default_factory=list)  # values a strip left on purpose, by object
     aside: int = 0
     duplicates: int = 0
     list_restarts: int = 0
@@ -60,6 +61,7 @@ class ResourceReport:
         self.listed = self.exported = self.aside = self.duplicates = 0
         self.skipped.clear()
         self.stripped.clear()
+        self.kept.clear()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; empty details are left out to keep reports readable."""
@@ -76,6 +78,7 @@ class ResourceReport:
         }
         optional = {
             "aliases": list(self.aliases),
+            "kept": list(self.kept),
             "aside": self.aside,
             "duplicates": self.duplicates,
             "listRestarts": self.list_restarts,
@@ -101,6 +104,7 @@ class ResourceReport:
             exported=doc.get("exported", 0),
             skipped=Counter(doc.get("skipped", {})),
             stripped=Counter(doc.get("stripped", {})),
+            kept=list(doc.get("kept", ())),
             aside=doc.get("aside", 0),
             duplicates=doc.get("duplicates", 0),
             list_restarts=doc.get("listRestarts", 0),

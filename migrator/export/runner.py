@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from migrator.errors import ApiError, Interrupted
 from migrator.export.listing import export_pages, restart_on_expiry
-from migrator.export.pages import PageResult, PageSpec, PageWorkers, default_processes, list_total
+from migrator.export.pages import PageResult, PageSpec, PageWorkers, list_total
 from migrator.export.report import EXPORTED, FAILED, SKIPPED, ResourceReport
 from migrator.export.strips import StripOptions
 from migrator.kube.client import Cluster
@@ -42,6 +42,7 @@ from migrator.resources.crds import CrdInfo
 from migrator.resources.regenerated import type_skip
 from migrator.resources.scope import Scope
 from migrator.resources.types import ResourceType
+from migrator.run.processes import default_processes
 from migrator.run.progress import Progress
 from migrator.snapshot import SnapshotWriter
 

@@ -3,21 +3,25 @@ cluster, each with its reason.
 
 Data read top to bottom: the metadata only an API server sets
 (:data:`~migrator.resources.objects.SERVER_METADATA`), :data:`SPEC_STRIPS` (fields bound to
-the old cluster: cluster IPs, node ports, binding state, generated selectors),
+the old cluster: cluster IPs, allocated node ports, binding state, generated selectors),
 and :data:`STATUS_ASIDE` (status set aside, not lost, for the kinds where a later stage needs
 it). What is left out whole is :mod:`migrator.resources.regenerated`. :func:`stripper` is a
 pure function of an object; the export counts its answers into the report, so nothing
-disappears silently.
+disappears silently, and a strip that leaves a value on purpose (a node port a user chose)
+says so too.
+
+Spec strips run before the metadata strips: some ask ``managedFields`` who set a field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrator.resources.identity import Identity, is_custom
-from migrator.resources.objects import SERVER_METADATA, Obj, meta, pop
+from migrator.resources.managed import last_applied, managers_of
+from migrator.resources.objects import SERVER_METADATA, Obj, lookup, meta, pop
 from migrator.resources.regenerated import ids, skip_legend, token_secret_name
 from migrator.resources.types import ResourceType
 
@@ -32,12 +36,28 @@ class StripOptions:
 
 @dataclass(frozen=True)
 class SpecStrip:
-    """``remove`` deletes cluster-bound data from an object of ``applies_to``; True if it did."""
+    """``remove`` deletes cluster-bound data from an object of ``applies_to``; True if it did.
+
+    ``kept``, when given, names what ``remove`` leaves in place on purpose (asked before
+    ``remove`` runs, on the object as read).
+    """
 
     field: str
     reason: str
     applies_to: frozenset[Identity]
     remove: Callable[[Obj, StripOptions], bool]  # (object, options) -> removed anything
+    kept: Callable[[Obj, StripOptions], list[str]] | None = None
+
+
+class Stripped(NamedTuple):
+    """One object after :func:`strip`: the object, the names of the fields removed (as in
+    :func:`rule_legend`), the data set aside (``{"status": ...}``) or None, and what strips
+    left in place on purpose (``"port 80/TCP nodePort 30080: set by kubectl"``)."""
+
+    obj: Obj
+    removed: list[str]
+    aside: Obj | None
+    kept: list[str]
 
 
 # -- fields ----------------------------------------------------------------------------------
@@ -62,13 +82,86 @@ def _strip_cluster_ips(obj: Obj, options: StripOptions) -> bool:
     return pop(obj, "spec", "clusterIPs") or removed
 
 
+def _port_key(port: Obj) -> dict[str, Any]:
+    """The fields that name a Service port in ``managedFields`` (protocol defaults to TCP)."""
+    return {"port": port.get("port"), "protocol": port.get("protocol") or "TCP"}
+
+
+def _setter(obj: Obj, steps: tuple[Any, ...], value: Any, applied: Any) -> str:
+    """Who set ``value``, the field at ``steps`` (as :func:`managers_of` takes it): its field
+    managers, else kubectl apply when its last-applied annotation holds the same value
+    (``applied``); "" when no client set it (the API server allocated it)."""
+    managers = managers_of(obj, steps)
+    if managers:
+        return ", ".join(sorted(set(managers)))
+    if applied is not None and applied == value:
+        return "kubectl apply (last-applied annotation)"
+    return ""
+
+
+def _node_port_setters(obj: Obj) -> list[tuple[Obj, str]]:
+    """Each port with a nodePort, and who set it ("" when the API server allocated it)."""
+    ports = [p for p in (obj.get("spec") or {}).get("ports") or () if p.get("nodePort")]
+    if not ports:
+        return []
+    applied = {
+        tuple(_port_key(p).values()): p.get("nodePort")
+        for p in lookup(last_applied(obj), ("spec", "ports")) or ()
+        if isinstance(p, dict)
+    }
+    return [
+        (
+            port,
+            _setter(
+                obj,
+                ("spec", "ports", _port_key(port), "nodePort"),
+                port["nodePort"],
+                applied.get(tuple(_port_key(port).values())),
+            ),
+        )
+        for port in ports
+    ]
+
+
 def _strip_node_ports(obj: Obj, options: StripOptions) -> bool:
+    """Remove the node ports the old cluster allocated; keep those a client set."""
     if options.keep_node_ports:
         return False
     removed = False
-    for port in (obj.get("spec") or {}).get("ports") or ():
-        removed = port.pop("nodePort", None) is not None or removed
+    for port, setter in _node_port_setters(obj):
+        if not setter:
+            del port["nodePort"]
+            removed = True
     return removed
+
+
+def _kept_node_ports(obj: Obj, options: StripOptions) -> list[str]:
+    if options.keep_node_ports:
+        return []
+    return [
+        f"port {port.get('port')}/{port.get('protocol') or 'TCP'} nodePort "
+        f"{port['nodePort']}: set by {setter}"
+        for port, setter in _node_port_setters(obj)
+        if setter
+    ]
+
+
+def _health_check_setter(obj: Obj) -> str:
+    path = ("spec", "healthCheckNodePort")
+    value = lookup(obj, path)
+    if not value:
+        return ""
+    return _setter(obj, path, value, lookup(last_applied(obj), path))
+
+
+def _strip_health_check_port(obj: Obj, _options: StripOptions) -> bool:
+    return not _health_check_setter(obj) and pop(obj, "spec", "healthCheckNodePort")
+
+
+def _kept_health_check_port(obj: Obj, _options: StripOptions) -> list[str]:
+    setter = _health_check_setter(obj)
+    port = lookup(obj, ("spec", "healthCheckNodePort"))
+    return [f"healthCheckNodePort {port}: set by {setter}"] if setter else []
 
 
 def _strip_pvc_annotations(obj: Obj, _options: StripOptions) -> bool:
@@ -117,15 +210,19 @@ SPEC_STRIPS: tuple[SpecStrip, ...] = (
     ),
     SpecStrip(
         "spec.healthCheckNodePort",
-        "allocated from the old cluster's node port range",
+        "allocated from the old cluster's node port range (one a client set is kept)",
         ids(("", "services")),
-        lambda obj, _o: pop(obj, "spec", "healthCheckNodePort"),
+        _strip_health_check_port,
+        _kept_health_check_port,
     ),
     SpecStrip(
         "spec.ports[].nodePort",
-        "allocated by the old cluster (--keep-node-ports keeps them)",
+        "allocated by the old cluster; the ones a client set (managedFields, else the "
+        "last-applied annotation) are kept, as load balancers and firewalls point at them "
+        "(--keep-node-ports keeps all)",
         ids(("", "services")),
         _strip_node_ports,
+        _kept_node_ports,
     ),
     SpecStrip(
         "metadata.annotations[pv binding]",
@@ -161,13 +258,24 @@ SPEC_STRIPS: tuple[SpecStrip, ...] = (
 
 STATUS_REASON = "observed state of the old cluster; controllers of the new one rebuild it"
 
+_READINESS_ON_SOURCE = (
+    "readiness on the old cluster: verify tells what was not ready there from what the "
+    "migration broke"
+)
 # Status that is worth keeping beside the object (aside parts), and why. Custom resources'
 # status is always kept: their controllers may not be able to rebuild it.
 STATUS_ASIDE: dict[Identity, str] = {
     ("", "persistentvolumes"): "phase and reclaim state, needed to rebind volumes",
-    ("", "persistentvolumeclaims"): "phase and capacity, needed to rebind volumes",
+    ("", "persistentvolumeclaims"): "phase and capacity, needed to rebind volumes; "
+    + _READINESS_ON_SOURCE,
     ("", "services"): "load balancer addresses, needed for the DNS cutover",
     ("networking.k8s.io", "ingresses"): "load balancer addresses, needed for the DNS cutover",
+    # The kinds migrator.resources.readiness checks.
+    ("apps", "deployments"): _READINESS_ON_SOURCE,
+    ("apps", "statefulsets"): _READINESS_ON_SOURCE,
+    ("apps", "daemonsets"): _READINESS_ON_SOURCE,
+    ("batch", "jobs"): _READINESS_ON_SOURCE,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _READINESS_ON_SOURCE,
 }
 
 
@@ -195,19 +303,15 @@ def strip(
     *,
     keep_node_ports: bool = False,
     keep_cluster_ips: bool = False,
-) -> tuple[Obj, list[str], Obj | None]:
-    """Remove cluster-bound fields from ``obj`` (in place, for speed) and return it.
-
-    Returns the object, the names of the fields removed (as in :func:`rule_legend`), and the
-    data set aside (``{"status": ...}``) or None.
-    """
+) -> Stripped:
+    """Remove cluster-bound fields from ``obj`` (in place, for speed); see :class:`Stripped`."""
     options = StripOptions(keep_node_ports=keep_node_ports, keep_cluster_ips=keep_cluster_ips)
     return stripper(resource, options)(obj)
 
 
 def stripper(
     resource: ResourceType, options: StripOptions | None = None
-) -> Callable[[Obj], tuple[Obj, list[str], Obj | None]]:
+) -> Callable[[Obj], Stripped]:
     """:func:`strip` for the objects of one type, with the rules that apply to it looked up
     once instead of for every object (the export calls it for each of many thousands)."""
     options = options or StripOptions()
@@ -215,23 +319,26 @@ def stripper(
     keep_status = keeps_status(resource)
     metadata_fields = tuple((name, f"metadata.{name}") for name, _reason in SERVER_METADATA)
 
-    def strip_one(obj: Obj) -> tuple[Obj, list[str], Obj | None]:
+    def strip_one(obj: Obj) -> Stripped:
         stripped: list[str] = []
+        kept: list[str] = []
+        for rule in spec_strips:  # first: they may ask managedFields who set a field
+            if rule.kept is not None:
+                kept += rule.kept(obj, options)
+            if rule.remove(obj, options):
+                stripped.append(rule.field)
         meta = obj.get("metadata")
         if isinstance(meta, dict):
             for name, label in metadata_fields:
                 if meta.pop(name, None) is not None:
                     stripped.append(label)
-        for rule in spec_strips:
-            if rule.remove(obj, options):
-                stripped.append(rule.field)
         aside = None
         status = obj.pop("status", None)
         if status:
             stripped.append("status")
             if keep_status and _has_content(status):
                 aside = {"status": status}
-        return obj, stripped, aside
+        return Stripped(obj, stripped, aside, kept)
 
     return strip_one
 

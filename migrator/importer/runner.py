@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ApiError, NotServed
-from migrator.importer.apply import UNCHECKED, Applier, ConflictPolicy, Existing, list_existing
+from migrator.importer.apply import (
+    SKIPPED,
+    UNCHECKED,
+    Applier,
+    ConflictPolicy,
+    Existing,
+    list_existing,
+)
 from migrator.importer.progress import FAILED, BatchId, ImportProgress, ObjectOutcome
 from migrator.importer.ratelimit import RateLimiter
 from migrator.importer.report import ImportReport
@@ -299,13 +306,16 @@ class _Run:
         except ApiError as exc:
             context.not_served = f"cannot list what the target holds: {exc}"
             return context
-        if self.options.restore_status and is_custom(entry["group"]):
-            context.statuses = {
-                (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
-                for line in self.reader.iter_aside(entry)
-                if line.get("status")
-            }
+        if is_custom(entry["group"]):
             context.status_subresource = f"{entry['resource']}/status" in served
+            # Without a status subresource, status is data like any other field: it always
+            # goes back; with one, it is the controller's, restored only when asked.
+            if self.options.restore_status or not context.status_subresource:
+                context.statuses = {
+                    (str(line.get("namespace") or ""), str(line.get("name"))): line["status"]
+                    for line in self.reader.iter_aside(entry)
+                    if line.get("status")
+                }
         return context
 
     def _run_entry(
@@ -399,13 +409,16 @@ class _Run:
         if self.lock is not None:
             self.lock.check()  # a run that lost its lock stops before its next write
         key = object_key(entry["group"], entry["kind"], obj)
+        existing = context.existing.get((namespace, name))
+        if existing is not None and key in self.plan.target_wins:
+            return ObjectOutcome(namespace, name, SKIPPED, existing.uid)  # the target's wins
         body = apply_body(obj, entry)
         relinked, dropped = relink(body, key, self.plan.owners, self.uids.get)
         status = context.statuses.get((namespace, name)) if context.statuses else None
         outcome = self.applier.apply(
             entry,
             body,
-            context.existing.get((namespace, name)),
+            existing,
             status=status,
             status_subresource=context.status_subresource,
         )

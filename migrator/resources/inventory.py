@@ -7,19 +7,45 @@ ownerReferences; a second, short pass over only the types those references name 
 owners are covered too, and moves their dependents to the "owned" phases (see
 :mod:`migrator.resources.order`). Memory holds counts, dependents and owner names, never the
 objects themselves.
+
+A transformed snapshot may name objects that yield to the target's own
+(:data:`TARGET_WINS` in its manifest, see :func:`yields`): a StorageClass renamed by
+``--storage-class old=new`` stands for the target's ``new`` when the target has one. The
+import then leaves the target's object as it is, whatever the conflict policy, and verify
+does not compare it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.resources import order
-from migrator.resources.owners import OwnerIndex, object_key
+from migrator.resources.owners import Key, OwnerIndex, object_key
 from migrator.resources.scope import Scope, entry_names
 from migrator.snapshot import ResourceEntry, SnapshotReader
 from migrator.snapshot.layout import entry_folder
+
+TARGET_WINS = "targetWins"  # under the manifest's "transform": objects that yield
+
+
+def yields(group: str, kind: str, name: str, why: str, namespace: str = "") -> dict[str, str]:
+    """One entry of :data:`TARGET_WINS`: the object (as the snapshot names it) and why the
+    target's own object of that name wins."""
+    return {"group": group, "kind": kind, "namespace": namespace, "name": name, "why": why}
+
+
+def target_wins_of(manifest: Mapping[str, Any]) -> dict[Key, str]:
+    """What a snapshot's manifest says yields to the target's own: object key → why."""
+    listed = (manifest.get("transform") or {}).get(TARGET_WINS) or ()
+    return {
+        (str(y["group"]), str(y["kind"]), str(y.get("namespace") or ""), str(y["name"])): str(
+            y.get("why") or ""
+        )
+        for y in listed
+    }
 
 
 @dataclass
@@ -33,6 +59,11 @@ class Inventory:
     )  # (phase, snapshot folder) → objects
     namespaces: set[str] = field(default_factory=set)  # namespaces the covered objects are in
     out_of_scope: int = 0
+    target_wins: dict[Key, str] = field(default_factory=dict)  # object key → why
+
+    def yields_to_target(self, entry: ResourceEntry, obj: dict[str, Any]) -> str | None:
+        """Why the target's own object wins over this snapshot object, or None."""
+        return self.target_wins.get(object_key(entry["group"], entry["kind"], obj))
 
     def phase_of(self, entry: ResourceEntry, obj: dict[str, Any]) -> str:
         """The phase a covered object is imported in."""
@@ -60,7 +91,9 @@ def take_inventory(reader: SnapshotReader, scope: Scope) -> Inventory:
     scope.check_resources([entry_names(e) for e in reader.resources()], "the snapshot holds")
     entries = [e for e in reader.resources() if scope.admits_entry(e)]
     kinds = {(e["group"], e["kind"]): e["namespaced"] for e in entries}
-    inventory = Inventory(entries=entries, owners=OwnerIndex(kinds))
+    inventory = Inventory(
+        entries=entries, owners=OwnerIndex(kinds), target_wins=target_wins_of(reader.manifest)
+    )
     for entry in entries:
         folder = entry_folder(entry)
         tier = order.tier_of(entry["group"], entry["resource"]).name

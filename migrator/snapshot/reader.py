@@ -146,6 +146,25 @@ class SnapshotReader:
         """The resource's aside lines (``{"namespace", "name", ...}``), streamed."""
         return self._iter_parts(entry.get("aside_parts", []))
 
+    def iter_with_aside(
+        self, entry: ResourceEntry
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """The resource's objects, each with what was set aside from it (``{"status": ...}``)
+        or None: the two streams merged as they go (the aside lines come in the objects'
+        order, for some of them), so memory holds one line of each."""
+        aside = self.iter_aside(entry)
+        head = next(aside, None)
+        for obj in self.iter_objects(entry):
+            meta = obj.get("metadata") or {}
+            if head is None or (head.get("namespace"), head.get("name")) != (
+                meta.get("namespace"),
+                meta.get("name"),
+            ):
+                yield obj, None
+                continue
+            yield obj, {k: v for k, v in head.items() if k not in ("namespace", "name")}
+            head = next(aside, None)
+
     def verify(self) -> VerifyReport:
         """Check every part (present, size, sha256) by streaming it; needs no key."""
         report = VerifyReport(self.snapshot_id)

@@ -70,6 +70,20 @@ def normalize_crd(obj: Obj) -> Result:
     return normalize(obj)
 
 
+def normalize_webhooks(obj: Obj) -> Result:
+    """v1 webhooks the old server converted keep v1beta1's sideEffects and repeated names."""
+    from migrator.transform.conversions.admissionregistration import normalize_webhooks as fix
+
+    return fix(obj)
+
+
+def normalize_object_meta(obj: Obj) -> Result:
+    """ObjectMeta fields Kubernetes removed (clusterName), wherever an object embeds them."""
+    from migrator.transform.conversions.objectmeta import normalize_object_meta as normalize
+
+    return normalize(obj)
+
+
 def normalize_ingress(obj: Obj) -> Result:
     """v1 Ingresses the old server converted keep the class annotation: → ingressClassName."""
     from migrator.transform.conversions.networking import normalize_ingress as normalize
@@ -81,7 +95,9 @@ LAST_APPLIED_MODES = ("rewrite", "drop", "keep")
 # Run on every object after its conversion, or on objects that needed none: what the old API
 # server's own conversion leaves for us when export read the object at the new version.
 NORMALIZERS: tuple[tuple[str, Normalizer], ...] = (
+    ("objectmeta", normalize_object_meta),
     ("podtemplate", normalize_pod_template),
     ("crd", normalize_crd),
     ("ingress", normalize_ingress),
+    ("webhooks", normalize_webhooks),
 )

@@ -93,10 +93,15 @@ class CheckReport:
 
 
 def verdict(obj: Obj, serves: Serves, converter: builtin.Converter = builtin.convert) -> ApiCheck:
-    """What the transform does to ``obj`` for a target that serves what ``serves`` says."""
+    """What the transform does to ``obj`` for a target that serves what ``serves`` says.
+
+    An object at a served version is ``ok`` unless the normalizers must change it in a way a
+    person should see (what the old server's conversion left that the new release refuses,
+    such as a webhook's ``sideEffects: Unknown``): then ``review`` or ``loss``.
+    """
     ref = object_ref(obj)
     if serves(str(obj.get("apiVersion") or "")):
-        return ApiCheck(ref, "ok")
+        return _normalized_verdict(ref, obj)
     result = converter(obj, serves)
     worst = {c.severity for c in result.changes}
     details = [
@@ -117,6 +122,19 @@ def verdict(obj: Obj, serves: Serves, converter: builtin.Converter = builtin.con
         )
     name = "loss" if Severity.LOSS in worst else "review" if Severity.REVIEW in worst else "convert"
     return ApiCheck(ref, name, becomes=becomes, details=details)
+
+
+def _normalized_verdict(ref: dict[str, Any], obj: Obj) -> ApiCheck:
+    changes = []
+    for _name, normalize in builtin.NORMALIZERS:
+        result = normalize(obj)
+        changes += result.changes
+        obj = result.obj if result.obj is not None else obj
+    details = [c.reason for c in changes if c.severity in (Severity.REVIEW, Severity.LOSS)]
+    if not details:
+        return ApiCheck(ref, "ok")
+    name = "loss" if any(c.severity is Severity.LOSS for c in changes) else "review"
+    return ApiCheck(ref, name, becomes=f"{ref['apiVersion']} {ref['kind']}", details=details)
 
 
 def check_apis(

@@ -110,6 +110,7 @@ class TransformReport(StageReport):
     severities: Counter[str] = field(default_factory=Counter)
     # CRDs that convert through a webhook, and what migrator does about them.
     conversion_webhooks: dict[str, str] = field(default_factory=dict)
+    pod_security: dict[str, Any] = field(default_factory=dict)  # level per namespace
     seconds: float = 0.0
 
     def problems(self) -> list[Problem]:
@@ -175,6 +176,7 @@ class TransformReport(StageReport):
                 for r in self.needs_person
             ],
             "conversionWebhooks": dict(self.conversion_webhooks),
+            "podSecurity": self.pod_security,
             "seconds": round(self.seconds, 3),
         }
 

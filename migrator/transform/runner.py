@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.resources.identity import split_api_version
+from migrator.resources.inventory import TARGET_WINS
 from migrator.resources.objects import Obj, object_ref
 from migrator.run.progress import Progress
 from migrator.snapshot import ResourceEntry, ResourceWriter, SnapshotReader, SnapshotWriter
@@ -30,6 +31,7 @@ from migrator.transform import builtin
 from migrator.transform.base import Change, Severity
 from migrator.transform.differences import DifferenceRule, applies
 from migrator.transform.kinds import Placement, Resolver
+from migrator.transform.podsecurity import PodSecuritySurvey
 from migrator.transform.podspecs import group_kind
 from migrator.transform.report import TransformReport, is_sensitive
 from migrator.transform.rules import RuleSet
@@ -49,6 +51,8 @@ class TransformOptions:
     converter: builtin.Converter = builtin.convert
     normalizers: tuple[tuple[str, builtin.Normalizer], ...] = builtin.NORMALIZERS
     differences_settings: Mapping[str, Any] = field(default_factory=dict)  # recorded only
+    target_wins: tuple[Mapping[str, str], ...] = ()  # objects yielding to the target's own
+    pod_security: PodSecuritySurvey | None = None  # the namespaces' Pod Security levels
     on_progress: Progress | None = None  # ("objects", done, total in the snapshot)
     conversion_webhooks: Mapping[str, str] = field(default_factory=dict)  # CRD → what is done
 
@@ -135,25 +139,6 @@ class _Sinks:
             sink.abort()
 
 
-def _aside_by_object(reader: SnapshotReader, entry: ResourceEntry) -> Callable[[Obj], Obj | None]:
-    """A lookup of each object's aside data, merging the two streams (same order, subset)."""
-    stream: Iterator[Obj] = reader.iter_aside(entry)
-    head: list[Obj | None] = [next(stream, None)]
-
-    def lookup(obj: Obj) -> Obj | None:
-        line = head[0]
-        meta = obj.get("metadata") or {}
-        if line is None or (line.get("namespace"), line.get("name")) != (
-            meta.get("namespace"),
-            meta.get("name"),
-        ):
-            return None
-        head[0] = next(stream, None)
-        return {k: v for k, v in line.items() if k not in ("namespace", "name")}
-
-    return lookup
-
-
 def _entry_placement(entry: ResourceEntry) -> Placement:
     return Placement(
         entry["group"], entry["version"], entry["resource"], entry["kind"], entry["namespaced"]
@@ -184,9 +169,8 @@ class _Run:
             if self.pipeline.serves(api_version(entry)):
                 self.sinks.get(_entry_placement(entry))  # an empty type stays visible
             return
-        aside = _aside_by_object(self.reader, entry)
-        for obj in self.reader.iter_objects(entry):
-            self.one(entry, typed(obj, entry), aside(obj))
+        for obj, aside in self.reader.iter_with_aside(entry):
+            self.one(entry, typed(obj, entry), aside)
             self.done += 1
             if self.options.on_progress is not None and self.done % _PROGRESS_EVERY == 0:
                 self.options.on_progress("objects", self.done, self.total)
@@ -286,6 +270,8 @@ def transform(
     except BaseException:
         run.sinks.abort()
         raise
+    if options.pod_security is not None:
+        report.pod_security = options.pod_security.to_dict()
     report.seconds = time.monotonic() - started
     writer.commit(
         parent=reader.snapshot_id,
@@ -295,6 +281,7 @@ def transform(
             "rules": rules.to_manifest() if rules is not None else None,
             "differences": dict(options.differences_settings),
             "summary": report.summary(),
+            TARGET_WINS: [dict(y) for y in options.target_wins],
         },
     )
     log.info(

@@ -23,7 +23,7 @@ from migrator.run.progress import Progress
 from migrator.snapshot import SnapshotReader, SnapshotWriter
 from migrator.snapshot.address import default_snapshot_id
 from migrator.store import Store
-from migrator.transform import builtin, registry
+from migrator.transform import builtin, podsecurity, registry
 from migrator.transform import differences as diffs
 from migrator.transform.kinds import Resolver
 from migrator.transform.report import TransformReport
@@ -154,9 +154,14 @@ def run_transform(
     key: bytes | None = None,
     validate: bool = False,
     last_applied: str = "rewrite",
+    pod_security_labels: bool = False,
     on_progress: Progress | None = None,
 ) -> TransformResult:
-    """Transform snapshot ``source_id`` of ``source`` into ``out``; the source is only read."""
+    """Transform snapshot ``source_id`` of ``source`` into ``out``; the source is only read.
+
+    The report gives every namespace's Pod Security level (:mod:`~migrator.transform.
+    podsecurity`); ``pod_security_labels`` also sets it as a label on the Namespace objects.
+    """
     if validate and target.cluster is None:
         raise ConfigError("--validate needs a target cluster (--to CONTEXT), not only a version")
     reader = SnapshotReader(source, source_id, key=key)
@@ -166,11 +171,17 @@ def run_transform(
         raise ConfigError(
             "the new snapshot would replace its source", hint="choose another --id or --out"
         )
+    found = podsecurity.survey(reader).renamed(differences.namespaces)
+    rules_for_differences = diffs.build(differences)
+    if pod_security_labels:
+        rules_for_differences.append(podsecurity.PodSecurityLabels(found))
     writer = SnapshotWriter(out, new_id, key=key, resume=False, made_by="transform")
     options = TransformOptions(
         target=target.describe,
         resolver=target.resolver,
         differences_settings=differences.to_dict(),
+        target_wins=tuple(differences.target_wins()),
+        pod_security=found,
         converter=target.converter(last_applied),
         on_progress=on_progress,
         conversion_webhooks=webhook_notes(snapshot_crds(reader)),
@@ -181,7 +192,7 @@ def run_transform(
             writer,
             serves=target.serves,
             rules=rules,
-            differences=diffs.build(differences),
+            differences=rules_for_differences,
             options=options,
         )
     except BaseException:

@@ -4,7 +4,10 @@
 :func:`apply` checks the target against it.
 
 **Parity.** Each covered object of the snapshot is looked up in the target and compared in
-the fields the snapshot sets (:mod:`~migrator.verify.compare`). Objects in the imported
+the fields the snapshot sets (:mod:`~migrator.verify.compare`), except those the snapshot
+says yield to the target's own (a StorageClass renamed onto one the target has, see
+:mod:`migrator.resources.inventory`): their existence is checked, and they are listed as not
+compared. Objects in the imported
 namespaces that the snapshot does not hold are listed as extra, except those the target makes
 itself (:mod:`migrator.resources.regenerated`: pods of controllers, token secrets,
 ``kube-root-ca.crt``, ...); they are reported, not counted as a failure.
@@ -12,7 +15,11 @@ itself (:mod:`migrator.resources.regenerated`: pods of controllers, token secret
 **Readiness.** Deployments, StatefulSets and DaemonSets available, claims Bound, Jobs
 complete, CRDs Established (:mod:`migrator.resources.readiness`), waiting up to ``wait``
 seconds for the ones still on their way (:func:`~migrator.kube.wait.wait_for_all`), and
-giving up at once on those that report they cannot progress.
+giving up at once on those that report they cannot progress. Readiness is compared with the
+source's: export keeps these kinds' status aside, and an object that was not ready on the
+old cluster either (a claim no provisioner ever bound, a StatefulSet waiting on it) is
+checked once, not waited for, and when still not ready reported as "not ready, as on the
+source", apart from the regressions, which alone fail the verification.
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ class VerifyReport(StageReport):
     missing: list[dict[str, Any]] = field(default_factory=list)
     differing: list[dict[str, Any]] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
+    not_compared: list[dict[str, Any]] = field(default_factory=list)  # the target's own wins
     ready: int = 0
     not_ready: list[dict[str, Any]] = field(default_factory=list)
+    not_ready_as_on_source: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def problems(self) -> list[Problem]:
@@ -81,13 +90,17 @@ class VerifyReport(StageReport):
                 "missing": len(self.missing),
                 "differing": len(self.differing),
                 "extra": len(self.extra),
+                "notCompared": len(self.not_compared),
                 "ready": self.ready,
                 "notReady": len(self.not_ready),
+                "notReadyAsOnSource": len(self.not_ready_as_on_source),
             },
             "missing": self.missing,
             "differing": self.differing,
             "extra": self.extra,
+            "notCompared": self.not_compared,
             "notReady": self.not_ready,
+            "notReadyAsOnSource": self.not_ready_as_on_source,
             "seconds": round(self.seconds, 3),
         }
 
@@ -158,16 +171,20 @@ def apply(
         reader.snapshot_id, {"context": cluster.context, "server": cluster.server}
     )
     total = sum(inventory.counts.values())
-    waiting: dict[str, tuple[ResourceEntry, dict[str, Any]]] = {}  # by the object's URL
+    waiting = _Readiness()
     for entry in inventory.entries:
         live = _live(cluster, entry, inventory)
-        for obj in reader.iter_objects(entry):
+        checked = has_check(entry["group"], entry["kind"])
+        for obj, aside in reader.iter_with_aside(entry):
             if not options.scope.admits(entry, obj):
                 continue
             report.checked += 1
             current = live.pop((namespace_of(obj), name_of(obj)), None)
+            yields = inventory.yields_to_target(entry, obj)
             if current is None:
                 report.missing.append(_describe(entry, obj))
+            elif yields is not None:
+                report.not_compared.append({**_describe(entry, obj), "why": yields})
             else:
                 found = differences(
                     expected(obj, entry, inventory.owners),
@@ -176,18 +193,71 @@ def apply(
                 )
                 if found:
                     report.differing.append({**_describe(entry, obj), "differences": found})
-                if has_check(entry["group"], entry["kind"]):
-                    path = entry_object_path(entry, namespace_of(current), name_of(current))
-                    waiting[path] = (entry, current)
+                if checked:
+                    waiting.add(entry, obj, aside, current)
             if on_progress is not None:
                 on_progress("parity", report.checked, total)
         if entry["namespaced"]:
             report.extra.extend(
                 _describe(entry, o) for o in live.values() if not is_regenerated(o, entry)
             )
-    _wait_ready(cluster, waiting, options, report, clock, sleep, on_progress)
+    _wait_ready(cluster, waiting.expected, options, report, clock, sleep, on_progress)
+    _check_as_on_source(waiting, report)
     report.seconds = clock() - started
     return report
+
+
+Candidate = tuple[ResourceEntry, dict[str, Any]]  # an object's entry and its live copy
+
+
+@dataclass
+class _Readiness:
+    """The live objects whose readiness verify checks, by URL, split by the source's: those
+    ready there (or of unknown readiness) are expected ready, the others are checked once."""
+
+    expected: dict[str, Candidate] = field(default_factory=dict)
+    as_on_source: dict[str, tuple[Candidate, Readiness]] = field(default_factory=dict)
+
+    def add(
+        self,
+        entry: ResourceEntry,
+        obj: dict[str, Any],
+        aside: dict[str, Any] | None,
+        live: dict[str, Any],
+    ) -> None:
+        path = entry_object_path(entry, namespace_of(live), name_of(live))
+        on_source = _on_source(entry, obj, aside)
+        if on_source is None or on_source.state == READY:
+            self.expected[path] = (entry, live)
+        else:
+            self.as_on_source[path] = ((entry, live), on_source)
+
+
+def _on_source(
+    entry: ResourceEntry, obj: dict[str, Any], aside: dict[str, Any] | None
+) -> Readiness | None:
+    """The object's readiness on the source, from the status export set aside (None when
+    the snapshot kept none: unknown)."""
+    if aside is None or not isinstance(aside.get("status"), dict):
+        return None
+    return readiness(entry["group"], entry["kind"], {**obj, "status": aside["status"]})
+
+
+def _check_as_on_source(waiting: _Readiness, report: VerifyReport) -> None:
+    """Objects that were not ready on the source: ready now, or not ready as there."""
+    for (entry, live), on_source in waiting.as_on_source.values():
+        now = readiness(entry["group"], entry["kind"], live)
+        if now.state == READY:
+            report.ready += 1
+            continue
+        report.not_ready_as_on_source.append(
+            {
+                **_describe(entry, live),
+                "state": now.state,
+                "reason": now.reason,
+                "onSource": f"{on_source.state}: {on_source.reason}",
+            }
+        )
 
 
 def _live(
@@ -213,7 +283,7 @@ def _live(
 
 def _wait_ready(
     cluster: Cluster,
-    candidates: dict[str, tuple[ResourceEntry, dict[str, Any]]],
+    candidates: dict[str, Candidate],
     options: VerifyOptions,
     report: VerifyReport,
     clock: Callable[[], float],
@@ -223,11 +293,11 @@ def _wait_ready(
     """Check readiness; poll the ones still waiting until ``options.wait`` runs out."""
     entries = {key: entry for key, (entry, _live) in candidates.items()}
 
-    def check(item: tuple[ResourceEntry, dict[str, Any]]) -> Readiness:
+    def check(item: Candidate) -> Readiness:
         entry, live = item
         return readiness(entry["group"], entry["kind"], live)
 
-    def fetch(path: str) -> tuple[ResourceEntry, dict[str, Any]]:
+    def fetch(path: str) -> Candidate:
         return entries[path], cluster.request("GET", path)
 
     def progress(settled: int, total: int) -> None:

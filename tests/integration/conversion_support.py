@@ -1,8 +1,14 @@
 """Helpers shared by the conversion tests: API paths, object diffs, field accounting."""
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any, Iterator
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from migrator.transform.base import Result
 from migrator.transform.conversions.rewriter import pointer
@@ -28,6 +34,15 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "APIService": ("apiservices", False), "FlowSchema": ("flowschemas", False),
     "PriorityLevelConfiguration": ("prioritylevelconfigurations", False),
 }
+
+
+def csr_request() -> str:
+    """A fresh certificate signing request, PEM in base64, as spec.request of a CSR takes it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "migrator-test")]))
+           .sign(key, hashes.SHA256()))
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 def unique(prefix: str) -> str:

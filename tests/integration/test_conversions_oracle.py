@@ -8,20 +8,16 @@ sets is identical in both reads, so it needs no exception.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from migrator.transform.builtin import NORMALIZERS
 from migrator.transform.conversions import autoscaling
 from migrator.transform.conversions.rewriter import lookup
 from migrator.transform.registry import convert_for, find, release_serves
-from tests.integration.conversion_support import collection, differences, unexplained, unique
+from tests.integration.conversion_support import (collection, csr_request, differences,
+                                                  unexplained, unique)
 from tests.waiting import wait_until
 
 
@@ -94,14 +90,6 @@ def _crd(plural: str, **spec: Any) -> dict[str, Any]:
             "spec": {"group": group, "names": {"plural": f"{plural}s", "kind": plural.capitalize()}, **spec}}
 
 
-def _csr_request() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "migrator-test")]))
-           .sign(key, hashes.SHA256()))
-    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
-
-
 CASES = [
     *_ingress_cases("extensions/v1beta1"),
     *_ingress_cases("networking.k8s.io/v1beta1"),
@@ -155,8 +143,9 @@ CASES = [
                  "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}])),
     Case("crd-preserve-unknown-fields-default", "apiextensions.k8s.io/v1beta1", "apiextensions.k8s.io/v1",
          _crd("gizmo", version="v1", validation=_SCHEMA),
-         allowed=("/spec/preserveUnknownFields", "/spec/versions/0/schema/openAPIV3Schema/"
-                  "x-kubernetes-preserve-unknown-fields")),
+         allowed=("/spec/preserveUnknownFields",
+                  *(f"/spec/versions/0/schema/openAPIV3Schema{node}/x-kubernetes-preserve-unknown-fields"
+                    for node in ("", "/properties/spec", "/properties/status")))),
     Case("clusterrole", "rbac.authorization.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1",
          {"kind": "ClusterRole", "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
     Case("rolebinding", "rbac.authorization.k8s.io/v1beta1", "rbac.authorization.k8s.io/v1",
@@ -202,7 +191,7 @@ def _create(cluster, case: Case, namespace: str) -> tuple[str, str]:
     body = {"apiVersion": case.source, **case.body, "metadata": dict(case.body.get("metadata") or {})}
     body["metadata"].setdefault("name", unique(case.id[:40]))
     if case.extra.get("request"):
-        body["spec"] = {**body["spec"], "request": _csr_request()}
+        body["spec"] = {**body["spec"], "request": csr_request()}
     if body["kind"] == "APIService":
         body["metadata"]["name"] = f"v1a{unique('x')[2:]}.migrator.test"
         body["spec"] = {**body["spec"], "version": body["metadata"]["name"].split(".")[0]}
@@ -221,6 +210,9 @@ def test_conversion_equals_the_api_servers(case: Case, old_cluster, old_namespac
         diff = unexplained(differences(result.obj, server), case.allowed)
         assert not diff, {p: _at(result.obj, p) for p in diff} | {"server": {p: _at(server, p) for p in diff}}
         _accepted_by_new(new_cluster, new_namespace, old)
+        # What the old server converts is not what the new one accepts (sideEffects: Unknown):
+        # its conversion, after migrator's normalizers, must be accepted too.
+        _accepted_by_new(new_cluster, new_namespace, server)
     finally:
         old_cluster.client.request("DELETE", f"{collection(case.source, kind, old_namespace)}/{name}")
 
@@ -238,9 +230,12 @@ CLUSTER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "
 
 
 def _accepted_by_new(new_cluster, namespace: str, old: dict[str, Any]) -> None:
-    """The whole conversion for a 1.33 target, accepted by the 1.33 API server (dry-run)."""
-    result = convert_for(old, lambda _: True, kind_serves=release_serves(33))
-    obj = dict(result.obj)
+    """The whole conversion (and the normalizers) for a 1.33 target, accepted by the 1.33 API
+    server (dry-run)."""
+    obj = convert_for(old, lambda _: True, kind_serves=release_serves(33)).obj
+    for _name, normalize in NORMALIZERS:
+        obj = normalize(obj).obj
+    obj = dict(obj)
     obj["metadata"] = {k: v for k, v in obj["metadata"].items() if k not in CLUSTER_SET and k != "namespace"}
     obj.pop("status", None)
     new_cluster.client.request("POST", collection(obj["apiVersion"], obj["kind"], namespace),

@@ -84,7 +84,7 @@ def test_export_killed_midway_then_rerun_is_complete_and_correct(
     assert len(workers) == 2, "the export runs its pages in two worker processes"
     wait_until("the worker processes gone with the killed export",
                lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
-               timeout=5, interval=0.05)
+               timeout=30, interval=0.05)  # they poll for their parent every 0.5 s
     with pytest.raises(SnapshotIncomplete):
         SnapshotReader(open_store(str(root)), "killed")
     listed = CliRunner().invoke(cli, ["snapshot", "list", "--store", str(root)])

@@ -147,7 +147,8 @@ def test_import_in_order_relinks_owners_binds_volumes_and_verifies(new_cluster, 
     # The claim binds to its own volume.
     result = verify_snapshot(reader, new_cluster.client, VerifyOptions(wait=90, poll=1))
     assert result.to_dict()["totals"] | {"checked": 0} == {
-        "checked": 0, "missing": 0, "differing": 0, "extra": 0, "ready": 3, "notReady": 0}, \
+        "checked": 0, "missing": 0, "differing": 0, "extra": 0, "notCompared": 0, "ready": 3,
+        "notReady": 0, "notReadyAsOnSource": 0}, \
         result.to_dict()
     pv = get(new_cluster, f"/api/v1/persistentvolumes/pv-{suffix}")
     claim = get(new_cluster, f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data")

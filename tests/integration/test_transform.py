@@ -61,7 +61,7 @@ def deprecated_snapshot(old_cluster, old_namespace, tmp_path: Path) -> tuple[Pat
             for obj in old_cluster.client.request("GET", path)["items"]:
                 obj.setdefault("apiVersion", f"{group}/{version}")
                 obj.setdefault("kind", kind)
-                obj, _removed, aside = strips.strip(obj, rtype)
+                obj, _removed, aside, _kept = strips.strip(obj, rtype)
                 out.write(obj, aside)
     writer.commit(source={"context": "old"})
     return store, "src", old_namespace

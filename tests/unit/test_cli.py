@@ -149,6 +149,7 @@ def test_one_vocabulary_across_commands() -> None:
             assert flags["--store"].metavar == "URL" and flags["--store"].default == "./snapshots"
     with_store = {name for name, command in _all_commands() if "--store" in _flags(command)}
     assert with_store == {"export", "transform", "check-apis", "import", "verify",
-                          "snapshot list", "snapshot show", "snapshot verify"}
+                          "snapshot list", "snapshot show", "snapshot verify", "shift",
+                          "volumes backup", "volumes restore", "volumes verify", "volumes ls"}
     with_key = {name for name, command in _all_commands() if "--key-file" in _flags(command)}
-    assert with_key == with_store - {"snapshot list", "snapshot show"}
+    assert with_key == with_store - {"snapshot list", "snapshot show", "shift", "volumes ls"}

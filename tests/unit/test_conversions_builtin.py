@@ -8,9 +8,12 @@ import pytest
 
 from migrator.transform import registry
 from migrator.transform.base import Change, Severity
+from migrator.transform.checkapis import verdict
 from migrator.transform.conversions import lastapplied
+from migrator.transform.conversions.admissionregistration import normalize_webhooks
 from migrator.transform.conversions.apiextensions import normalize_crd, structural_problems
 from migrator.transform.conversions.networking import normalize_ingress
+from migrator.transform.conversions.objectmeta import normalize_object_meta
 from migrator.transform.conversions.podtemplate import normalize_pod_template
 from migrator.transform.conversions.rewriter import Rewriter, make_change
 
@@ -105,7 +108,8 @@ def test_non_structural_schema_is_flagged() -> None:
                                                "c": {"type": "string", "anyOf": [{"type": "string"}]}}}
     assert len(list(structural_problems(schema))) == 2
     crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
-           "spec": {"version": "v1", "validation": {"openAPIV3Schema": schema}}}
+           "spec": {"version": "v1", "preserveUnknownFields": False,
+                    "validation": {"openAPIV3Schema": schema}}}
     assert [c.severity for c in convert(crd).changes if c.action == "flag"] == [Severity.REVIEW] * 2
 
 
@@ -170,10 +174,134 @@ def test_v1_crd_read_back_from_a_v1beta1_create_loses_preserve_unknown_fields() 
     result = normalize_crd(crd)
     assert "preserveUnknownFields" not in result.obj["spec"]
     assert result.obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == {
-        **schema, "x-kubernetes-preserve-unknown-fields": True}
-    assert [c.severity for c in result.changes] == [Severity.REVIEW]
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    assert [c.severity for c in result.changes] == [Severity.DEFAULT, Severity.DEFAULT]
+    assert result.changes[0].after == ["/", "/properties/spec"]
     assert crd["spec"]["preserveUnknownFields"] is True  # the input is not changed
     assert normalize_crd(result.obj).changes == []
+
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+
+def test_v1beta1_crd_keeps_unknown_fields_wherever_pruning_would_cut() -> None:
+    """v1beta1's default kept every unknown field; v1 prunes at every object node that does
+    not say x-kubernetes-preserve-unknown-fields: every such node says it after conversion."""
+    embedded = {"type": "object", "x-kubernetes-embedded-resource": True,
+                "properties": {"metadata": {"type": "object"}}}
+    schema = {"type": "object", "properties": {
+        "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "spec": {"type": "object", "properties": {
+            "size": {"type": "integer"},
+            "nested": {"type": "object", "properties": {"deep": {"type": "object"}}},
+            "list": {"type": "array", "items": {"type": "object", "properties": {
+                "a": {"type": "string"}}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "byName": {"type": "object", "additionalProperties": {
+                "type": "object", "properties": {"b": {"type": "string"}}}},
+            "template": embedded,
+            "open": {"type": "object", PRESERVE: True, "properties": {
+                "inner": {"type": "object"}}}}},
+        "status": {"type": "object"}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "validation": {"openAPIV3Schema": schema}}}
+    result = convert(crd)
+    out = result.obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    marked = sorted(p for c in result.changes if c.action == "set" and c.path.endswith(
+        "openAPIV3Schema") for p in c.after)
+    assert marked == sorted(["/", "/properties/spec", "/properties/spec/properties/nested",
+                             "/properties/spec/properties/nested/properties/deep",
+                             "/properties/spec/properties/list/items",
+                             "/properties/spec/properties/byName/additionalProperties",
+                             "/properties/spec/properties/template",
+                             "/properties/spec/properties/open/properties/inner",
+                             "/properties/status"])
+    spec = out["properties"]["spec"]["properties"]
+    assert PRESERVE not in spec["labels"] and PRESERVE not in spec["size"]
+    assert out["properties"]["metadata"] == schema["properties"]["metadata"]  # ObjectMeta's
+    assert spec["template"]["properties"]["metadata"] == {"type": "object"}
+    assert all(c.severity in (Severity.INFO, Severity.DEFAULT) for c in result.changes)
+    assert not list(structural_problems(out))
+
+
+def test_crd_that_prunes_already_is_left_pruning() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object"}}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "CustomResourceDefinition",
+           "spec": {"version": "v1", "preserveUnknownFields": False,
+                    "validation": {"openAPIV3Schema": schema}}}
+    assert convert(crd).obj["spec"]["versions"][0]["schema"]["openAPIV3Schema"] == schema
+
+
+def test_v1_webhooks_converted_by_the_old_server_are_made_acceptable() -> None:
+    """1.21 defaults v1beta1's sideEffects to Unknown and allows repeated names; reading the
+    webhook back at v1 keeps both, and a 1.33 create refuses both."""
+    hook = {"clientConfig": {"url": "https://a.example.com"}, "admissionReviewVersions": ["v1beta1"]}
+    webhooks = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "w"}, "webhooks": [
+                    {**hook, "name": "a.example.com", "sideEffects": "Unknown"},
+                    {**hook, "name": "a.example.com", "sideEffects": "Some"},
+                    {**hook, "name": "a-2.example.com", "sideEffects": "None"},
+                    {**hook, "name": "a.example.com", "sideEffects": "NoneOnDryRun"}]}
+    before = copy.deepcopy(webhooks)
+    result = normalize_webhooks(webhooks)
+    assert webhooks == before
+    hooks = result.obj["webhooks"]
+    assert [h["sideEffects"] for h in hooks] == ["NoneOnDryRun", "NoneOnDryRun", "None", "NoneOnDryRun"]
+    assert [h["name"] for h in hooks] == ["a.example.com", "a-3.example.com", "a-2.example.com",
+                                          "a-4.example.com"]
+    assert {c.path for c in result.changes} == {
+        "/webhooks/0/sideEffects", "/webhooks/1/sideEffects", "/webhooks/1/name", "/webhooks/3/name"}
+    assert all(c.severity is Severity.REVIEW for c in result.changes)
+    assert normalize_webhooks(result.obj).changes == []
+    fine = {**webhooks, "webhooks": [hooks[2]]}
+    assert normalize_webhooks(fine).obj is fine
+
+
+def test_check_apis_shows_what_the_normalizers_must_fix_in_served_objects() -> None:
+    """A snapshot read at v1 (the old server converted) holds sideEffects: Unknown."""
+    served = lambda api_version: api_version in ("v1", "admissionregistration.k8s.io/v1")
+    webhook = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "w"}, "webhooks": [{"name": "a.example.com", "sideEffects": "Unknown"}]}
+    check = verdict(webhook, served)
+    assert check.verdict == "review" and "NoneOnDryRun" in check.details[0]
+    assert verdict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+                   served).verdict == "ok"
+
+
+def test_v1beta1_webhooks_with_repeated_names_convert_to_distinct_names() -> None:
+    obj = convert({"apiVersion": "admissionregistration.k8s.io/v1beta1",
+                   "kind": "MutatingWebhookConfiguration",
+                   "webhooks": [{"name": "m.example.com", "sideEffects": "Some"},
+                                {"name": "m.example.com", "sideEffects": "None"}]}).obj
+    assert [(h["name"], h["sideEffects"]) for h in obj["webhooks"]] == [
+        ("m.example.com", "NoneOnDryRun"), ("m-2.example.com", "None")]
+
+
+def test_cluster_name_goes_from_every_object_meta() -> None:
+    """A 1.21 server keeps metadata.clusterName; a 1.33 apply refuses the whole object."""
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {
+        "name": "c", "clusterName": "a"}, "spec": {"jobTemplate": {
+            "metadata": {"clusterName": "b", "labels": {"x": "y"}},
+            "spec": {"template": {"metadata": {"clusterName": "c"}, "spec": {"volumes": [
+                {"name": "e", "ephemeral": {"volumeClaimTemplate": {
+                    "metadata": {"clusterName": "d"}, "spec": {}}}}]}}}}}}
+    before = copy.deepcopy(cronjob)
+    result = normalize_object_meta(cronjob)
+    assert cronjob == before
+    assert "clusterName" not in json.dumps(result.obj)
+    assert result.obj["spec"]["jobTemplate"]["metadata"] == {"labels": {"x": "y"}}
+    assert sorted(c.path for c in result.changes) == [
+        "/metadata/clusterName", "/spec/jobTemplate/metadata/clusterName",
+        "/spec/jobTemplate/spec/template/metadata/clusterName",
+        "/spec/jobTemplate/spec/template/spec/volumes/0/ephemeral/volumeClaimTemplate/metadata/"
+        "clusterName"]
+    assert {c.severity for c in result.changes} == {Severity.LOSS}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {
+        "volumeClaimTemplates": [{"metadata": {"name": "d", "clusterName": "x"}}]}}
+    assert normalize_object_meta(sts).obj["spec"]["volumeClaimTemplates"] == [{"metadata": {"name": "d"}}]
+    plain = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    assert normalize_object_meta(plain).obj is plain
 
 
 def test_v1_ingress_converted_by_the_old_server_gets_ingress_class_name() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -88,13 +89,12 @@ def test_classify(resource, item, rule) -> None:
 def test_metadata_and_status_stripped_status_kept_aside_for_custom_resources() -> None:
     item = obj("w", status={"ready": True})
     item["metadata"]["ownerReferences"] = OWNED["ownerReferences"]
-    out, stripped, aside = strips.strip(copy.deepcopy(item), rtype("widgets", "example.com"))
+    out, stripped, aside, _kept = strips.strip(copy.deepcopy(item), rtype("widgets", "example.com"))
     assert set(out["metadata"]) == {"name", "namespace", "ownerReferences"}
     assert "status" not in out and aside == {"status": {"ready": True}}
     assert set(stripped) == {"metadata.uid", "metadata.resourceVersion",
                              "metadata.creationTimestamp", "metadata.managedFields", "status"}
-    _out, _stripped, aside = strips.strip(copy.deepcopy(item), rtype("configmaps"))
-    assert aside is None
+    assert strips.strip(copy.deepcopy(item), rtype("configmaps")).aside is None
 
 
 def test_service_ips_and_node_ports() -> None:
@@ -102,44 +102,92 @@ def test_service_ips_and_node_ports() -> None:
                            "clusterIPs": ["10.96.0.5"], "healthCheckNodePort": 31000,
                            "ports": [{"port": 80, "nodePort": 30080}]},
               status={"loadBalancer": {}})
-    out, stripped, aside = strips.strip(copy.deepcopy(svc), rtype("services"))
+    out, stripped, aside, kept_notes = strips.strip(copy.deepcopy(svc), rtype("services"))
     assert out["spec"] == {"type": "LoadBalancer", "ports": [{"port": 80}]}
     assert {"spec.clusterIP(s)", "spec.healthCheckNodePort", "spec.ports[].nodePort"} <= set(
         stripped)
-    assert aside is None  # an empty load balancer status is not worth keeping
-    kept, stripped, _ = strips.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
+    assert aside is None and kept_notes == []  # an empty load balancer status is not kept
+    kept = strips.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True).obj
     assert kept["spec"]["ports"] == [{"port": 80, "nodePort": 30080}]
-    kept, stripped, _ = strips.strip(copy.deepcopy(svc), rtype("services"), keep_cluster_ips=True)
+    kept, stripped, _, _ = strips.strip(copy.deepcopy(svc), rtype("services"), keep_cluster_ips=True)
     assert (kept["spec"]["clusterIP"], kept["spec"]["clusterIPs"]) == ("10.96.0.5", ["10.96.0.5"])
     assert "spec.clusterIP(s)" not in stripped
     assert "healthCheckNodePort" not in kept["spec"]  # allocated anew whatever is kept
     headless = obj("db", spec={"clusterIP": "None", "clusterIPs": ["None"]})
-    out, stripped, _ = strips.strip(headless, rtype("services"))
+    out, stripped, _, _ = strips.strip(headless, rtype("services"))
     assert out["spec"]["clusterIP"] == "None" and "spec.clusterIP(s)" not in stripped
+
+
+def _fields(*ports: int) -> dict:
+    """managedFields of a client that set the nodePort of the given ports (TCP)."""
+    return {"f:spec": {"f:ports": {f'k:{{"port":{p},"protocol":"TCP"}}': {"f:nodePort": {}}
+                                   for p in ports}}}
+
+
+def test_node_ports_a_client_set_are_kept_and_reported() -> None:
+    """managedFields say who set a nodePort; allocated ones belong to no manager."""
+    ports = [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080},
+             {"name": "udp", "port": 80, "protocol": "UDP", "nodePort": 30081},
+             {"name": "other", "port": 81, "protocol": "TCP", "nodePort": 32577}]
+    svc = obj("web", metadata={"managedFields": [
+        {"manager": "kubectl-client-side-apply", "operation": "Update", "fieldsV1": _fields(80)},
+        {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {}}]},
+        spec={"type": "NodePort", "ports": ports})
+    out, stripped, _aside, kept = strips.strip(copy.deepcopy(svc), rtype("services"))
+    assert [p.get("nodePort") for p in out["spec"]["ports"]] == [30080, None, None]
+    assert "spec.ports[].nodePort" in stripped and "managedFields" not in out["metadata"]
+    assert kept == ["port 80/TCP nodePort 30080: set by kubectl-client-side-apply"]
+    everything = strips.strip(copy.deepcopy(svc), rtype("services"), keep_node_ports=True)
+    assert [p["nodePort"] for p in everything.obj["spec"]["ports"]] == [30080, 30081, 32577]
+    assert everything.kept == []  # --keep-node-ports keeps all: nothing to single out
+
+
+def test_node_ports_without_managed_fields_fall_back_to_last_applied() -> None:
+    applied = {"apiVersion": "v1", "kind": "Service", "spec": {"ports": [
+        {"port": 80, "nodePort": 30080}, {"port": 81}], "healthCheckNodePort": 31999}}
+    svc = obj("web", metadata={"managedFields": None, "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": json.dumps(applied)}},
+        spec={"type": "LoadBalancer", "healthCheckNodePort": 31999, "ports": [
+            {"port": 80, "protocol": "TCP", "nodePort": 30080},
+            {"port": 81, "protocol": "TCP", "nodePort": 30555}]})
+    out, stripped, _aside, kept = strips.strip(copy.deepcopy(svc), rtype("services"))
+    assert [p.get("nodePort") for p in out["spec"]["ports"]] == [30080, None]
+    assert out["spec"]["healthCheckNodePort"] == 31999
+    assert "spec.healthCheckNodePort" not in stripped
+    assert kept == ["healthCheckNodePort 31999: set by kubectl apply (last-applied annotation)",
+                    "port 80/TCP nodePort 30080: set by kubectl apply (last-applied annotation)"]
+
+
+def test_workload_status_is_kept_aside_for_readiness_on_the_source() -> None:
+    sts = obj("db", spec={"replicas": 1}, status={"replicas": 1, "readyReplicas": 0})
+    assert strips.strip(sts, rtype("statefulsets", "apps")).aside == {
+        "status": {"replicas": 1, "readyReplicas": 0}}
+    assert strips.strip(obj("c", status={"phase": "Pending"}),
+                        rtype("persistentvolumeclaims")).aside == {"status": {"phase": "Pending"}}
 
 
 def test_volumes_pods_jobs_and_service_accounts() -> None:
     pv = obj("pv1", None, spec={"claimRef": {"name": "c", "namespace": "shop", "uid": "u",
                                              "resourceVersion": "7"}},
              status={"phase": "Bound"})
-    out, _stripped, aside = strips.strip(pv, rtype("persistentvolumes", namespaced=False))
+    out, _stripped, aside, _kept = strips.strip(pv, rtype("persistentvolumes", namespaced=False))
     assert out["spec"]["claimRef"] == {"name": "c", "namespace": "shop"}
     assert aside == {"status": {"phase": "Bound"}}
     pvc = obj("c", metadata={"annotations": {"pv.kubernetes.io/bind-completed": "yes",
                                              "keep": "me"}}, spec={"volumeName": "pv1"})
-    out, stripped, _ = strips.strip(pvc, rtype("persistentvolumeclaims"))
+    out, stripped, _, _ = strips.strip(pvc, rtype("persistentvolumeclaims"))
     assert out["metadata"]["annotations"] == {"keep": "me"} and out["spec"]["volumeName"] == "pv1"
     pod = obj("p", spec={"nodeName": "node-1", "containers": []})
     assert "nodeName" not in strips.strip(pod, rtype("pods"))[0]["spec"]
     job = obj("j", spec={"selector": {"matchLabels": {"controller-uid": "x"}}, "template": {
         "metadata": {"labels": {"controller-uid": "x", "job-name": "j", "app": "a"}}}})
-    out, stripped, _ = strips.strip(job, rtype("jobs", "batch"))
+    out, stripped, _, _ = strips.strip(job, rtype("jobs", "batch"))
     assert "selector" not in out["spec"] and "spec.selector (generated)" in stripped
     assert out["spec"]["template"]["metadata"]["labels"] == {"job-name": "j", "app": "a"}
     manual = obj("m", spec={"manualSelector": True, "selector": {"matchLabels": {"a": "b"}}})
     assert strips.strip(manual, rtype("jobs", "batch"))[0]["spec"]["selector"]
     sa = obj("app", secrets=[{"name": "app-token-x1y2z"}, {"name": "mine"}])
-    out, stripped, _ = strips.strip(sa, rtype("serviceaccounts"))
+    out, stripped, _, _ = strips.strip(sa, rtype("serviceaccounts"))
     assert out["secrets"] == [{"name": "mine"}] and "secrets[token]" in stripped
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import json
 import ssl
 
 import pytest
@@ -51,6 +52,12 @@ def api_error(status: int, retry_after: float | None = None) -> ApiError:
           for code in (429, 500, 502, 503, 504)],
         *[pytest.param(api_error(code), False, id=f"http-{code}")
           for code in (400, 401, 403, 404, 405, 409, 410, 422, 501)],
+        # 1.33's answer to an apply with a field its schema lacks: the same every time
+        pytest.param(ApiError.from_response(500, json.dumps({
+            "kind": "Status", "code": 500, "message": "failed to create typed patch object "
+            "(ns/x; batch/v1, Kind=CronJob): errors:\n  .spec.jobTemplate.metadata.clusterName: "
+            "field not declared in schema"}), "PATCH", "/apis/batch/v1/x"), False,
+            id="http-500-untyped-patch"),
     ],
 )
 def test_is_transient(exc: BaseException, transient: bool) -> None:

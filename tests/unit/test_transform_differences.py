@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from migrator.resources.inventory import TARGET_WINS, target_wins_of
 from migrator.transform.differences import DifferencesConfig, applies, build, parse_cidrs
 
 pytestmark = pytest.mark.unit
@@ -75,6 +76,18 @@ def test_storage_class_follows_statefulset_claim_templates() -> None:
     run(config, storage_class)
     assert pvc["spec"]["storageClassName"] == "fast"
     assert storage_class["metadata"]["name"] == "fast"
+
+
+def test_a_renamed_storage_class_yields_to_the_targets_own() -> None:
+    """The new snapshot's manifest names it; the import and verify read it back (inventory)."""
+    config = DifferencesConfig(storage_classes={"standard": "fast"})
+    wins = config.target_wins()
+    assert [(w["group"], w["kind"], w["name"]) for w in wins] == [
+        ("storage.k8s.io", "StorageClass", "fast")]
+    assert "--storage-class standard=fast" in wins[0]["why"]
+    manifest = {"transform": {TARGET_WINS: wins}}
+    assert target_wins_of(manifest) == {("storage.k8s.io", "StorageClass", "", "fast"): wins[0]["why"]}
+    assert target_wins_of({"transform": {}}) == {} and DifferencesConfig().target_wins() == []
 
 
 def test_zone_mapping_in_pv_node_affinity() -> None:

@@ -3,10 +3,13 @@
 v1 keeps schema, subresources and printer columns per version (v1beta1 allowed them at the
 top), names ``jsonPath`` in lower camel case, nests the conversion webhook
 (``webhook.clientConfig``, ``webhook.conversionReviewVersions``), requires ``scope`` and a
-schema for every version, and no longer lets ``preserveUnknownFields: true`` switch pruning off
-for the whole object: ``x-kubernetes-preserve-unknown-fields`` at the schema root is the
-closest, but nested objects with properties are now pruned, so a person must look. v1 also
-requires structural schemas; the ones that are not are flagged.
+schema for every version, and no longer lets ``preserveUnknownFields: true`` (v1beta1's
+default) switch pruning off for the whole object. Pruning cuts, at every object node of the
+schema, the fields the node does not specify, unless the node says
+``x-kubernetes-preserve-unknown-fields: true``; the conversion says so at every node pruning
+would cut (:func:`keep_unknown_fields`), so custom resources keep every field they held, as
+under v1beta1, and the report lists the nodes. v1 also requires structural schemas; the ones
+that are not are flagged.
 """
 
 from __future__ import annotations
@@ -146,32 +149,84 @@ def _preserve_unknown_fields(rw: Rewriter, versions: list[dict[str, Any]]) -> No
         return
     rw.pop(("spec", "preserveUnknownFields"))
     for index, version in enumerate(versions):
+        where = ("spec", "versions", index, "schema")
         schema = version.get("schema")
         if not isinstance(schema, dict) or not isinstance(schema.get("openAPIV3Schema"), dict):
             version["schema"] = {"openAPIV3Schema": {"type": "object", PRESERVE: True}}
             rw.record(
-                ("spec", "versions", index, "schema"),
+                where,
                 "set",
                 "v1 requires a schema: an open one that keeps every field",
                 Severity.REVIEW,
                 None,
                 version["schema"],
             )
-        elif schema["openAPIV3Schema"].get(PRESERVE) is not True:
-            version["schema"] = {
-                **schema,
-                "openAPIV3Schema": {**schema["openAPIV3Schema"], PRESERVE: True},
-            }
+            continue
+        kept, nodes = keep_unknown_fields(schema["openAPIV3Schema"])
+        if not nodes:
+            continue
+        version["schema"] = {**schema, "openAPIV3Schema": kept}
+        rw.record(
+            (*where, "openAPIV3Schema"),
+            "set",
+            f"{PRESERVE}: true set at {len(nodes)} object node(s) of the schema "
+            f"({', '.join(nodes)}): pruning would cut the fields they do not specify, which "
+            "v1beta1 kept",
+            Severity.DEFAULT,
+            None,
+            nodes,
+        )
     rw.record(
         ("spec", "preserveUnknownFields"),
         "convert",
-        f"preserveUnknownFields: true{' (the v1beta1 default)' if preserve is None else ''} is "
-        f"{PRESERVE}: true at each schema root in v1; fields nested under objects with "
-        "properties are now pruned",
-        Severity.REVIEW,
+        f"preserveUnknownFields: true{' (the v1beta1 default)' if preserve is None else ''} "
+        f"kept every unknown field; v1 prunes them unless {PRESERVE} is set: set wherever "
+        "pruning would cut (custom resources keep their fields as before; remove it where "
+        "pruning is wanted)",
+        Severity.DEFAULT,
         preserve,
         {PRESERVE: True},
     )
+
+
+def keep_unknown_fields(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``schema`` with ``x-kubernetes-preserve-unknown-fields: true`` at every object node
+    that pruning would cut (one that specifies its fields by ``properties``, or none at all,
+    rather than by ``additionalProperties``), and the JSON Pointers of those nodes.
+
+    Nodes are copied only where they change. ``metadata`` of the root and of embedded
+    resources is left alone: its fields are ObjectMeta's, and v1 forbids saying more of it.
+    """
+    nodes: list[str] = []
+    return _keep(schema, "", True, nodes), nodes
+
+
+def _keep(node: Any, where: str, resource: bool, nodes: list[str]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    new = node
+    is_object = node.get("type") == "object" or isinstance(node.get("properties"), dict)
+    open_map = node.get("additionalProperties") not in (None, False)
+    if is_object and not open_map and node.get(PRESERVE) is not True:
+        new = {**node, PRESERVE: True}
+        nodes.append(where or "/")
+    embedded = resource or node.get("x-kubernetes-embedded-resource") is True
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        kept = {
+            name: child
+            if embedded and name == "metadata"
+            else _keep(child, f"{where}/properties/{name}", False, nodes)
+            for name, child in properties.items()
+        }
+        if any(kept[name] is not child for name, child in properties.items()):
+            new = {**new, "properties": kept}
+    for key in ("items", "additionalProperties"):
+        child = node.get(key)
+        changed = _keep(child, f"{where}/{key}", False, nodes)
+        if changed is not child:
+            new = {**new, key: changed}
+    return new
 
 
 def _conversion(rw: Rewriter) -> None:

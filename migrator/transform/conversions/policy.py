@@ -13,6 +13,7 @@ from typing import Any
 from migrator.transform.base import Severity
 from migrator.transform.conversions.convert import Drop, Rewrite
 from migrator.transform.conversions.rewriter import Rewriter
+from migrator.transform.podsecurity import BASELINE_CAPABILITIES, RESTRICTED_VOLUMES
 
 V1 = "policy/v1"
 V1BETA1 = "policy/v1beta1"
@@ -60,34 +61,6 @@ def pdb_edit(rw: Rewriter) -> None:
         )
 
 
-# Volume types the "restricted" Pod Security Standard allows.
-_RESTRICTED_VOLUMES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
-_BASELINE_CAPABILITIES = {
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-}
-
-
 def pod_security_level(spec: dict[str, Any]) -> str:
     """The Pod Security Standard level closest to what a PodSecurityPolicy spec allows."""
     capabilities = set(spec.get("allowedCapabilities") or ())
@@ -98,7 +71,7 @@ def pod_security_level(spec: dict[str, Any]) -> str:
         or spec.get("hostPID")
         or spec.get("hostIPC")
         or spec.get("hostPorts")
-        or capabilities - _BASELINE_CAPABILITIES
+        or capabilities - BASELINE_CAPABILITIES
         or "*" in volumes
         or "hostPath" in volumes
     ):
@@ -110,7 +83,7 @@ def pod_security_level(spec: dict[str, Any]) -> str:
         and "ALL" in drops
         and spec.get("allowPrivilegeEscalation") is False
         and volumes
-        and volumes <= _RESTRICTED_VOLUMES
+        and volumes <= RESTRICTED_VOLUMES
         and capabilities <= {"NET_BIND_SERVICE"}
     ):
         return "restricted"

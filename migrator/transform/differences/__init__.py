@@ -33,7 +33,11 @@ from migrator.transform.differences.network import (
     PodCidrRewrite,
     parse_cidr_pair,
 )
-from migrator.transform.differences.storage import StorageClassMap, ZoneMap
+from migrator.transform.differences.storage import (
+    StorageClassMap,
+    ZoneMap,
+    renamed_classes_yield,
+)
 
 __all__ = [
     "DifferenceRule",
@@ -75,6 +79,11 @@ class DifferencesConfig:
             f.name: getattr(override, f.name) for f in fields(self) if getattr(override, f.name)
         }
         return replace(self, **changed)
+
+    def target_wins(self) -> list[dict[str, str]]:
+        """The objects of the new snapshot that yield to the target's own of the same name
+        (see :mod:`migrator.resources.inventory`): renamed storage classes."""
+        return renamed_classes_yield(self.storage_classes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in the rules file's spelling (for manifests and reports)."""

@@ -2,6 +2,11 @@
 
 StatefulSet ``volumeClaimTemplates`` are immutable once the StatefulSet exists, so they must
 be right before import: they are mapped together with PVs, PVCs and the StorageClass objects.
+
+A renamed StorageClass object stands for a class of the new cluster: when the target already
+has one of that name (its own provisioner and parameters), the target's class wins. The
+transform says so in the new snapshot (:func:`renamed_classes_yield`), so the import leaves
+the target's class alone and verify does not compare it.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from migrator.resources.inventory import yields
 from migrator.transform.base import Change
 from migrator.transform.differences.base import Obj, dig, rename, set_value
 from migrator.transform.jsonpatch import join_pointer
@@ -77,6 +83,20 @@ class StorageClassMap:
         return _claim_changes(
             obj, "", self.mapping, self.name, "storage class mapped to the new cluster's"
         )
+
+
+def renamed_classes_yield(mapping: Mapping[str, str]) -> list[dict[str, str]]:
+    """The StorageClasses ``mapping`` renames onto, each yielding to the target's own."""
+    return [
+        yields(
+            "storage.k8s.io",
+            "StorageClass",
+            new,
+            f"renamed from {old} (--storage-class {old}={new}): the target's own class "
+            "of that name wins, it is neither updated nor compared",
+        )
+        for old, new in sorted(mapping.items())
+    ]
 
 
 @dataclass(frozen=True)

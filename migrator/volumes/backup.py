@@ -1,0 +1,520 @@
+"""A backup pass: a directory tree (a mounted volume) into the chunk store.
+
+``plan(...)`` reads the tree and the previous manifest and changes nothing: what the pass
+would read (files new or changed since the previous pass) and reuse. ``apply(plan)`` does
+the pass:
+
+- the tree's names are walked in the manifest's order and merged with the previous pass's
+  entries (both sorted the same way: neither is held whole);
+- batches of paths go to worker processes (:mod:`.scan`) that stat them and read, chunk,
+  hash and compress the small files; a file whose size, mtime, inode and ctime match the
+  previous entry, and whose chunks the store holds, is not read: its entry is reused;
+- large files go to a bounded pool of reader threads (reading, FastCDC, BLAKE3 and zstd all
+  release the interpreter lock), streamed in blocks;
+- new chunks go into packs that a bounded pool uploads (:class:`~.packs.PackWriter`);
+  entries are written in order, part by part (:class:`~.manifest.ManifestWriter`), and the
+  head last, once every pack is stored.
+
+Resume: a killed pass leaves finished packs (with their index documents) and manifest
+parts. The next pass loads the index (finished packs' chunks are not uploaded again) and
+takes the interrupted pass's parts as its previous entries up to where they end, so files
+finished before the kill are not read again either.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from migrator import __version__
+from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound, StoreNotFound
+from migrator.run.processes import default_processes, process_pool
+from migrator.run.progress import Progress
+from migrator.store.base import Store
+from migrator.volumes import scan as scan_module
+from migrator.volumes.entries import (
+    DIR,
+    FILE,
+    HARDLINK,
+    SPECIAL,
+    SYMLINK,
+    Entry,
+    Ref,
+    entry_path,
+    path_key,
+    put_path,
+    same_content_key,
+)
+from migrator.volumes.files import Chunker, FileRead, bound_memory, join, read_file, walk
+from migrator.volumes.manifest import (
+    ManifestWriter,
+    PassInfo,
+    SortedEntries,
+    check_name,
+    delete_pass,
+    list_passes,
+    new_pass_id,
+    pass_prefix,
+    read_entries,
+)
+from migrator.volumes.packs import PackWriter
+from migrator.volumes.report import BackupReport
+from migrator.volumes.repository import ChunkIndex, Location, Repository
+from migrator.volumes.scan import BATCH_ENTRIES, ContentKey, Scanned, walk_names
+
+# Entries waiting for their file to be read, beyond the workers' own: how far the walk may
+# run ahead of the oldest file still being read.
+_AHEAD = 512
+
+
+@dataclass
+class BackupPlan:
+    """What a pass would do. Counts are filled only when the plan was asked to count."""
+
+    store: Store
+    key: bytes | None
+    name: str
+    source: bytes
+    previous: PassInfo | None
+    interrupted: PassInfo | None
+    counted: bool = False
+    files: int = 0
+    bytes_total: int = 0
+    files_to_read: int = 0
+    bytes_to_read: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "source": os.fsdecode(self.source),
+            "previous": self.previous.pass_id if self.previous else None,
+            "resumes": self.interrupted.pass_id if self.interrupted else None,
+            "files": self.files,
+            "bytesTotal": self.bytes_total,
+            "filesToRead": self.files_to_read,
+            "bytesToRead": self.bytes_to_read,
+        }
+
+
+def plan(
+    store: Store,
+    source: str | os.PathLike[str],
+    name: str,
+    *,
+    key: bytes | None = None,
+    count: bool = True,
+) -> BackupPlan:
+    """What a pass of ``source`` as volume ``name`` would read; with ``count``, walk the tree
+    to say how much (without it, only the passes it builds on are looked up)."""
+    check_name(name)
+    root = os.fsencode(os.path.realpath(source))
+    if not os.path.isdir(root):
+        raise ConfigError(
+            f"{os.fsdecode(root)} is not a directory",
+            hint="give the directory the volume is mounted at",
+        )
+    try:
+        repo: Repository | None = Repository.open(store, key)
+    except (StoreKeyNotFound, StoreNotFound):  # no pass into this store yet (apply makes it)
+        repo = None
+    previous, interrupted = _bases(repo, name) if repo is not None else (None, None)
+    result = BackupPlan(store, key, name, root, previous, interrupted)
+    if count:
+        _count(result, _previous_entries(repo, previous, interrupted))
+    return result
+
+
+def _count(self: BackupPlan, old: SortedEntries) -> None:
+    """Fill the plan's counts: walk the tree, compare it with the previous entries."""
+    seen: set[tuple[int, int]] = set()
+    for rel, st in walk(self.source, lambda rel, why: None):
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        self.files += 1
+        self.bytes_total += st.st_size
+        entry = old.find(rel)
+        if entry is None or not same_content_key(
+            entry, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+        ):
+            self.files_to_read += 1
+            self.bytes_to_read += (
+                min(st.st_size, st.st_blocks * 512) or st.st_size
+            )  # data, not holes
+    self.counted = True
+
+
+def _bases(repo: Repository, name: str) -> tuple[PassInfo | None, PassInfo | None]:
+    """The newest complete pass of ``name``, and the interrupted pass after it that got
+    furthest (the one a new pass resumes from), if any."""
+    passes = list_passes(repo.store, name)
+    complete = [p for p in passes if p.complete]
+    previous = complete[-1] if complete else None
+    after = [
+        p for p in passes if not p.complete and (previous is None or p.pass_id > previous.pass_id)
+    ]
+    best = None
+    most = 0
+    for candidate in after:
+        prefix = pass_prefix(candidate.name, candidate.pass_id)
+        parts = sum(1 for _ in repo.store.list(f"{prefix}part-"))
+        if parts >= most and parts > 0:
+            best, most = candidate, parts
+    return previous, best
+
+
+def _previous_entries(
+    repo: Repository | None, previous: PassInfo | None, interrupted: PassInfo | None
+) -> SortedEntries:
+    """The entries a pass compares the tree with, as one sorted stream: an interrupted
+    pass's entries up to where it stopped, then the previous complete pass's after that."""
+
+    def chain() -> Iterator[Entry]:
+        if repo is None:
+            return
+        last: tuple[bytes, ...] | None = None
+        if interrupted is not None:
+            for entry in read_entries(repo, interrupted):
+                last = path_key(entry_path(entry))
+                yield entry
+        if previous is not None:
+            for entry in read_entries(repo, previous):
+                if last is None or path_key(entry_path(entry)) > last:
+                    yield entry
+
+    return SortedEntries(chain())
+
+
+class _Sink:
+    """Chunks of a pass: found in the index, or encoded and added to a pack."""
+
+    def __init__(self, repo: Repository, index: ChunkIndex, packs: PackWriter) -> None:
+        self.repo = repo
+        self.index = index
+        self.packs = packs
+
+    def locate(self, chunk_id: bytes, data: memoryview) -> Location:
+        where = self.index.get(chunk_id)
+        if where is not None:
+            return where
+        return self.packs.add(chunk_id, self.repo.codec.encode_chunk(data), len(data))
+
+
+class _Meter:
+    """Progress of a pass: bytes read and files done, reported as they move."""
+
+    def __init__(self, progress: Progress | None, plan: BackupPlan) -> None:
+        self.progress = progress
+        self.total_bytes = plan.bytes_to_read if plan.counted else None
+        self.total_files = plan.files if plan.counted else None
+        self.bytes = 0
+        self.files = 0
+        self._lock = threading.Lock()
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes += n
+            done = self.bytes
+        if self.progress is not None:
+            self.progress("bytes", done, self.total_bytes)
+
+    def add_file(self) -> None:
+        self.files += 1
+        if self.progress is not None and (
+            self.files % 64 == 0 or self.total_files and self.files >= self.total_files
+        ):
+            self.progress("files", self.files, self.total_files)
+
+
+def apply(
+    plan: BackupPlan,
+    *,
+    workers: int = 4,
+    uploads: int = 4,
+    processes: int | None = None,
+    progress: Progress | None = None,
+) -> BackupReport:
+    """Run the pass ``plan`` describes; returns its report (the pass is complete when this
+    returns, partial if some files could not be read). ``processes`` scan and read small
+    files (default: one per core; 0: in this process), ``workers`` threads stream large
+    files, ``uploads`` packs are stored at a time."""
+    bound_memory()
+    repo = Repository.open(plan.store, plan.key, create=True)
+    count = default_processes() if processes is None else processes
+    pool = None
+    if count:  # before any thread of this pass exists (see run.processes)
+        pool = process_pool(
+            count,
+            preload=[scan_module.__name__],
+            initializer=scan_module.start_worker,
+            initargs=(repo.codec.params(),),
+        )
+    try:
+        report = _Pass(plan, repo, pool, max(count, 1), workers, uploads, progress).run()
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    return report
+
+
+Batch = list[tuple[bytes, Entry | None, list[Ref] | None]]
+
+
+class _Pass:
+    """One backup pass: batches of paths to the scanners, entries out in order."""
+
+    def __init__(
+        self,
+        plan: BackupPlan,
+        repo: Repository,
+        pool: ProcessPoolExecutor | None,
+        lanes: int,
+        workers: int,
+        uploads: int,
+        progress: Progress | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.plan = plan
+        self.repo = repo
+        self.pool = pool
+        self.lanes = lanes
+        self.root = plan.source
+        passes = list_passes(repo.store, plan.name)
+        self.previous, self.interrupted = _bases(repo, plan.name)
+        self.pass_id = new_pass_id(passes[-1].pass_id if passes else None)
+        self.report = BackupReport(
+            plan.name,
+            self.pass_id,
+            previous=self.previous.pass_id if self.previous else None,
+            resumed_from=self.interrupted.pass_id if self.interrupted else None,
+        )
+        self.index = repo.load_index()
+        self.meter = _Meter(progress, plan)
+        self.packs = PackWriter(repo, self.index, self.pass_id, uploads=uploads)
+        self.writer = ManifestWriter(repo, plan.name, self.pass_id)
+        self.chunker = Chunker(repo.codec)
+        self.sink = _Sink(repo, self.index, self.packs)
+        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
+        self.workers = workers
+        self.pending: deque[tuple[Entry, Future[FileRead] | None]] = deque()
+        self.links: dict[tuple[int, int], bytes] = {}
+
+    def run(self) -> BackupReport:
+        report = self.report
+        inflight: deque[tuple[Batch, Future[list[Scanned]]]] = deque()
+        old = _previous_entries(self.repo, self.previous, self.interrupted)
+        batch: Batch = []
+        keys: list[tuple[bytes, ContentKey | None]] = []
+        try:
+            for rel in walk_names(self.root, report.warnings.add):
+                previous = old.find(rel)
+                refs = _reusable(previous, self.index)
+                batch.append((rel, previous, refs))
+                keys.append(
+                    (
+                        rel,
+                        None
+                        if refs is None or previous is None
+                        else (previous["s"], previous["mt"], *previous["n"]),
+                    )
+                )
+                if len(batch) >= BATCH_ENTRIES:
+                    inflight.append((batch, self._scan(keys)))
+                    batch, keys = [], []
+                while inflight and (inflight[0][1].done() or len(inflight) > 2 * self.lanes):
+                    self._take(*inflight.popleft())
+            if batch:
+                inflight.append((batch, self._scan(keys)))
+            while inflight:
+                self._take(*inflight.popleft())
+            while self.pending:
+                self._emit(*self.pending.popleft())
+            self.packs.close()
+        except BaseException:
+            self.readers.shutdown(wait=False, cancel_futures=True)
+            self.packs.abort()
+            raise
+        self.readers.shutdown()
+        return self._commit()
+
+    def _scan(self, keys: list[tuple[bytes, ContentKey | None]]) -> Future[list[Scanned]]:
+        if self.pool is not None:
+            return self.pool.submit(scan_module.scan_in_worker, self.root, keys)
+        done: Future[list[Scanned]] = Future()
+        done.set_result(scan_module.scan(self.chunker, self.root, keys))
+        return done
+
+    def _take(self, batch: Batch, future: Future[list[Scanned]]) -> None:
+        """Turn a scanned batch into entries (in order), reading large files in threads."""
+        try:
+            results = future.result()
+        except BrokenProcessPool as err:
+            raise MigratorError(
+                "a volume scanner process died (was it killed, or out of memory?)",
+                hint="run the same backup again: it resumes; --processes 0 keeps the work in "
+                "one process",
+            ) from err
+        for (rel, previous, refs), scanned in zip(batch, results, strict=True):
+            entry = self._entry(rel, previous, refs, scanned)
+            if entry is not None:
+                self.pending.append(entry)
+            while self.pending and (
+                self.pending[0][1] is None
+                or self.pending[0][1].done()
+                or len(self.pending) > self.workers + _AHEAD
+            ):
+                self._emit(*self.pending.popleft())
+
+    def _entry(
+        self, rel: bytes, previous: Entry | None, refs: list[Ref] | None, scanned: Scanned
+    ) -> tuple[Entry, Future[FileRead] | None] | None:
+        report = self.report
+        if scanned.gone:
+            report.warnings.add(rel, "vanished during the pass")
+            return None
+        if scanned.error is not None or scanned.stat is None:
+            report.failures.add(rel, f"cannot read: {scanned.error}")
+            return None
+        mode, uid, gid, mtime, atime, size, ino, ctime, nlink, dev, rdev = scanned.stat
+        entry: Entry = {}
+        put_path(entry, "p", rel)
+        entry.update(t=DIR, m=stat.S_IMODE(mode), u=uid, g=gid, mt=mtime, at=atime)
+        kind = stat.S_IFMT(mode)
+        if kind == stat.S_IFDIR:
+            report.dirs += 1
+        elif kind == stat.S_IFLNK:
+            entry["t"] = SYMLINK
+            put_path(entry, "l", scanned.link or b"")
+            report.symlinks += 1
+        elif kind == stat.S_IFSOCK:
+            report.warnings.add(rel, "a socket: not copied (a program makes it again)")
+            return None
+        elif kind != stat.S_IFREG:
+            entry.update(t=SPECIAL, r=rdev, k=kind)
+            report.specials += 1
+        elif nlink > 1 and self.links.setdefault((dev, ino), rel) != rel:
+            entry["t"] = HARDLINK
+            put_path(entry, "h", self.links[(dev, ino)])
+            report.hardlinks += 1
+        else:
+            entry.update(t=FILE, s=size, n=[ino, ctime])
+            if scanned.unchanged and previous is not None and refs is not None:
+                entry["c"] = refs
+                if "x" in previous:
+                    entry["x"] = previous["x"]
+                report.files_reused += 1
+            elif scanned.read is not None:
+                self._adopt(rel, entry, scanned)
+            else:
+                return entry, self.readers.submit(
+                    read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
+                )
+        return entry, None
+
+    def _adopt(self, rel: bytes, entry: Entry, scanned: Scanned) -> None:
+        """A small file a scanner read: keep its chunks the store lacks."""
+        got = scanned.read
+        assert got is not None
+        for ref in got.refs:
+            chunk_id, raw, stored = scanned.blobs[int(ref[2])]
+            where = self.packs.add(chunk_id, stored, raw)
+            ref[1:] = [where.pack, where.offset, where.length, where.raw]
+        self._read(rel, entry, got)
+        self.meter.add_bytes(got.bytes_read)
+
+    def _read(self, rel: bytes, entry: Entry, got: FileRead) -> None:
+        _fill(entry, got)
+        self.report.files_read += 1
+        self.report.bytes_read += got.bytes_read
+        if got.changed:
+            self.report.warnings.add(rel, "changed while it was read: the next pass reads it again")
+
+    def _emit(self, entry: Entry, future: Future[FileRead] | None) -> None:
+        report = self.report
+        if future is not None:
+            path = entry_path(entry)
+            try:
+                got = future.result()
+            except FileNotFoundError:
+                report.warnings.add(path, "vanished during the pass")
+                return
+            except OSError as err:
+                report.failures.add(path, f"cannot read: {err.strerror or err}")
+                return
+            self._read(path, entry, got)
+        if entry["t"] == FILE:
+            report.files += 1
+            report.bytes_total += entry["s"]
+            self.meter.add_file()
+        self.writer.add(entry)
+
+    def _commit(self) -> BackupReport:
+        report, repo, plan = self.report, self.repo, self.plan
+        report.bytes_uploaded, report.packs, report.chunks_new = (
+            self.packs.bytes_uploaded,
+            self.packs.packs,
+            self.packs.chunks_new,
+        )
+        report.seconds = time.monotonic() - self.started
+        self.writer.commit(
+            {
+                "format": 1,
+                "name": plan.name,
+                "pass": self.pass_id,
+                "previous": report.previous,
+                "resumedFrom": report.resumed_from,
+                "source": os.fsdecode(self.root),
+                "tool": f"migrator {__version__}",
+                "host": os.uname().nodename,
+                "completedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+                "encryption": repo.config.get("encryption"),
+                "files": report.files,
+                "bytes": report.bytes_total,
+                "bytesUploaded": report.bytes_uploaded,
+                "warnings": report.warnings.count,
+                "problems": report.failures.count,
+            }
+        )
+        # Interrupted passes before this one are superseded: it holds all they did.
+        for info in list_passes(repo.store, plan.name):
+            if not info.complete and info.pass_id < self.pass_id:
+                delete_pass(repo, plan.name, info.pass_id)
+        return report
+
+
+def _reusable(previous: Entry | None, index: ChunkIndex) -> list[Ref] | None:
+    """The previous entry's chunks, at their current locations, if it may be reused (a file
+    not read while changing) and the store holds every chunk (an interrupted pass may name
+    chunks whose pack never finished)."""
+    if previous is None or previous.get("t") != FILE or previous.get("v"):
+        return None
+    refs = []
+    for ref in previous.get("c", []):
+        where = index.get(bytes.fromhex(ref[0]))
+        if where is None:
+            return None
+        refs.append([ref[0], where.pack, where.offset, where.length, where.raw])
+    return refs
+
+
+def _fill(entry: Entry, got: FileRead) -> None:
+    """A read file's entry: what was read, where its data is, whether to read it again."""
+    entry.update(s=got.size, c=got.refs, n=[got.inode, got.ctime_ns], mt=got.mtime_ns)
+    if got.extents != ([(0, got.size)] if got.size else []):
+        entry["x"] = [list(e) for e in got.extents]
+    if got.volatile:
+        entry["v"] = 1

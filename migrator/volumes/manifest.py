@@ -1,0 +1,248 @@
+"""Per-volume manifests: what one pass found, written as it goes, committed last.
+
+A pass over volume NAME lives under ``volumes/manifests/NAME/PASS/`` (PASS is the UTC start
+time to the microsecond and a random suffix, after every earlier pass: passes sort by
+time)::
+
+    part-00000.jsonl.zst      entries (:mod:`.entries`), JSON lines, zstd; ``.enc`` when
+    part-00001.jsonl.zst      sealed with the key. A part is written when it holds
+    ...                       PART_ENTRIES entries or PART_SECONDS have passed: the
+                              checkpoints a killed pass resumes from
+    manifest.json             written LAST: the pass is complete. Plain JSON (no paths):
+                              counts, times, the previous pass, the parts with their sha256
+
+Neither the writer nor the reader holds more than one part: a volume of millions of files
+streams through in pieces of a few MiB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import zstandard
+
+from migrator import jsoncodec
+from migrator.errors import ConfigError, SnapshotCorrupt, StoreKeyNotFound, VolumeNotFound
+from migrator.store.base import Store
+from migrator.volumes.entries import Entry, entry_path, path_key
+from migrator.volumes.repository import MANIFESTS, Repository, new_id
+
+HEAD = "manifest.json"
+PART_ENTRIES = 20_000
+PART_BYTES = 8 * 1024 * 1024
+PART_SECONDS = 30.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}(/[A-Za-z0-9][A-Za-z0-9._-]{0,252})*$")
+_PASS = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}$")
+_PASS_TIME = "%Y%m%dT%H%M%S.%fZ"
+
+
+def check_name(name: str) -> str:
+    """A volume name: ``/``-separated segments of letters, digits, ``.``, ``_``, ``-``
+    (``NAMESPACE/PVC`` fits)."""
+    if not _NAME.match(name) or len(name) > 1000:
+        raise ConfigError(
+            f"invalid volume name {name!r}",
+            hint="use letters, digits, '.', '_', '-' in '/'-separated segments, e.g. shop/data",
+        )
+    return name
+
+
+def new_pass_id(after: str | None = None) -> str:
+    """A pass id that sorts after ``after`` (the newest pass there is), even when this
+    machine's clock is behind the one that wrote it (movers run on many nodes)."""
+    now = datetime.now(UTC)
+    if after is not None:
+        last = datetime.strptime(after.partition("Z")[0] + "Z", _PASS_TIME).replace(tzinfo=UTC)
+        now = max(now, last + timedelta(microseconds=1))
+    return now.strftime(_PASS_TIME) + "-" + new_id(3)
+
+
+def pass_prefix(name: str, pass_id: str) -> str:
+    return f"{MANIFESTS}{name}/{pass_id}/"
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    """One pass of a volume as the store shows it: complete (with its head) or not."""
+
+    name: str
+    pass_id: str
+    head: dict[str, Any] | None
+
+    @property
+    def complete(self) -> bool:
+        return self.head is not None
+
+
+def list_passes(store: Store, name: str) -> list[PassInfo]:
+    """The passes of volume ``name``, oldest first (reading them needs no key)."""
+    found = []
+    prefix = f"{MANIFESTS}{name}/"
+    for child in store.children(prefix):
+        if not _PASS.match(child):
+            continue
+        try:
+            head = jsoncodec.loads(store.get_bytes(f"{prefix}{child}/{HEAD}"))
+        except StoreKeyNotFound:
+            head = None
+        found.append(PassInfo(name, child, head))
+    return found
+
+
+def list_volumes(store: Store) -> Iterator[str]:
+    """Every volume name with at least one pass, sorted (names may nest: ``ns/pvc``)."""
+    names = set()
+    for key in store.list(MANIFESTS):
+        parts = key[len(MANIFESTS) :].split("/")
+        for i, part in enumerate(parts):
+            if _PASS.match(part) and i > 0:
+                names.add("/".join(parts[:i]))
+                break
+    yield from sorted(names)
+
+
+def latest_complete(repo: Repository, name: str, pass_id: str | None = None) -> PassInfo:
+    """The newest complete pass of ``name`` (or the pass ``pass_id``)."""
+    passes = [p for p in list_passes(repo.store, name) if p.complete]
+    if pass_id is not None:
+        passes = [p for p in passes if p.pass_id == pass_id]
+    if not passes:
+        what = f"pass {pass_id} of volume {name!r}" if pass_id else f"volume {name!r}"
+        raise VolumeNotFound(
+            f"no complete {what} in {repo.store.url}",
+            hint="list what the store holds with `migrator volumes ls --store URL`",
+        )
+    return passes[-1]
+
+
+def open_pass(
+    store: Store, name: str, key: bytes | None, pass_id: str | None = None
+) -> tuple[Repository, PassInfo]:
+    """The repository of ``store`` and the newest complete pass of volume ``name`` (or the
+    pass ``pass_id``): what a restore or a verify reads."""
+    check_name(name)
+    repo = Repository.open(store, key)
+    return repo, latest_complete(repo, name, pass_id)
+
+
+class ManifestWriter:
+    """Writes one pass's entries part by part; :meth:`commit` writes the head last."""
+
+    def __init__(self, repo: Repository, name: str, pass_id: str) -> None:
+        self.repo = repo
+        self.prefix = pass_prefix(name, pass_id)
+        self.parts: list[dict[str, Any]] = []
+        self.entries = 0
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._since = time.monotonic()
+
+    def add(self, entry: Entry) -> None:
+        line = jsoncodec.dumps(entry)
+        self._lines.append(line)
+        self._size += len(line) + 1
+        self.entries += 1
+        if (
+            len(self._lines) >= PART_ENTRIES
+            or self._size >= PART_BYTES
+            or time.monotonic() - self._since >= PART_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered as the next part (a checkpoint)."""
+        if not self._lines:
+            return
+        suffix = ".enc" if self.repo.encrypted else ""
+        key = f"{self.prefix}part-{len(self.parts):05d}.jsonl.zst{suffix}"
+        body = zstandard.compress(b"\n".join(self._lines) + b"\n", 3)
+        blob = self.repo.seal(key, body)
+        self.repo.store.put_bytes(key, blob)
+        self.parts.append(
+            {
+                "key": key,
+                "entries": len(self._lines),
+                "size": len(blob),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
+        )
+        self._lines, self._size, self._since = [], 0, time.monotonic()
+
+    def commit(self, head: dict[str, Any]) -> dict[str, Any]:
+        """Write the last part, make the pass durable, then its head: the pass is complete."""
+        self.flush()
+        self.repo.store.sync(self.prefix)
+        head = {**head, "entries": self.entries, "parts": self.parts}
+        self.repo.store.put_bytes(self.prefix + HEAD, jsoncodec.dumps(head))
+        self.repo.store.sync(self.prefix + HEAD)
+        return head
+
+
+def read_entries(repo: Repository, info: PassInfo) -> Iterator[Entry]:
+    """The entries of a pass, part by part. A complete pass's parts are checked against the
+    sha256 its head recorded; an interrupted pass's parts are read as they are (each is
+    whole: parts are written all or nothing)."""
+    if info.head is not None:
+        parts = [(p["key"], p["sha256"]) for p in info.head["parts"]]
+    else:
+        prefix = pass_prefix(info.name, info.pass_id)
+        parts = [(k, None) for k in repo.store.list(prefix + "part-")]
+    for key, sha in parts:
+        blob = repo.store.get_bytes(key)
+        if sha is not None and hashlib.sha256(blob).hexdigest() != sha:
+            raise SnapshotCorrupt(
+                f"manifest part {key} does not match its checksum: it was modified or damaged",
+                part=key,
+            )
+        try:
+            text = zstandard.decompress(repo.unseal(key, blob))
+        except zstandard.ZstdError as err:
+            raise SnapshotCorrupt(
+                f"manifest part {key} does not decompress: {err}", part=key
+            ) from err
+        for line in text.splitlines():
+            try:
+                entry = jsoncodec.loads(line)
+            except ValueError as err:
+                raise SnapshotCorrupt(
+                    f"manifest part {key} holds a line that is not JSON", part=key
+                ) from err
+            if not isinstance(entry, dict):
+                raise SnapshotCorrupt(
+                    f"manifest part {key} holds a line that is not an entry", part=key
+                )
+            yield entry
+
+
+class SortedEntries:
+    """Entries in the walk's order, looked up by path in that same order: a merge of the
+    entries with a walk of a tree that holds neither whole."""
+
+    def __init__(self, entries: Iterator[Entry]) -> None:
+        self._entries = entries
+        self._head: tuple[tuple[bytes, ...], Entry] | None = None
+        self._next()
+
+    def _next(self) -> None:
+        entry = next(self._entries, None)
+        self._head = None if entry is None else (path_key(entry_path(entry)), entry)
+
+    def find(self, rel: bytes) -> Entry | None:
+        """The entry of ``rel``, if there is one (ask in walk order: entries before ``rel``
+        are passed over for good)."""
+        key = path_key(rel)
+        while self._head is not None and self._head[0] < key:
+            self._next()
+        if self._head is not None and self._head[0] == key:
+            return self._head[1]
+        return None
+
+
+def delete_pass(repo: Repository, name: str, pass_id: str) -> None:
+    repo.store.delete_prefix(pass_prefix(name, pass_id))

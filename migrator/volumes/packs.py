@@ -1,0 +1,165 @@
+"""Packs: many stored chunks in one object, written by a bounded pool of uploads.
+
+A pack is its chunks' stored forms one after the other, then its own index (JSON), the
+index's length (8 bytes, big-endian) and ``MGRPACK1``: with the trailer a lost index can be
+rebuilt from the packs alone. Encrypted repositories seal the whole pack (AES-256-GCM, the
+pack's key as associated data). Right after a pack is uploaded, its index document is
+written under ``volumes/index/packs/``: a pack is finished when that document exists, and a
+pass that resumes after a kill loads those documents and does not upload those chunks again.
+Every :data:`MERGE_EVERY` finished packs the writer merges their documents into one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from migrator import jsoncodec
+from migrator.volumes.repository import (
+    PACK_INDEX,
+    PACK_TARGET,
+    ChunkIndex,
+    Location,
+    Repository,
+    Stored,
+    new_id,
+)
+
+TRAILER_MAGIC = b"MGRPACK1"
+MERGE_EVERY = 256
+
+
+class PackWriter:
+    """Collects new chunks into packs and uploads them, ``uploads`` at a time.
+
+    Thread-safe: chunk workers call :meth:`add` concurrently. ``on_uploaded(nbytes)`` is
+    called after each pack is stored (progress). Memory: the open pack plus at most
+    ``uploads + 1`` sealed packs waiting or in flight; a worker that would exceed that waits.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        index: ChunkIndex,
+        pass_id: str,
+        *,
+        uploads: int = 4,
+        on_uploaded: Callable[[int], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.index = index
+        self.pass_id = pass_id
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(uploads, thread_name_prefix="pack-upload")
+        self._slots = threading.BoundedSemaphore(uploads + 1)
+        self._futures: list[Future[None]] = []
+        self._on_uploaded = on_uploaded
+        self._merge_lock = threading.Lock()
+        self._unmerged: list[dict[str, Any]] = []
+        self._merged = 0
+        self._new_pack()
+        self.packs = 0
+        self.bytes_uploaded = 0
+        self.chunks_new = 0
+
+    def _new_pack(self) -> None:
+        self._pack = new_id()
+        self._buffer = bytearray()
+        self._chunks: list[list[Any]] = []
+
+    def add(self, chunk_id: bytes, stored: Stored, raw: int) -> Location:
+        """Store a chunk (its codec byte and payload) unless the repository has it; its
+        location either way."""
+        sealed: tuple[str, bytearray, list[list[Any]]] | None = None
+        with self._lock:
+            known = self.index.get(chunk_id)
+            if known is not None:
+                return known
+            codec, payload = stored
+            where = Location(self._pack, len(self._buffer), 1 + len(payload), raw)
+            self._buffer.append(codec)
+            self._buffer += payload
+            self._chunks.append([chunk_id.hex(), where.offset, where.length, raw])
+            self.index.add(chunk_id, where)
+            self.chunks_new += 1
+            if len(self._buffer) >= PACK_TARGET:
+                sealed = (self._pack, self._buffer, self._chunks)
+                self._new_pack()
+        if sealed is not None:
+            self._submit(*sealed)
+        return where
+
+    def close(self) -> None:
+        """Upload the last pack, wait for every upload, merge the remaining index documents.
+        Raises the first upload failure."""
+        with self._lock:
+            sealed = (self._pack, self._buffer, self._chunks) if self._chunks else None
+            self._new_pack()
+        if sealed is not None:
+            self._submit(*sealed)
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+        with self._merge_lock:
+            self._merge()
+
+    def abort(self) -> None:
+        """Stop without waiting for what is queued (the pass failed)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, pack: str, buffer: bytearray, chunks: list[list[Any]]) -> None:
+        for future in self._futures:  # an upload that failed stops the pass at once
+            if future.done():
+                future.result()
+        self._futures = [f for f in self._futures if not f.done()]
+        self._slots.acquire()
+        try:
+            self._futures.append(self._pool.submit(self._upload, pack, [buffer], chunks))
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _upload(self, pack: str, holder: list[bytearray], chunks: list[list[Any]]) -> None:
+        try:
+            buffer = holder.pop()  # the only reference: freed as soon as it is sealed
+            doc = {"pack": pack, "size": len(buffer), "chunks": chunks}
+            trailer = jsoncodec.dumps(doc)
+            buffer += trailer + len(trailer).to_bytes(8, "big") + TRAILER_MAGIC
+            key = self.repo.pack_key(pack)
+            blob = self.repo.seal(key, buffer)
+            del buffer
+            self.repo.store.put_bytes(key, blob)
+            with self._merge_lock:
+                # Under this pass's own folder, one per merge group: once merged, the group's
+                # single-pack documents go in one prefix deletion (batched on S3).
+                group = f"{PACK_INDEX}{self.pass_id}/{self._merged:05d}/"
+                self.repo.put_doc(f"{group}{pack}.idx", doc)
+                self.packs += 1
+                self.bytes_uploaded += len(blob)
+                self._unmerged.append(doc)
+                if len(self._unmerged) >= MERGE_EVERY:
+                    self._merge()
+            if self._on_uploaded is not None:
+                self._on_uploaded(len(blob))
+        finally:
+            self._slots.release()
+
+    def _merge(self) -> None:
+        if self._unmerged:
+            self.repo.merge_pack_indexes(self.pass_id, self._merged, self._unmerged)
+            self._merged += 1
+            self._unmerged = []
+
+
+def pack_chunks(plain: bytes) -> list[list[Any]]:
+    """The chunk list of a pack's own trailer (to rebuild or check an index)."""
+    if not plain.endswith(TRAILER_MAGIC):
+        raise ValueError("not a migrator pack (no trailer)")
+    end = len(plain) - len(TRAILER_MAGIC)
+    length = int.from_bytes(plain[end - 8 : end], "big")
+    doc = jsoncodec.loads(plain[end - 8 - length : end - 8])
+    return list(doc["chunks"])

@@ -1,0 +1,170 @@
+"""The reports of the mover: a backup pass, a restore, a verify. Paths and counts, never
+file content, so they are safe to print and to store.
+
+Warnings are what a live volume does while it is read (a file that changes or vanishes
+during a pass: the next pass reads it again) and do not make a report partial; problems do.
+Both lists keep their first :data:`LISTED` items and count the rest.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.run.report import Problem, StageReport
+from migrator.volumes.entries import display
+
+LISTED = 1000
+
+
+@dataclass
+class Findings:
+    """A bounded, thread-safe list of (path, message) with a total count."""
+
+    items: list[Problem] = field(default_factory=list)
+    count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, path: bytes, message: str) -> None:
+        with self._lock:
+            self.count += 1
+            if len(self.items) < LISTED:
+                self.items.append(Problem(display(path), message))
+
+    def to_list(self) -> list[dict[str, str]]:
+        return [p.to_dict() for p in self.items]
+
+
+@dataclass
+class _TreeCounts:
+    """What a backup and a restore both count: the pass, and the tree's entries by kind."""
+
+    name: str
+    pass_id: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    specials: int = 0
+
+    def _counts(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pass": self.pass_id,
+            "files": self.files,
+            "dirs": self.dirs,
+            "symlinks": self.symlinks,
+            "hardlinks": self.hardlinks,
+            "specials": self.specials,
+        }
+
+
+@dataclass
+class BackupReport(_TreeCounts, StageReport):
+    """One backup pass of one volume."""
+
+    previous: str | None = None
+    resumed_from: str | None = None
+    bytes_total: int = 0
+    files_read: int = 0
+    files_reused: int = 0
+    bytes_read: int = 0
+    bytes_uploaded: int = 0
+    chunks_new: int = 0
+    packs: int = 0
+    seconds: float = 0.0
+    warnings: Findings = field(default_factory=Findings)
+    failures: Findings = field(default_factory=Findings)
+
+    def problems(self) -> list[Problem]:
+        return list(self.failures.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self._counts(),
+            "previous": self.previous,
+            "resumedFrom": self.resumed_from,
+            "bytesTotal": self.bytes_total,
+            "filesRead": self.files_read,
+            "filesReused": self.files_reused,
+            "bytesRead": self.bytes_read,
+            "bytesUploaded": self.bytes_uploaded,
+            "chunksNew": self.chunks_new,
+            "packs": self.packs,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings.to_list(),
+            "warningCount": self.warnings.count,
+            "problems": self.failures.to_list(),
+            "problemCount": self.failures.count,
+            "partial": self.partial,
+        }
+
+
+@dataclass
+class RestoreReport(_TreeCounts, StageReport):
+    """One restore of one pass into a directory."""
+
+    target: str = ""
+    bytes_written: int = 0
+    bytes_downloaded: int = 0
+    packs: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    failures: Findings = field(default_factory=Findings)
+    extra: Findings = field(default_factory=Findings)  # in the target, not in the manifest
+
+    def problems(self) -> list[Problem]:
+        return list(self.failures.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self._counts(),
+            "target": self.target,
+            "bytesWritten": self.bytes_written,
+            "bytesDownloaded": self.bytes_downloaded,
+            "bytesRead": self.bytes_downloaded,
+            "bytesUploaded": 0,
+            "packs": self.packs,
+            "deleted": self.deleted,
+            "kept": self.extra.to_list(),
+            "keptCount": self.extra.count,
+            "seconds": round(self.seconds, 3),
+            "problems": self.failures.to_list(),
+            "problemCount": self.failures.count,
+            "partial": self.partial,
+        }
+
+
+@dataclass
+class VerifyReport(StageReport):
+    """A directory compared with a pass's manifest: every difference is a problem."""
+
+    name: str
+    pass_id: str
+    target: str
+    files: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    differences: Findings = field(default_factory=Findings)
+
+    def problems(self) -> list[Problem]:
+        return list(self.differences.items)
+
+    @property
+    def partial(self) -> bool:
+        return self.differences.count > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pass": self.pass_id,
+            "target": self.target,
+            "files": self.files,
+            "bytesRead": self.bytes_read,
+            "bytesUploaded": 0,
+            "seconds": round(self.seconds, 3),
+            "differences": self.differences.to_list(),
+            "differenceCount": self.differences.count,
+            "ok": not self.partial,
+        }

@@ -1,0 +1,635 @@
+"""Restore: one pass of a volume from the chunk store into a directory.
+
+``plan(...)`` reads the pass's manifest once, through, and changes nothing: it checks every
+entry (a path that is absolute, has ``..``, goes through a symlink or a non-directory, a
+symlink pointing out of the target, a hard link to a later or unsafe path, chunks that do
+not fill the file) and counts what would be written. One unsafe entry refuses the whole
+restore before anything is written (:class:`~migrator.errors.UnsafeEntry`).
+
+``apply(plan)`` streams the manifest again, in windows of a few hundred MiB or some
+thousands of entries:
+
+- directories are made as they come (never through a symlink: a symlink or a file where a
+  directory belongs is replaced); every file of the window gets a temporary name beside its
+  final one;
+- the packs the window needs are fetched by a bounded pool, each once (a small cache keeps
+  the last ones across windows), decrypted, and every chunk is checked against its keyed id
+  before it is written at its offset: holes stay holes;
+- a file is renamed into place, with its owner, mode and times, when its last chunk is
+  written (atomically: a reader sees the old file or the new, never a half); symlinks, hard
+  links and special files follow in manifest order, directories' metadata when their
+  content is done.
+
+A chunk that fails its check (a tampered or damaged pack) fails its files: their temporary
+files are removed and the report lists them (exit "partial"); the rest is restored. Files
+in the target that the manifest does not hold are kept and listed, or removed with
+``delete=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shutil
+import stat
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry
+from migrator.run.progress import Progress
+from migrator.store.base import Store
+from migrator.volumes.entries import (
+    DIR,
+    FILE,
+    HARDLINK,
+    SPECIAL,
+    SYMLINK,
+    Entry,
+    display,
+    entry_path,
+    extents_of,
+    get_path,
+    path_key,
+)
+from migrator.volumes.files import bound_memory, join, walk
+from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
+from migrator.volumes.report import RestoreReport
+from migrator.volumes.repository import Repository, new_id
+
+WINDOW_BYTES = 256 * 1024 * 1024
+WINDOW_ENTRIES = 20_000
+CACHED_PACKS = 4
+_FILES_PER_TASK = 64
+_SPECIAL_KINDS = {stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}
+_TYPES = {DIR, FILE, SYMLINK, HARDLINK, SPECIAL}
+_TEMP = re.compile(rb"^\.mgr-[0-9a-f]{8}-[0-9]+$")
+
+
+@dataclass
+class RestorePlan:
+    """A checked pass and what restoring it writes."""
+
+    store: Store
+    key: bytes | None
+    info: PassInfo
+    target: bytes
+    allow_outside_symlinks: bool = False
+    entries: int = 0
+    files: int = 0
+    bytes_total: int = 0
+    packs: set[str] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.info.name,
+            "pass": self.info.pass_id,
+            "target": os.fsdecode(self.target),
+            "entries": self.entries,
+            "files": self.files,
+            "bytesTotal": self.bytes_total,
+            "packs": len(self.packs),
+        }
+
+
+def plan(
+    store: Store,
+    name: str,
+    target: str | os.PathLike[str],
+    *,
+    key: bytes | None = None,
+    pass_id: str | None = None,
+    allow_outside_symlinks: bool = False,
+) -> RestorePlan:
+    """Check the newest complete pass of ``name`` (or ``pass_id``) for a restore into
+    ``target``; raises :class:`UnsafeEntry` at the first entry that could write outside."""
+    repo, info = open_pass(store, name, key, pass_id)
+    result = RestorePlan(
+        store, key, info, os.fsencode(os.path.realpath(target)), allow_outside_symlinks
+    )
+    checker = _Checker(allow_outside_symlinks)
+    for entry in read_entries(repo, info):
+        checker.check(entry)
+        result.entries += 1
+        if entry["t"] == FILE:
+            result.files += 1
+            result.bytes_total += int(entry.get("s", 0))
+            result.packs.update(ref[1] for ref in entry.get("c", []))
+    return result
+
+
+class _Checker:
+    """Checks entries one by one, in order, holding only the current directory chain."""
+
+    def __init__(self, allow_outside_symlinks: bool) -> None:
+        self.allow_outside = allow_outside_symlinks
+        self.last: tuple[bytes, ...] | None = None
+        self.dirs: list[tuple[bytes, ...]] = []  # the directory chain of the last entry
+
+    def check(self, entry: Entry) -> None:
+        try:
+            rel = entry_path(entry)
+        except ValueError as err:
+            raise UnsafeEntry(f"a manifest entry has no readable path: {err}") from err
+        where = display(rel)
+        _check_relative(rel, where)
+        key = path_key(rel)
+        kind = entry.get("t")
+        if kind not in _TYPES:
+            raise UnsafeEntry(f"manifest entry {where!r} has an unknown type {kind!r}")
+        if self.last is None:
+            if key != () or kind != DIR:
+                raise UnsafeEntry(
+                    f"the manifest does not start with its root directory (first entry {where!r})"
+                )
+        elif key <= self.last:
+            raise UnsafeEntry(f"manifest entry {where!r} is out of order or repeated")
+        self.last = key
+        parent = key[:-1]
+        while self.dirs and self.dirs[-1] != parent:
+            self.dirs.pop()
+        if key and (not self.dirs or self.dirs[-1] != parent):
+            raise UnsafeEntry(
+                f"manifest entry {where!r} is not inside a directory of the manifest (its "
+                "parent is a symlink, a file or missing): restoring it could write through "
+                "a symlink"
+            )
+        if kind == DIR:
+            self.dirs.append(key)
+        elif kind == SYMLINK:
+            self._check_symlink(entry, rel, where)
+        elif kind == HARDLINK:
+            link = get_path(entry, "h") or b""
+            _check_relative(link, display(link))
+            if not link or path_key(link) >= key:
+                raise UnsafeEntry(
+                    f"hard link {where!r} points to {display(link)!r}, which is "
+                    "not an earlier file of the manifest"
+                )
+        elif kind == FILE:
+            _check_chunks(entry, where)
+        elif kind == SPECIAL and entry.get("k") not in _SPECIAL_KINDS:
+            raise UnsafeEntry(f"special file {where!r} has an unknown kind {entry.get('k')!r}")
+        mode = entry.get("m", 0)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise UnsafeEntry(f"manifest entry {where!r} has an invalid mode {mode!r}")
+
+    def _check_symlink(self, entry: Entry, rel: bytes, where: str) -> None:
+        target = get_path(entry, "l")
+        if target is None or not target or b"\0" in target:
+            raise UnsafeEntry(f"symlink {where!r} has no valid target")
+        if self.allow_outside:
+            return
+        depth = rel.count(b"/")  # directories between the root and the link
+        for part in target.split(b"/") if not target.startswith(b"/") else [b".."] * (depth + 2):
+            if part == b"..":
+                depth -= 1
+                if depth < 0:
+                    raise UnsafeEntry(
+                        f"symlink {where!r} points out of the volume ({display(target)!r})",
+                        hint="pass --allow-outside-symlinks to restore such links as they are "
+                        "(they are never followed while restoring)",
+                    )
+            elif part not in (b"", b"."):
+                depth += 1
+
+
+def _check_relative(rel: bytes, where: str) -> None:
+    if rel.startswith(b"/") or b"\0" in rel:
+        raise UnsafeEntry(f"manifest entry {where!r} is an absolute path or holds a NUL byte")
+    if rel and any(part in (b"", b".", b"..") for part in rel.split(b"/")):
+        raise UnsafeEntry(f"manifest entry {where!r} has an empty, '.' or '..' component")
+
+
+def _check_chunks(entry: Entry, where: str) -> None:
+    size = entry.get("s")
+    if not isinstance(size, int) or size < 0:
+        raise UnsafeEntry(f"file {where!r} has an invalid size")
+    try:
+        placed = list(_placements(entry))
+    except (ValueError, TypeError, IndexError) as err:
+        raise UnsafeEntry(f"file {where!r}: {err}") from err
+    if placed and placed[-1][0] + placed[-1][1][4] > size:
+        raise UnsafeEntry(f"file {where!r} has chunks beyond its size")
+
+
+def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
+    """(file offset, chunk ref) of every chunk of a file entry: chunks fill its data extents
+    in order, never across one's end."""
+    refs = entry.get("c", [])
+    extents = extents_of(entry)
+    placed: list[tuple[int, list[Any]]] = []
+    i = 0
+    for offset, length in extents:
+        if offset < 0 or length <= 0:
+            raise ValueError("an extent is empty or negative")
+        pos = 0
+        while pos < length:
+            if i >= len(refs):
+                raise ValueError("its chunks do not fill its data extents")
+            ref = refs[i]
+            raw = int(ref[4])
+            if raw <= 0 or pos + raw > length:
+                raise ValueError("a chunk crosses the end of a data extent")
+            placed.append((offset + pos, ref))
+            pos += raw
+            i += 1
+    if i != len(refs):
+        raise ValueError("it has more chunks than its data extents hold")
+    return placed
+
+
+@dataclass
+class _File:
+    """A file of the current window: its entry, temporary and final paths, chunks to go."""
+
+    entry: Entry
+    final: bytes
+    temp: bytes
+    remaining: int
+    failed: str | None = None
+    done: bool = False
+
+
+@dataclass
+class _Window:
+    entries: list[tuple[Entry, _File | None]] = field(default_factory=list)
+    by_pack: dict[str, list[tuple[_File, int, list[Any]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    dirs_done: list[tuple[bytes, Entry]] = field(default_factory=list)
+    bytes: int = 0
+
+
+class _Restorer:
+    def __init__(
+        self,
+        plan: RestorePlan,
+        repo: Repository,
+        report: RestoreReport,
+        workers: int,
+        progress: Progress | None,
+    ) -> None:
+        self.plan = plan
+        self.repo = repo
+        self.report = report
+        self.root = plan.target
+        self.token = new_id(4)
+        self.counter = 0
+        self.workers = workers
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
+        self.lock = threading.Lock()
+        self.cache: OrderedDict[str, bytes] = OrderedDict()
+        self.progress = progress
+        self.bytes_done = 0
+        self.files_done = 0
+        self.owner = os.geteuid() == 0
+
+    # -- windows ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        window = _Window()
+        stack: list[tuple[bytes, Entry]] = []  # directories whose content is not done
+        for entry in read_entries(self.repo, self.plan.info):
+            rel = entry_path(entry)
+            key = path_key(rel)
+            while stack and path_key(stack[-1][0]) != key[: len(path_key(stack[-1][0]))]:
+                window.dirs_done.append(stack.pop())
+            kind = entry["t"]
+            if kind == DIR:
+                if self._make_dir(rel):
+                    stack.append((rel, entry))
+                continue
+            item = self._add_file(window, rel, entry) if kind == FILE else None
+            window.entries.append((entry, item))
+            if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
+                self._finish(window)
+                window = _Window()
+        window.dirs_done.extend(reversed(stack))
+        self._finish(window)
+
+    def _add_file(self, window: _Window, rel: bytes, entry: Entry) -> _File:
+        self.counter += 1
+        parent, _, name = rel.rpartition(b"/")
+        temp_name = f".mgr-{self.token}-{self.counter}".encode()
+        item = _File(
+            entry,
+            join(self.root, rel),
+            join(self.root, parent + b"/" + temp_name if parent else temp_name),
+            0,
+        )
+        for offset, ref in _placements(entry):
+            window.by_pack[ref[1]].append((item, offset, ref))
+            item.remaining += 1
+            window.bytes += int(ref[4])
+        return item
+
+    def _finish(self, window: _Window) -> None:
+        """Fetch the window's packs, a few at a time, and write their chunks, files spread
+        over the pool (a pack of small files holds thousands); then what follows in order."""
+        packs = list(window.by_pack.items())
+        for start in range(0, len(packs), self.workers):
+            some = packs[start : start + self.workers]
+            fetched = [self.pool.submit(self._fetch_for, pack, targets) for pack, targets in some]
+            writes = []
+            for (pack, targets), future in zip(some, fetched, strict=True):
+                view = future.result()
+                if view is None:
+                    continue
+                by_file: dict[int, list[tuple[_File, int, list[Any]]]] = defaultdict(list)
+                for target in targets:
+                    by_file[id(target[0])].append(target)
+                files = list(by_file.values())
+                for first in range(0, len(files), _FILES_PER_TASK):
+                    group = files[first : first + _FILES_PER_TASK]
+                    writes.append(self.pool.submit(self._write_files, pack, view, group))
+            for write in writes:
+                write.result()
+        for entry, item in window.entries:
+            rel = entry_path(entry)
+            try:
+                if item is not None:
+                    if not item.done:
+                        self._complete(item)
+                    continue
+                kind = entry["t"]
+                if kind == SYMLINK:
+                    self._symlink(rel, entry)
+                elif kind == HARDLINK:
+                    self._hardlink(rel, entry)
+                elif kind == SPECIAL:
+                    self._special(rel, entry)
+            except OSError as err:
+                self.report.failures.add(rel, f"cannot restore: {err.strerror or err}")
+        for rel, entry in window.dirs_done:
+            try:
+                self._metadata(join(self.root, rel), entry, fd=None)
+            except OSError as err:
+                self.report.failures.add(rel, f"cannot set metadata: {err.strerror or err}")
+
+    # -- packs and files -------------------------------------------------------------
+
+    def _fetch_for(
+        self, pack: str, targets: list[tuple[_File, int, list[Any]]]
+    ) -> memoryview | None:
+        """A pack's content, or None (its files marked failed) if it cannot be read."""
+        try:
+            return memoryview(self._fetch(pack))
+        except (SnapshotCorrupt, StoreKeyNotFound) as err:
+            with self.lock:
+                for item, _offset, _ref in targets:
+                    item.failed = str(err)
+            return None
+
+    def _write_files(
+        self, pack: str, view: memoryview, files: list[list[tuple[_File, int, list[Any]]]]
+    ) -> None:
+        for chunks in files:
+            item = chunks[0][0]
+            try:
+                self._write(item, chunks, view, pack)
+            except SnapshotCorrupt as err:
+                self._fail(item, str(err))
+            except OSError as err:
+                self._fail(item, f"cannot write: {err.strerror or err}")
+
+    def _fail(self, item: _File, why: str) -> None:
+        with self.lock:
+            item.failed = item.failed or why
+
+    def _fetch(self, pack: str) -> bytes:
+        with self.lock:
+            data = self.cache.get(pack)
+            if data is not None:
+                self.cache.move_to_end(pack)
+                return data
+        data = self.repo.read_pack(pack)
+        with self.lock:
+            self.report.bytes_downloaded += len(data)
+            self.report.packs += 1
+            self.cache[pack] = data
+            while len(self.cache) > CACHED_PACKS:
+                self.cache.popitem(last=False)
+        return data
+
+    def _write(
+        self, item: _File, chunks: list[tuple[_File, int, list[Any]]], view: memoryview, pack: str
+    ) -> None:
+        where = self.repo.pack_key(pack)
+        fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        written = 0
+        try:
+            for _item, offset, ref in chunks:
+                stored = view[int(ref[2]) : int(ref[2]) + int(ref[3])]
+                data = self.repo.codec.decode_chunk(
+                    stored, bytes.fromhex(ref[0]), int(ref[4]), where
+                )
+                os.pwrite(fd, data, offset)
+                written += len(data)
+            with self.lock:
+                item.remaining -= len(chunks)
+                last = item.remaining == 0 and item.failed is None
+            if last:
+                self._close_file(item, fd)
+        finally:
+            os.close(fd)
+        self._count_bytes(written)
+
+    def _complete(self, item: _File) -> None:
+        """A file whose chunks all arrived (or that has none), or that failed."""
+        if item.failed is not None or item.remaining:
+            _unlink(item.temp)
+            self.report.failures.add(entry_path(item.entry), item.failed or "chunks missing")
+            return
+        fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self._close_file(item, fd)
+        finally:
+            os.close(fd)
+
+    def _close_file(self, item: _File, fd: int) -> None:
+        """Size, owner, mode and times of a written file, then its rename into place."""
+        entry = item.entry
+        os.ftruncate(fd, int(entry["s"]))
+        self._metadata(item.temp, entry, fd=fd)
+        self._replace(item.temp, item.final)
+        item.done = True
+        with self.lock:
+            self.report.files += 1
+            self.report.bytes_written += int(entry["s"])
+            self.files_done += 1
+            files = self.files_done
+        if self.progress is not None and files % 64 == 0:
+            self.progress("files", files, self.plan.files)
+
+    def _count_bytes(self, n: int) -> None:
+        with self.lock:
+            self.bytes_done += n
+            done = self.bytes_done
+        if self.progress is not None:
+            self.progress("bytes", done, self.plan.bytes_total)
+
+    # -- the other kinds -------------------------------------------------------------
+
+    def _make_dir(self, rel: bytes) -> bool:
+        path = join(self.root, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path, 0o700)
+            self.report.dirs += 1
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            self.report.dirs += 1
+            return True
+        os.unlink(path)  # a file or a symlink where the manifest has a directory
+        os.mkdir(path, 0o700)
+        self.report.dirs += 1
+        return True
+
+    def _symlink(self, rel: bytes, entry: Entry) -> None:
+        temp = self._temp_beside(rel)
+        os.symlink(get_path(entry, "l") or b"", temp)
+        self._metadata(temp, entry, fd=None, link=True)
+        self._replace(temp, join(self.root, rel))
+        self.report.symlinks += 1
+
+    def _hardlink(self, rel: bytes, entry: Entry) -> None:
+        source = join(self.root, get_path(entry, "h") or b"")
+        final = join(self.root, rel)
+        st = os.lstat(source)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"hard link target {display(source)} is not a restored file")
+        try:
+            if os.path.samestat(os.lstat(final), st):
+                self.report.hardlinks += 1
+                return
+        except FileNotFoundError:
+            pass
+        temp = self._temp_beside(rel)
+        os.link(source, temp, follow_symlinks=False)
+        self._replace(temp, final)
+        self.report.hardlinks += 1
+
+    def _special(self, rel: bytes, entry: Entry) -> None:
+        temp = self._temp_beside(rel)
+        os.mknod(temp, int(entry["k"]) | 0o600, int(entry.get("r", 0)))
+        self._metadata(temp, entry, fd=None)
+        self._replace(temp, join(self.root, rel))
+        self.report.specials += 1
+
+    def _temp_beside(self, rel: bytes) -> bytes:
+        self.counter += 1
+        parent = rel.rpartition(b"/")[0]
+        name = f".mgr-{self.token}-{self.counter}".encode()
+        return join(self.root, parent + b"/" + name if parent else name)
+
+    def _replace(self, temp: bytes, final: bytes) -> None:
+        """Rename ``temp`` over ``final``; an empty directory in the way is removed, a full
+        one is refused (it holds what the manifest does not: --delete removes it first)."""
+        try:
+            os.rename(temp, final)
+        except (IsADirectoryError, OSError) as err:
+            if not os.path.isdir(final) or os.path.islink(final):
+                _unlink(temp)
+                raise
+            try:
+                os.rmdir(final)
+            except OSError:
+                _unlink(temp)
+                raise OSError(
+                    f"a directory that is not empty is in the way ({err.strerror}); "
+                    "--delete removes it"
+                ) from err
+            os.rename(temp, final)
+
+    def _metadata(self, path: bytes, entry: Entry, *, fd: int | None, link: bool = False) -> None:
+        """Owner, mode and times (owner first: chown clears set-id bits)."""
+        target: int | bytes = fd if fd is not None else path
+        if self.owner:
+            if fd is not None:
+                os.fchown(fd, int(entry["u"]), int(entry["g"]))
+            else:
+                os.chown(path, int(entry["u"]), int(entry["g"]), follow_symlinks=False)
+        if not link:
+            os.chmod(target, int(entry["m"]))
+        times = (int(entry["at"] if "at" in entry else entry["mt"]), int(entry["mt"]))
+        if fd is not None:
+            os.utime(fd, ns=times)
+        else:
+            os.utime(path, ns=times, follow_symlinks=False)
+
+
+def _unlink(path: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def apply(
+    plan: RestorePlan,
+    *,
+    workers: int = 8,
+    delete: bool = False,
+    sync: bool = True,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Restore the pass ``plan`` checked into its target; returns the report (partial when
+    some files could not be restored). With ``sync`` (the default) the target's file system
+    is flushed to its disk before this returns."""
+    started = time.monotonic()
+    bound_memory()
+    repo = Repository.open(plan.store, plan.key)
+    report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
+    os.makedirs(plan.target, exist_ok=True)
+    if os.listdir(plan.target):
+        _sweep(repo, plan, report, delete)
+    restorer = _Restorer(plan, repo, report, workers, progress)
+    try:
+        restorer.run()
+    finally:
+        restorer.pool.shutdown(wait=True, cancel_futures=True)
+    if sync:
+        _sync(plan.target)  # the restore is durable when it returns
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _sync(path: bytes) -> None:
+    """Flush the file system that holds ``path`` to its disk (syncfs: not every other one
+    of the machine, as sync would)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _sweep(repo: Repository, plan: RestorePlan, report: RestoreReport, delete: bool) -> None:
+    """What the target holds and the manifest does not: listed, or removed with ``delete``
+    (also a directory where the manifest has something else)."""
+    entries = SortedEntries(read_entries(repo, plan.info))
+    for rel, st in walk(plan.target, lambda rel, why: None):
+        if not rel:
+            continue
+        entry = entries.find(rel)
+        if entry is None and _TEMP.match(rel.rpartition(b"/")[2]):
+            _unlink(join(plan.target, rel))  # left by a restore that was killed
+            continue
+        in_the_way = entry is not None and stat.S_ISDIR(st.st_mode) and entry["t"] != DIR
+        if entry is not None and not in_the_way:
+            continue
+        if not delete:
+            report.extra.add(rel, "in the target, not in the manifest: kept (--delete removes it)")
+            continue
+        path = join(plan.target, rel)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        report.deleted += 1

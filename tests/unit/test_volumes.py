@@ -1,0 +1,323 @@
+"""The volume mover against a local store: round trips, incremental passes, live changes,
+unsafe manifests, tampering, keys."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from migrator import jsoncodec, volumes
+from migrator.errors import ConfigError, DecryptionError, UnsafeEntry, VolumeNotFound
+from migrator.store import LocalStore
+from migrator.volumes import backup as backup_module
+from migrator.volumes import scan as scan_module
+from migrator.volumes.entries import get_path, put_path
+from migrator.volumes.files import Chunker
+from migrator.volumes.manifest import list_passes, pass_prefix, read_entries
+from migrator.volumes.repository import PACKS, Repository
+from tests.volume_trees import (
+    MiB,
+    assert_same_tree,
+    change_one_percent,
+    make_rich_tree,
+)
+
+KEY = bytes(range(32))
+
+
+@pytest.fixture
+def settled(monkeypatch) -> None:
+    """Files written by the test count as settled at once (not "just modified", which a
+    pass reads again next time): the tests' trees are made a moment before their passes."""
+    monkeypatch.setattr("migrator.volumes.files.RACY_NS", 0)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    store = LocalStore(tmp_path / "store")
+    store.check(create=True)
+    return store
+
+
+def backup(store, source: Path, name: str = "ns/data", key: bytes | None = None, **kw):
+    return volumes.apply_backup(volumes.plan_backup(store, source, name, key=key), **kw)
+
+
+def restore(store, target: Path, name: str = "ns/data", key: bytes | None = None, **kw):
+    plan = volumes.plan_restore(store, name, target, key=key,
+                                allow_outside_symlinks=kw.pop("allow", False))
+    return volumes.apply_restore(plan, **kw)
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["plain", "encrypted"])
+def test_round_trip_keeps_bytes_holes_links_and_metadata(store, tmp_path: Path, key):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    report = backup(store, source, key=key)
+    assert not report.partial and report.warnings.count == 0
+    assert report.hardlinks == 2 and report.specials == 1 and report.symlinks == 3
+    # a file of 200 small files: far fewer objects than files
+    assert report.packs == len(list(store.list(PACKS)))
+    assert report.packs < 10
+    done = restore(store, target, key=key)
+    assert not done.partial, done.to_dict()["problems"]
+    assert_same_tree(source, target)
+    assert os.stat(target / "sparse.img").st_blocks * 512 < 3 * MiB  # holes stayed holes
+    assert volumes.verify_volume(store, "ns/data", target, key=key).differences.count == 0
+
+
+def test_chunks_shared_between_files_and_volumes_are_stored_once(store, tmp_path: Path):
+    source = tmp_path / "src"
+    make_rich_tree(source)
+    first = backup(store, source, "ns/one")
+    second = backup(store, source, "other/two")
+    assert first.chunks_new > 0
+    assert second.chunks_new == 0 and second.bytes_uploaded == 0  # same data, other volume
+    repo = Repository.open(store, None)
+    index = repo.load_index()
+    assert len(index) == first.chunks_new
+    # same-a and same-b hold the same bytes: one chunk, stored once
+    (info,) = list_passes(store, "ns/one")
+    refs = {e["p"]: e["c"] for e in read_entries(repo, info) if e.get("p", "").endswith("same-a")
+            or e.get("p", "").endswith("same-b")}
+    assert len(refs) == 2 and refs["data/small/same-a"] == refs["data/small/same-b"]
+
+
+def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
+        store, tmp_path: Path, settled):
+    source = tmp_path / "src"
+    make_rich_tree(source, big=20 * MiB)
+    full = backup(store, source)
+    quiet = backup(store, source)  # nothing changed: nothing read, nothing sent
+    assert quiet.files_read == 0 and quiet.bytes_uploaded == 0 and quiet.files_reused > 200
+    changed = change_one_percent(source, seed=3)
+    delta = backup(store, source)
+    assert delta.files_read == 3  # the big file and two small ones
+    assert delta.chunks_new <= 4  # the big file's changed region spans one or two chunks
+    assert delta.bytes_uploaded <= 0.2 * full.bytes_uploaded
+    assert delta.bytes_uploaded < changed + 2 * 4 * MiB
+    target = tmp_path / "dst"
+    restore(store, target)
+    assert_same_tree(source, target)
+
+
+def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catches(
+        store, tmp_path: Path, monkeypatch):
+    source = tmp_path / "src"
+    make_rich_tree(source)
+    growing = source / "data" / "big.bin"
+    vanishing = source / "data" / "small" / "f010"
+    real_read = backup_module.read_file
+    real_cut = Chunker.cut
+
+    def read_file(chunker, path, sink, on_bytes=None):
+        if path == os.fsencode(vanishing):
+            os.unlink(vanishing)  # gone between the listing and the read
+        return real_read(chunker, path, sink, on_bytes)
+
+    def cut(self, fd, offset, length, each):
+        got = real_cut(self, fd, offset, length, each)
+        if os.fstat(fd).st_ino == os.stat(growing).st_ino:
+            with open(growing, "ab") as out:  # grows while it is read
+                out.write(b"appended while read\n")
+        return got
+
+    monkeypatch.setattr(backup_module, "read_file", read_file)
+    monkeypatch.setattr(scan_module, "read_file", read_file)
+    monkeypatch.setattr(Chunker, "cut", cut)
+    report = backup(store, source, processes=0)  # the patches live in this process
+    monkeypatch.undo()
+    assert not report.partial
+    warned = {w.what: w.error for w in report.warnings.items}
+    assert "data/small/f010" in warned and "vanished" in warned["data/small/f010"]
+    assert "changed while it was read" in warned["data/big.bin"]
+    # The next (quiet) pass reads the grown file again and is exact.
+    again = backup(store, source)
+    assert again.warnings.count == 0
+    target = tmp_path / "dst"
+    restore(store, target)
+    assert_same_tree(source, target)
+
+
+def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(store, tmp_path: Path):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    backup(store, source)
+    target.mkdir()
+    (target / "extra.txt").write_text("not in the manifest")
+    (target / "data").mkdir()
+    (target / "data" / "log.txt").write_text("old content, replaced")
+    (target / "link-in").mkdir()  # a full directory where the manifest has a symlink
+    (target / "link-in" / "x").write_text("x")
+    kept = restore(store, target)
+    assert (target / "extra.txt").exists()
+    assert {k.what for k in kept.extra.items} >= {"extra.txt", "link-in/x"}
+    assert kept.partial  # the symlink could not replace a full directory
+    done = restore(store, target, delete=True)
+    assert not done.partial and done.deleted >= 2
+    assert_same_tree(source, target)
+
+
+def _write_manifest(store: LocalStore, name: str, entries: list[dict]) -> None:
+    """A complete pass holding ``entries`` (as a hostile store could)."""
+    prefix = pass_prefix(name, "20250101T000000.000000Z-abcdef")
+    body = zstandard.compress(b"".join(jsoncodec.dumps(e) + b"\n" for e in entries))
+    store.put_bytes(prefix + "part-00000.jsonl.zst", body)
+    store.put_bytes(prefix + "manifest.json", jsoncodec.dumps({
+        "parts": [{"key": prefix + "part-00000.jsonl.zst", "entries": len(entries),
+                   "sha256": hashlib.sha256(body).hexdigest()}]}))
+
+
+def _dir(path: bytes) -> dict:
+    entry = {"t": "d", "m": 0o755, "u": 0, "g": 0, "mt": 0, "at": 0}
+    put_path(entry, "p", path)
+    return entry
+
+
+def _symlink(path: bytes, target: bytes) -> dict:
+    entry = {**_dir(path), "t": "l"}
+    put_path(entry, "l", target)
+    return entry
+
+
+def _file(path: bytes) -> dict:
+    return {**_dir(path), "t": "f", "m": 0o644, "s": 0, "c": []}
+
+
+@pytest.mark.parametrize("entries, words", [
+    ([_dir(b""), _dir(b"a"), _file(b"a/../../escaped")], "'..' component"),
+    ([_dir(b""), _file(b"/etc/escaped")], "absolute path"),
+    ([_dir(b""), _symlink(b"out", b"sub"), _file(b"out/escaped")], "through a symlink"),
+    ([_dir(b""), _symlink(b"out", b"/tmp"), _file(b"out/escaped")], "points out"),
+    ([_dir(b""), _file(b"out"), _file(b"out/escaped")], "its parent is a symlink, a file"),
+    ([_dir(b""), _symlink(b"out", b"../../.."), _file(b"x")], "points out of the volume"),
+    ([_dir(b""), _file(b"b"), _file(b"a")], "out of order"),
+    ([_file(b"first")], "root directory"),
+])
+def test_unsafe_manifests_are_refused_before_anything_is_written(
+        store, tmp_path: Path, entries, words):
+    Repository.open(store, None, create=True)
+    _write_manifest(store, "evil", entries)
+    target = tmp_path / "deep" / "er" / "dst"
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(UnsafeEntry, match=words):
+        restore(store, target, name="evil")
+    assert not target.exists()
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_outside_symlinks_restore_as_they_are_when_allowed(store, tmp_path: Path):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    os.symlink("/var/lib/postgresql/tablespace", source / "pg_tblspc")
+    backup(store, source)
+    with pytest.raises(UnsafeEntry, match="points out of the volume") as refused:
+        restore(store, target)
+    assert "--allow-outside-symlinks" in (refused.value.hint or "")
+    restore(store, target, allow=True)
+    assert os.readlink(target / "pg_tblspc") == "/var/lib/postgresql/tablespace"
+
+
+def test_a_tampered_pack_fails_its_files_with_a_clear_error(store, tmp_path: Path):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    source.mkdir()
+    (source / "a").write_bytes(os.urandom(100_000))
+    backup(store, source)
+    (pack,) = [k for k in store.list(PACKS)]
+    blob = bytearray(store.get_bytes(pack))
+    blob[10] ^= 0xFF
+    store.put_bytes(pack, bytes(blob))
+    report = restore(store, target)
+    assert report.partial
+    (problem,) = report.problems()
+    assert problem.what == "a" and "does not match its id" in problem.error
+    assert os.listdir(target) == []  # no file, no temporary file
+
+
+def test_encrypted_store_refuses_a_wrong_or_missing_key(store, tmp_path: Path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a").write_bytes(b"secret data")
+    backup(store, source, key=KEY)
+    wrong = bytes(32)
+    with pytest.raises(DecryptionError, match="not the one"):
+        restore(store, tmp_path / "dst", key=wrong)
+    with pytest.raises(DecryptionError, match="no key was given"):
+        restore(store, tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+    # Nothing readable in the store: no path, no content.
+    for key in store.list(""):
+        assert b"secret data" not in store.get_bytes(key)
+    plain = LocalStore(tmp_path / "plain")
+    plain.check(create=True)
+    backup(plain, source)
+    with pytest.raises(ConfigError, match="not encrypted"):
+        backup(plain, source, key=KEY)
+
+
+def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
+        store, tmp_path: Path, monkeypatch, settled):
+    source = tmp_path / "src"
+    make_rich_tree(source, big=3 * MiB)
+    real_read = backup_module.read_file
+    calls = []
+
+    def dying_read(chunker, path, sink, on_bytes=None):
+        calls.append(path)
+        if len(calls) >= 120 and any(store.list("volumes/manifests/")):
+            raise KeyboardInterrupt  # the process dies here, some checkpoints written
+        return real_read(chunker, path, sink, on_bytes)
+
+    monkeypatch.setattr(backup_module, "read_file", dying_read)
+    monkeypatch.setattr(scan_module, "read_file", dying_read)
+    monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 20)  # frequent checkpoints
+    monkeypatch.setattr("migrator.volumes.packs.PACK_TARGET", 64 * 1024)  # and packs
+    monkeypatch.setattr(backup_module, "BATCH_ENTRIES", 16)
+    with pytest.raises(KeyboardInterrupt):
+        backup(store, source, workers=1, processes=0)
+    monkeypatch.setattr(backup_module, "read_file", real_read)
+    monkeypatch.setattr(scan_module, "read_file", real_read)
+    (interrupted,) = list_passes(store, "ns/data")
+    assert not interrupted.complete
+    with pytest.raises(VolumeNotFound):
+        restore(store, tmp_path / "dst")
+    packs_before = set(store.list(PACKS))
+    resumed = backup(store, source)
+    assert resumed.resumed_from == interrupted.pass_id
+    assert resumed.files_reused >= 100  # files the killed pass finished are not read again
+    assert packs_before <= set(store.list(PACKS))  # finished packs kept, not redone
+    assert [p.complete for p in list_passes(store, "ns/data")] == [True]
+    restore(store, tmp_path / "dst")
+    assert_same_tree(source, tmp_path / "dst")
+
+
+def test_paths_that_are_not_utf8_round_trip_through_entries():
+    for raw in [b"", b"plain", "ünï ✓".encode(), b"\xff\xfe\x80", b"a/b\xe9/c"]:
+        entry: dict = {}
+        put_path(entry, "p", raw)
+        assert get_path(jsoncodec.loads(jsoncodec.dumps(entry)), "p") == raw
+
+
+def test_verify_names_each_difference(store, tmp_path: Path):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    backup(store, source)
+    restore(store, target)
+    (target / "data" / "small" / "f020").write_bytes(b"changed")
+    os.chmod(target / "data" / "small" / "f021", 0o777)
+    os.unlink(target / "link-in")
+    (target / "new-file").write_bytes(b"")
+    sparse = target / "sparse.img"
+    st = sparse.stat()
+    with open(sparse, "r+b") as out:  # data where a hole was: same size, same mtime
+        out.seek(1000)
+        out.write(b"\x01")
+    os.utime(sparse, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = volumes.verify_volume(store, "ns/data", target)
+    found = {d.what: d.error for d in report.differences.items}
+    assert set(found) == {"data/small/f020", "data/small/f021", "link-in", "new-file",
+                          "sparse.img"}
+    assert "mode 777" in found["data/small/f021"] and found["link-in"] == "missing"
