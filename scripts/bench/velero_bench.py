@@ -142,12 +142,14 @@ class Run:
     cluster_cpu: float  # the cluster's kube-apiserver and etcd
     peak_mb: float  # migrator: the command; Velero: the server and its plugins
     client_peak_mb: float = 0.0  # Velero's CLI
+    server_cpu: float = 0.0  # Velero: the server and its plugins (part of tool_cpu)
     items: int = 0  # objects the tool says it handled
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tool": self.tool, "op": self.op, "seconds": round(self.seconds, 2),
-                "tool_cpu_s": round(self.tool_cpu, 2), "cluster_cpu_s": round(self.cluster_cpu, 2),
+                "tool_cpu_s": round(self.tool_cpu, 2), "server_cpu_s": round(self.server_cpu, 2),
+                "cluster_cpu_s": round(self.cluster_cpu, 2),
                 "peak_mb": self.peak_mb, "client_peak_mb": self.client_peak_mb,
                 "items": self.items, **self.detail}
 
@@ -192,7 +194,7 @@ def timed(cmd: list[str], ground: Ground, context: str, *, env: dict[str, str] |
     run = Run(tool="", op="", seconds=seconds, tool_cpu=client_cpu + server_cpu,
               cluster_cpu=ground.cluster_cpu(context) - cluster0,
               peak_mb=sampler.mb("server") if server_pid else sampler.mb("client"),
-              client_peak_mb=sampler.mb("client") if server_pid else 0.0)
+              client_peak_mb=sampler.mb("client") if server_pid else 0.0, server_cpu=server_cpu)
     return done, run
 
 
@@ -599,7 +601,7 @@ def measure(tools: Tools, size: int, rounds: int) -> dict[str, Any]:
     for index in range(rounds):
         order = ["migrator", "velero"] if index % 2 == 0 else ["velero", "migrator"]
         sid, tid, bname = f"mx-{tag}-{index}", f"mt-{tag}-{index}", f"vb-{tag}-{index}"
-        loads.append(os.getloadavg().__repr__())
+        loads.append(", ".join(f"{x:.2f}" for x in os.getloadavg()))
         print(f"[velero-bench] {size}: round {index + 1}/{rounds}, load {loads[-1]}",
               file=sys.stderr, flush=True)
         for tool in order:
@@ -639,8 +641,9 @@ def measure(tools: Tools, size: int, rounds: int) -> dict[str, Any]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    lines = ["| objects | step | Velero | migrator | migrator vs Velero | CPU s tool (Velero / "
-             "migrator) | CPU s API server + etcd | peak MB (Velero server / migrator) |",
+    lines = ["| objects | step | Velero | migrator | migrator vs Velero | CPU s tool (Velero "
+             "server + CLI / migrator) | CPU s API server + etcd | peak MB (Velero server, CLI / "
+             "migrator) |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for op, names in (("export", "backup / export"), ("import", "restore / import")):
@@ -648,11 +651,12 @@ def render(results: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {r['estate_objects']:,} | {names} | {v['objects_per_second']:,} obj/s "
                 f"({v['seconds']:.1f} s) | {m['objects_per_second']:,} obj/s ({m['seconds']:.1f} s)"
-                f" | {r[op]['ratio']:.1f}x | {v['tool_cpu_s']:.1f} / {m['tool_cpu_s']:.1f} | "
+                f" | {r[op]['ratio']:.1f}x | {v['server_cpu_s']:.1f} + "
+                f"{v['tool_cpu_s'] - v['server_cpu_s']:.1f} / {m['tool_cpu_s']:.1f} | "
                 f"{v['cluster_cpu_s']:.1f} / {m['cluster_cpu_s']:.1f} | "
-                f"{v['peak_mb']:.0f} / {m['peak_mb']:.0f} |")
+                f"{v['peak_mb']:.0f}, {v['client_peak_mb']:.0f} / {m['peak_mb']:.0f} |")
     for r in results:
-        lines.append(f"\n{r['estate_objects']:,} objects (loads at each round's start: "
+        lines.append(f"\n{r['estate_objects']:,} objects (load averages at each round's start: "
                      f"{'; '.join(r['loads'])}); transform {r['transform_seconds']} s")
         for tool, f in r["fidelity"].items():
             v = f["verify"]

@@ -133,7 +133,8 @@ class Velero:
             "spec": {
                 "provider": "aws", "default": True,
                 "accessMode": "ReadOnly" if self.read_only else "ReadWrite",
-                "backupSyncPeriod": "1s",
+                # the reader syncs the writer's backups at once; the writer has nothing to sync
+                "backupSyncPeriod": "1s" if self.read_only else "1h",
                 "objectStorage": {"bucket": self.store.bucket, "prefix": self.prefix},
                 "credential": {"name": SECRET, "key": "cloud"},
                 "config": {"region": self.store.region, "s3ForcePathStyle": "true",
