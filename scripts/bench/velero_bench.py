@@ -289,6 +289,10 @@ CLUSTER_FIXTURES = [
 
 def add_fixture(cluster: Cluster) -> None:
     """Create the fidelity objects on old (idempotent), and wait until the claim is Bound."""
+    volume = _get(cluster, CLUSTER_FIXTURES[0])
+    if volume and (volume.get("status") or {}).get("phase") == "Released":
+        # its claim was deleted by an earlier run: the volume is bound to no other claim
+        _delete(cluster, [CLUSTER_FIXTURES[0]])
     for path, obj in fixture():
         _post(cluster, path, obj)
     owner = cluster.request("GET", f"/apis/apps/v1/namespaces/{FIDELITY_NS}/deployments/owner")
@@ -335,18 +339,23 @@ def clean(cluster: Cluster) -> float:
     """Remove every bench namespace and cluster-scoped fixture object, and wait until gone."""
     started = time.monotonic()
     delete_namespaces(cluster, bench_namespaces(), wait=900)
-    for path in CLUSTER_FIXTURES:
+    _delete(cluster, CLUSTER_FIXTURES)
+    return time.monotonic() - started
+
+
+def _delete(cluster: Cluster, paths: list[str]) -> None:
+    """Delete the objects at ``paths`` and wait until they are gone."""
+    for path in paths:
         try:
             cluster.request("DELETE", path)
         except ApiError as exc:
             if exc.status != 404:
                 raise
     deadline = time.monotonic() + 120
-    while any(_get(cluster, path) for path in CLUSTER_FIXTURES):
+    while any(_get(cluster, path) for path in paths):
         if time.monotonic() > deadline:
-            raise TimeoutError("fixture objects still on new after 120s")
+            raise TimeoutError(f"still there after 120s: {paths}")
         time.sleep(0.5)
-    return time.monotonic() - started
 
 
 # -- the two tools -----------------------------------------------------------------------------
@@ -700,9 +709,9 @@ def main() -> None:
         for v in velero.values():
             v.stop()
         print(f"[velero-bench] Velero's server logs: {work}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else render(results), flush=True)
     if not args.keep:
-        delete_namespaces(ground.cluster("old"), bench_namespaces())
-    print(json.dumps(results, indent=2) if args.json else render(results))
+        clean(ground.cluster("old"))
 
 
 if __name__ == "__main__":
