@@ -591,6 +591,7 @@ def fidelity(tools: Tools, tid: str, source_counts: dict[str, int]) -> dict[str,
 
 
 def median_of(runs: list[Run]) -> Run:
+    """The median run; of an even number, the slower of the middle two (for both tools)."""
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
