@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from migrator.errors import ApiError  # noqa: E402
 from migrator.export import ExportOptions  # noqa: E402
-from migrator.export import plan  # noqa: E402
+from migrator.export import plan as export_plan  # noqa: E402
 from migrator.resources.regenerated import type_skip  # noqa: E402
 from migrator.resources.scope import Scope  # noqa: E402
 from migrator.resources.types import ResourceType  # noqa: E402
@@ -217,7 +217,7 @@ def measure(kubeconfig: str, context: str, size: int, workers: int,
             rounds: int) -> dict[str, Any]:
     cluster = connect(kubeconfig, context, pool_size=24)
     populate_s = populate(cluster, size)
-    types = [t for t in plan(discover(cluster), None, ExportOptions()).types
+    types = [t for t in export_plan(discover(cluster), None, ExportOptions()).types
              if type_skip(t.group, t.resource) is None]
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "migrator")], check=True)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp_dir:
