@@ -100,6 +100,8 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
 
     def run(*args: str) -> Any:
         result = CliRunner().invoke(cli, list(args), env=s3.env())
+        # the store's credentials travel to the movers in a Secret, never on the screen
+        assert s3.secret_key not in result.output, args
         return result
 
     def sync(*args: str) -> tuple[int, dict]:
