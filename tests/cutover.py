@@ -25,6 +25,7 @@ import http.client
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ import dns.query
 import dns.rdatatype
 
 from migrator.errors import ApiError
+from tests.namespaces import shared_namespace
 
 
-class Backend:
+class Backend(ABC):
     """One cluster's endpoint (see the module doc); ``settle`` is how long a ``fail()`` may
     take to be seen by clients."""
 
@@ -49,11 +51,13 @@ class Backend:
         self.addresses = list(addresses)
         self.port = port
 
+    @abstractmethod
     def fail(self) -> None:
-        raise NotImplementedError
+        """Make this endpoint answer with errors."""
 
+    @abstractmethod
     def heal(self) -> None:
-        raise NotImplementedError
+        """Make it answer normally again."""
 
 
 class LocalBackend(Backend):
@@ -180,12 +184,9 @@ class RealNodeBackend(Backend):
 def real_node_backends(clusters: Sequence[Any], nodes: Any) -> Iterator[tuple[Backend, Backend]]:
     """Old and new backends as pods on each cluster's real node, behind one NodePort (free in
     both clusters), in a namespace of their own that is removed afterwards."""
-    namespace = f"cutover-{random.randrange(16**8):08x}"
-    try:
+    with shared_namespace(list(clusters), prefix="cutover") as namespace:
         backends = []
         for cluster in clusters:
-            cluster.client.request("POST", "/api/v1/namespaces", body={
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
             backend = RealNodeBackend(cluster.name, cluster.client, nodes[cluster.name],
                                       namespace)
             backend.deploy()
@@ -207,12 +208,6 @@ def real_node_backends(clusters: Sequence[Any], nodes: Any) -> Iterator[tuple[Ba
         for backend in backends:
             backend.wait_answering()
         yield old, new
-    finally:
-        for cluster in clusters:
-            try:
-                cluster.client.request("DELETE", f"/api/v1/namespaces/{namespace}")
-            except ApiError:
-                pass
 
 
 def free_port(addresses: Sequence[str]) -> int:

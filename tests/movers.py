@@ -1,41 +1,19 @@
-"""What the volume-sync tests share: one namespace name on both clusters, claims on the real
-nodes, workloads that write into them, and the settings that make mover Jobs run on the
-proving ground (its locally built mover image, MinIO as the pods see it).
+"""What the volume-sync tests share: claims on the real nodes, workloads that write into them,
+and the settings that make mover Jobs run on the proving ground (its locally built mover
+image, MinIO as the pods see it).
 
 ``from tests.movers import ...`` (integration and e2e tests).
 """
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from migrator.errors import ApiError
 from migrator.kube.retry import RetryPolicy
 from migrator.volumes import jobs
 from tests.waiting import wait_until
 
 FAST_BACKOFF = RetryPolicy(base_delay=0.5, max_delay=1.0, jitter=lambda: 0.0)
-
-
-@contextmanager
-def shared_namespace(clusters: list, prefix: str = "t-movers") -> Iterator[str]:
-    """A namespace of one name on every cluster (a claim keeps its namespace when it moves);
-    deleted afterwards."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    for cluster in clusters:
-        cluster.client.request("POST", "/api/v1/namespaces", body={
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        for cluster in clusters:
-            try:
-                cluster.client.request("DELETE", f"/api/v1/namespaces/{name}")
-            except ApiError:
-                pass
 
 
 def make_claim(api, namespace: str, name: str, storage_class: str, size: str = "64Mi") -> None:

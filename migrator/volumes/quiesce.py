@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from migrator.errors import ApiError, MigratorError, QuiesceFailed
 from migrator.kube import Cluster, iter_items
@@ -195,15 +195,7 @@ class ScaleDown:
         )
         self.scaled.append(Scaled(workload, replicas))
         if replicas:
-            self._set_replicas(workload, 0)
-
-    def _set_replicas(self, workload: Workload, replicas: int) -> None:
-        self.cluster.request(
-            "PATCH",
-            workload.path + "/scale",
-            body={"spec": {"replicas": replicas}},
-            content_type=MERGE_PATCH,
-        )
+            set_replicas(self.cluster, workload, 0)
 
     def _wait_unmounted(self, claims: Mapping[Claim, Placement]) -> None:
         def check(mounting: list[tuple[Claim, dict[str, Any]]]) -> Readiness:
@@ -249,14 +241,19 @@ class ScaleDown:
         }
 
 
-def undo_scale(cluster: Cluster, workload: Workload, replicas: int) -> None:
-    """Scale ``workload`` to ``replicas`` and remove the quiesce record from it."""
+def set_replicas(cluster: Cluster, workload: Workload, replicas: int) -> None:
+    """Scale ``workload`` through its ``scale`` subresource."""
     cluster.request(
         "PATCH",
         workload.path + "/scale",
         body={"spec": {"replicas": replicas}},
         content_type=MERGE_PATCH,
     )
+
+
+def undo_scale(cluster: Cluster, workload: Workload, replicas: int) -> None:
+    """Scale ``workload`` to ``replicas`` and remove the quiesce record from it."""
+    set_replicas(cluster, workload, replicas)
     cluster.request(
         "PATCH",
         workload.path,
@@ -353,7 +350,7 @@ class Hooks:
                 )
             self.hooked.append(Hooked(key[0], key[1], container, result.output))
 
-    def _fail(self, message: str, cause: BaseException | None) -> None:
+    def _fail(self, message: str, cause: BaseException | None) -> NoReturn:
         problems = self.undo()
         more = f" (and the undo command failed: {'; '.join(problems)})" if problems else ""
         raise QuiesceFailed(

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 
 from migrator.cli import cli
 from migrator.volumes.quiesce import REPLICAS_ANNOTATION
-from tests.movers import claim_directory, running_pods, shared_namespace
+from tests.movers import claim_directory, running_pods
+from tests.namespaces import shared_namespace
 from tests.waiting import wait_until
 
 CLAIM = "data-app-0"

@@ -11,7 +11,7 @@ from migrator.errors import ApiError
 from migrator.volumes import sync
 from migrator.volumes.claims import Claim, Placement
 from migrator.volumes.ebs import ZONE_LABEL, EbsMover
-from tests.movers import shared_namespace
+from tests.namespaces import shared_namespace
 from tests.waiting import wait_until
 
 REGION = "us-east-1"

@@ -23,9 +23,9 @@ from tests.movers import (
     make_claim,
     running_pods,
     settings,
-    shared_namespace,
     sleeper_spec,
 )
+from tests.namespaces import shared_namespace
 from tests.waiting import wait_until
 
 
