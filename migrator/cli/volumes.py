@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrator import crypto
+from migrator import MOVER_IMAGE, crypto
 from migrator.cli.options import (
     KUBECONFIG_OPTION,
     OUTPUT_OPTION,
@@ -42,7 +42,6 @@ from migrator.cli.render import (
     show_report,
 )
 from migrator.errors import (
-    ConfigError,
     PartialFailure,
     QuiesceFailed,
     VerificationFailed,
@@ -385,9 +384,6 @@ def _render_verify(console: Console, report: VerifyReport) -> None:
     _findings(console, "Differences", d["differences"], report.differences.count)
 
 
-DEFAULT_IMAGE = "migrator-mover:latest"
-
-
 @volumes.command("sync")
 @click.argument("snapshot")
 @from_option("Kubeconfig context of the old cluster, where the volumes are backed up.")
@@ -420,7 +416,7 @@ DEFAULT_IMAGE = "migrator-mover:latest"
 )
 @click.option(
     "--image",
-    default=DEFAULT_IMAGE,
+    default=MOVER_IMAGE,
     show_default=True,
     metavar="IMAGE",
     help="The mover image (built by the project's Dockerfile, pushed where both clusters "
@@ -516,19 +512,28 @@ def sync_command(
     (and starts them again if any volume fails). Exit code 5 when some volumes failed.
     """
     from migrator import kube
-    from migrator.volumes import jobs, sync
+    from migrator.transform.differences import parse_pairs
+    from migrator.volumes import passes, sync
 
-    quiesce = quiesce or ("scale" if pass_kind == "final" else "none")
-    if quiesce == "hook" and not hook:
-        raise ConfigError("--quiesce hook needs --hook CMD")
-    if (hook or unhook) and quiesce != "hook":
-        raise ConfigError("--hook and --unhook are for --quiesce hook")
+    settings = passes.PassSettings(
+        method=method,
+        image=image,
+        pull_policy=pull_policy,
+        s3_endpoint=s3_endpoint,
+        pods_s3_endpoint=pods_s3_endpoint,
+        region=region,
+        zones=parse_pairs(zone, "--zone"),
+        parallel=parallel,
+        attempts=attempts,
+        job_timeout=job_timeout,
+        start_timeout=start_timeout,
+        quiesce=quiesce,
+        hook=hook,
+        unhook=unhook,
+        quiesce_timeout=quiesce_timeout,
+    )
     store_at, _snapshot_id = snapshot_address(snapshot, store_url)
-    if method == "mover" and not store_at.startswith("s3://"):
-        raise ConfigError(
-            f"the mover Jobs cannot reach the store {store_at!r} from inside the clusters",
-            hint="keep the snapshot (and so the volume data) in an s3:// store",
-        )
+    settings.check(pass_kind, store_at)
     key = crypto.load_key(key_file)
     reader = open_snapshot(snapshot, store_url, s3_endpoint, key_file)
     with contextlib.ExitStack() as stack:
@@ -540,45 +545,19 @@ def sync_command(
                 plan.to_dict(), output, f"Volume sync of {snapshot} ({pass_kind} pass, dry run)"
             )
             return
-        run_id = jobs.new_run_id()
         stop = threading.Event()  # set on Ctrl-C: the movers stop waiting, their Jobs go
-        secrets: list[Any] = []
-        if method == "ebs":
-            mover: Any = _ebs_mover(new, run_id, pass_kind, zone, region)
-        else:
-            settings = jobs.MoverSettings(
-                run_id=run_id,
-                image=image,
-                store_url=store_at,
-                secret_name=jobs.SECRET_PREFIX + run_id,
-                pull_policy=pull_policy,
-                deadline=job_timeout,
-            )
-            credentials = jobs.store_credentials(pods_s3_endpoint or s3_endpoint, region, key)
-            secrets = [(jobs.RunSecrets(settings, credentials), c) for c in (old, new)]
-            mover = sync.mover_jobs(
-                old,
-                new,
-                settings,
-                attempts=attempts,
-                start_timeout=start_timeout,
-                store=reader.store,
-                key=key,
-                stop=stop,
-            )
-        quiescer = _quiescer(quiesce, old, hook, unhook, quiesce_timeout)
-        bars = progress_bars(stack, output)
-        report = sync.apply(
+        parts = passes.pass_parts(
             plan,
-            mover,
-            run_id=run_id,
-            method=method,
-            secrets=secrets,
-            quiesce=quiescer,
-            parallel=parallel,
-            progress=bars,
+            old,
+            new,
+            settings,
+            store_url=store_at,
+            reader=reader,
+            key=key,
+            restore=True,
             stop=stop,
         )
+        report = sync.apply(**parts, parallel=parallel, progress=progress_bars(stack, output))
     show_report(report, output, _render_sync)
     if report.quiesce_error:
         raise QuiesceFailed(report.quiesce_error)
@@ -586,30 +565,6 @@ def sync_command(
         failed = sum(not v.ok for v in report.volumes)
         undone = " (the writers were started again)" if report.undone else ""
         raise PartialFailure(f"{failed} volume(s) of {len(report.volumes)} failed{undone}")
-
-
-def _ebs_mover(
-    new: Any, run_id: str, pass_kind: str, zones: tuple[str, ...], region: str | None
-) -> Any:
-    import boto3
-
-    from migrator.transform.differences import parse_pairs
-    from migrator.volumes.ebs import EbsMover
-
-    ec2 = boto3.session.Session(region_name=region).client("ec2")
-    zone_map = parse_pairs(zones, "--zone")
-    return EbsMover(ec2, new, run_id=run_id, pass_kind=pass_kind, zones=zone_map)
-
-
-def _quiescer(how: str, old: Any, hook: str | None, unhook: str | None, timeout: float) -> Any:
-    from migrator.volumes import quiesce
-
-    if how == "scale":
-        return quiesce.ScaleDown(old, timeout=timeout)
-    if how == "hook":
-        assert hook is not None
-        return quiesce.Hooks(old, hook, unhook, timeout=timeout)
-    return None
 
 
 @volumes.command("unquiesce")

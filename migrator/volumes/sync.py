@@ -186,8 +186,10 @@ def mover_jobs(
     store: Store | None = None,
     key: bytes | None = None,
     stop: threading.Event | None = None,
+    restore: bool = True,
 ) -> VolumeMover:
-    """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``.
+    """Move one claim with Jobs: backup in ``old`` beside the volume, then restore in ``new``
+    (unless ``restore`` is False: a first pass before the claims exist in ``new``).
 
     ``store`` (the store the movers write to, as this process reaches it) gets its volume
     repository made here, once, when it has none yet: movers that start side by side on a
@@ -217,6 +219,8 @@ def mover_jobs(
         )
         if not result.backup.ok:
             result.error = f"backup failed: {result.backup.attempts[-1].reason}"
+            return result
+        if not restore:
             return result
         result.restore = new_runner.run(
             lambda n: mover_job(RESTORE, claim.namespace, claim.name, settings, attempt=n),
