@@ -447,3 +447,34 @@ class QuiesceFailed(VolumeError):
 class SyncFailed(VolumeError):
     """A volume sync could not run at all (its credentials Secret, its claims); no volume
     was moved. Per-volume failures are not this: they are in the report (exit code 5)."""
+
+
+class PreflightFailed(MigratorError):
+    """A preflight check of a plan failed: nothing was changed."""
+
+    exit_code: ClassVar[int] = 14
+
+
+class PhaseFailed(MigratorError):
+    """A phase of a migration run failed; the run stopped there, its journal kept, so
+    ``migrator resume`` goes on from that phase once the cause is fixed."""
+
+    exit_code: ClassVar[int] = 15
+
+    def __init__(self, phase: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"phase {phase} failed: {message}", hint=hint)
+        self.phase = phase
+
+
+class RunPaused(MigratorError):
+    """A migration run stopped at a step boundary because a person asked it to pause (or a
+    traffic step waits for approval); ``migrator resume`` goes on."""
+
+    exit_code: ClassVar[int] = 10
+
+
+class RunRefused(MigratorError):
+    """A command that would act on a run (teardown, rollback, a second migrate) refused:
+    what it needs first is in the message."""
+
+    exit_code: ClassVar[int] = 16

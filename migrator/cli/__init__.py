@@ -31,6 +31,15 @@ _VERBOSE_KEY = "migrator.verbose"
 # Command name -> "module:attribute" of its click command, imported when first asked for.
 COMMANDS = {
     "check-apis": "migrator.cli.check_apis:check_apis_command",
+    "migrate": "migrator.cli.migrate:migrate_command",
+    "pause": "migrator.cli.migrate:pause_command",
+    "plan": "migrator.cli.migrate:plan_command",
+    "rehearse": "migrator.cli.migrate:rehearse_command",
+    "report": "migrator.cli.migrate:report_command",
+    "resume": "migrator.cli.migrate:resume_command",
+    "rollback": "migrator.cli.migrate:rollback_command",
+    "status": "migrator.cli.migrate:status_command",
+    "teardown": "migrator.cli.migrate:teardown_command",
     "discover": "migrator.cli.discover:discover",
     "export": "migrator.cli.export:export",
     "import": "migrator.cli.imports:import_command",

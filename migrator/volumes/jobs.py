@@ -42,7 +42,7 @@ SECRET_PREFIX = "migrator-mover-"
 # The mover's last lines of log kept in a failed attempt's report (never the environment).
 LOG_TAIL = 20
 
-BACKUP, RESTORE = "backup", "restore"
+BACKUP, RESTORE, VERIFY = "backup", "restore", "verify"
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ def mover_command(direction: str, volume: str, settings: MoverSettings) -> list[
             *common,
             *settings.extra_args,
         ]
+    if direction == VERIFY:
+        return ["migrator", "volumes", "verify", volume, MOUNT_PATH, *common]
     return [
         "migrator",
         "volumes",
@@ -127,15 +129,18 @@ def mover_job(
     *,
     node: str | None = None,
     attempt: int = 1,
+    volume: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that backs up (``direction`` backup) or restores one claim.
+    """The Job that backs up (``direction`` backup), restores or verifies one claim;
+    ``volume`` names its data in the store when that is not the claim's own NS/NAME (a
+    restore into a renamed namespace).
 
     ``node`` is where the claim is attached (a ReadWriteOnce volume in use can be mounted
     only there); without it the scheduler follows the volume's own node affinity. The pod
     tolerates every taint: a mover must reach the node its volume is on, whatever runs there.
     """
     labels = {RUN_LABEL: settings.run_id, MOVER_LABEL: direction, CLAIM_LABEL: _label_value(claim)}
-    read_only = direction == BACKUP
+    read_only = direction != RESTORE
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -147,7 +152,7 @@ def mover_job(
                 "name": "mover",
                 "image": settings.image,
                 "imagePullPolicy": settings.pull_policy,
-                "command": mover_command(direction, f"{namespace}/{claim}", settings),
+                "command": mover_command(direction, volume or f"{namespace}/{claim}", settings),
                 "envFrom": [{"secretRef": {"name": settings.secret_name}}],
                 "volumeMounts": [{"name": "data", "mountPath": MOUNT_PATH, "readOnly": read_only}],
                 # Reads and writes every file of the volume, whoever owns it, and sets owners.

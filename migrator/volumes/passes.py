@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from migrator.kube import Cluster
 from migrator.run import Progress
 from migrator.snapshot import SnapshotReader
 from migrator.volumes import jobs, quiesce, sync
+from migrator.volumes.claims import Claim
 
 METHODS = ("mover", "ebs")
 QUIESCE = ("scale", "hook", "none")
@@ -167,3 +169,88 @@ def _ebs_mover(new: Cluster, run_id: str, pass_kind: str, settings: PassSettings
 
     ec2 = boto3.session.Session(region_name=settings.region).client("ec2")
     return EbsMover(ec2, new, run_id=run_id, pass_kind=pass_kind, zones=dict(settings.zones))
+
+
+def verify_claims(
+    claims: Sequence[Claim],
+    new: Cluster,
+    settings: PassSettings,
+    *,
+    store_url: str,
+    key: bytes | None,
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """Compare each claim in ``new`` with its newest pass, byte for byte, in a Job beside
+    it (``migrator volumes verify``): one result per claim, ``ok`` when they are equal.
+    Nothing is written to the volumes (they are mounted read-only)."""
+    return claim_jobs(
+        jobs.VERIFY,
+        [(c, c.volume) for c in claims],
+        new,
+        settings,
+        store_url=store_url,
+        key=key,
+        stop=stop,
+    )
+
+
+def claim_jobs(
+    direction: str,
+    targets: Sequence[tuple[Claim, str]],
+    cluster: Cluster,
+    settings: PassSettings,
+    *,
+    store_url: str,
+    key: bytes | None,
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """One mover Job per (claim, volume) in ``cluster``: restore the volume's newest pass
+    into the claim, or verify the claim against it. One result per claim, ``ok`` when its
+    Job succeeded and found no problem (no difference, for a verify)."""
+    settings.check(sync.STAGE, store_url)
+    run_id = jobs.new_run_id()
+    mover_settings = jobs.MoverSettings(
+        run_id=run_id,
+        image=settings.image,
+        store_url=store_url,
+        secret_name=jobs.SECRET_PREFIX + run_id,
+        pull_policy=settings.pull_policy,
+        deadline=settings.job_timeout,
+    )
+    credentials = jobs.store_credentials(
+        settings.pods_s3_endpoint or settings.s3_endpoint, settings.region, key
+    )
+    secrets = jobs.RunSecrets(mover_settings, credentials)
+    attempts = 1 if direction == jobs.VERIFY else settings.attempts
+    runner = jobs.JobRunner(
+        cluster, attempts=attempts, start_timeout=settings.start_timeout, stop=stop
+    )
+
+    def one(target: tuple[Claim, str]) -> dict[str, Any]:
+        claim, volume = target
+        outcome = runner.run(
+            lambda n: jobs.mover_job(
+                direction, claim.namespace, claim.name, mover_settings, attempt=n, volume=volume
+            ),
+            direction,
+        )
+        report = outcome.report
+        return {
+            "claim": claim.volume,
+            "volume": volume,
+            "ok": outcome.ok
+            and not report.get("differenceCount")
+            and not report.get("problemCount"),
+            "files": report.get("files"),
+            "bytes": report.get("bytesRead"),
+            "seconds": round(outcome.seconds, 3),
+            "differences": list(report.get("differences", []))[:20],
+            "reason": "" if outcome.ok else outcome.attempts[-1].reason,
+        }
+
+    try:
+        secrets.ensure(cluster, sorted({c.namespace for c, _v in targets}))
+        with ThreadPoolExecutor(max(1, settings.parallel), thread_name_prefix=direction) as pool:
+            return list(pool.map(one, targets))
+    finally:
+        secrets.delete_all()

@@ -1,0 +1,298 @@
+"""A disaster-recovery rehearsal: the latest snapshot restored into a scratch place,
+verified, timed, and cleaned up.
+
+The scratch place is a set of namespaces (each of the snapshot's namespaces with a suffix,
+``shop`` → ``shop-rehearsal``) in any cluster, the new one included, or a whole scratch
+cluster (``rename=False``). In a namespace set, cluster-scoped objects are left out: the
+rehearsal must not touch what the cluster's own workloads share. Resources are imported from
+a transform of the snapshot for the scratch cluster (namespaces renamed), volume data is
+restored by mover Jobs from each volume's newest pass, and verify waits for everything to
+be ready. **RTO** is the time from the start to everything ready; **RPO** the age of the
+snapshot when the rehearsal started (what a real disaster then would have lost). The
+report is kept under ``runs/<plan>/rehearsals/`` of the store; the namespaces and the
+rehearsal's snapshot are deleted at the end unless kept.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from migrator import kube
+from migrator.errors import ApiError, MigratorError, RunRefused
+from migrator.importer import ImportOptions, import_snapshot
+from migrator.kube.wait import WAITING, Readiness, wait_for_all
+from migrator.migrate import report as reports
+from migrator.migrate.context import OnEvent, RunContext
+from migrator.migrate.phases import pass_settings, transform_inputs
+from migrator.migrate.plan import Plan
+from migrator.migrate.state import now_iso, parse_iso
+from migrator.resources.scope import Scope
+from migrator.snapshot.reader import list_snapshots
+from migrator.transform.differences import DifferencesConfig
+from migrator.transform.rules import RuleSet
+from migrator.transform.stage import run_transform, target_from_cluster
+from migrator.verify import VerifyOptions, verify_snapshot
+from migrator.volumes import jobs, passes
+from migrator.volumes.claims import Claim, claims_in_snapshot
+
+
+def latest_snapshot(ctx: RunContext) -> dict[str, Any]:
+    """The newest complete export of the plan's old cluster in the store."""
+    name = ctx.plan.name
+    found = [
+        s
+        for s in list_snapshots(ctx.store)
+        if s["complete"] and s["id"].startswith(f"{name}-") and not s.get("parent")
+    ]
+    if not found:
+        raise RunRefused(
+            f"the store {ctx.plan.store.url} holds no complete snapshot of plan {name}",
+            hint="`migrator migrate -f PLAN` takes one (its export phase)",
+        )
+    return max(found, key=lambda s: str(s["created_at"]))
+
+
+def rehearse(
+    plan: Plan,
+    scratch: str,
+    *,
+    snapshot: str | None = None,
+    suffix: str = "-rehearsal",
+    rename: bool = True,
+    keep: bool = False,
+    wait: float | None = None,
+    on_event: OnEvent | None = None,
+) -> dict[str, Any]:
+    """Rehearse a recovery of ``plan``'s old cluster into the cluster ``scratch`` (a
+    kubeconfig context); returns the rehearsal's report (see the module doc)."""
+    with RunContext.open(plan, on_event=on_event) as ctx:
+        started_wall, t0 = now_iso(), time.monotonic()
+        chosen = (
+            {"id": snapshot, "created_at": ctx.reader(snapshot).manifest.get("created_at")}
+            if snapshot
+            else latest_snapshot(ctx)
+        )
+        created = parse_iso(str(chosen.get("created_at") or ""))
+        rpo = (datetime.now(UTC) - created).total_seconds() if created else None
+        source = ctx.reader(chosen["id"])
+        namespaces = sorted({*_namespaces(source)})
+        rules, differences = transform_inputs(plan)
+        mapping = {
+            ns: f"{differences.namespaces.get(ns, ns)}{suffix if rename else ''}"[:63]
+            for ns in namespaces
+        }
+        differences = differences.merged(DifferencesConfig(namespaces=mapping))
+        stamp = started_wall.replace(":", "").replace("-", "")[:15].lower()
+        rehearsal_id = f"{chosen['id']}-rh{stamp[9:]}"
+        phases: list[reports.PhaseReport] = []
+        cluster = ctx.enter(kube.connect(plan.kubeconfig, scratch))
+
+        def step(name: str, work: Any) -> dict[str, Any]:
+            ctx.emit("phase", phase=f"rehearse-{name}", status="started")
+            began, t = now_iso(), time.monotonic()
+            try:
+                summary = work()
+            except MigratorError as exc:
+                phases.append(
+                    reports.PhaseReport(
+                        name,
+                        "failed",
+                        began,
+                        now_iso(),
+                        round(time.monotonic() - t, 3),
+                        {},
+                        [str(exc)],
+                        0,
+                    )
+                )
+                raise
+            phases.append(
+                reports.PhaseReport(
+                    name, "done", began, now_iso(), round(time.monotonic() - t, 3), summary, [], 0
+                )
+            )
+            ctx.emit("phase", phase=f"rehearse-{name}", status="done")
+            return summary
+
+        status, error = "rehearsed", ""
+        rto: float | None = None
+        try:
+            step(
+                "transform",
+                lambda: _transform(ctx, chosen["id"], rehearsal_id, cluster, rules, differences),
+            )
+            step("import", lambda: _import(ctx, rehearsal_id, cluster, rename))
+            step("volumes", lambda: _restore_volumes(ctx, source, cluster, mapping))
+            step("verify", lambda: _verify(ctx, rehearsal_id, cluster, rename, wait))
+            rto = time.monotonic() - t0
+        except MigratorError as exc:
+            status, error = "failed", str(exc)
+        finally:
+            if not keep:
+                step(
+                    "cleanup",
+                    lambda: _cleanup(ctx, cluster, sorted(mapping.values()), rehearsal_id),
+                )
+        report = reports.RunReport(
+            plan_name=plan.name,
+            source=chosen["id"],
+            target=scratch,
+            store=plan.store.url,
+            status=status,
+            started_at=started_wall,
+            ended_at=now_iso(),
+            phases=phases,
+            preflight=None,
+            alerts=[],
+            rto_seconds=round(rto, 3) if rto is not None else None,
+            rpo_seconds=round(rpo, 3) if rpo is not None else None,
+            extra={
+                "kind": "rehearsal",
+                "snapshot": chosen["id"],
+                "namespaces": mapping,
+                "kept": keep,
+                "error": error,
+            },
+        )
+        doc = report.to_dict()
+        where = f"rehearsals/{stamp}"
+        ctx.runs.save(f"{where}.json", doc)
+        ctx.runs.put_text(f"{where}.md", reports.markdown(report))
+        ctx.runs.put_text(f"{where}.html", reports.html(report))
+        ctx.emit("end", status=status, message=f"rehearsal of {plan.name}: {status}")
+        if status == "failed":
+            raise MigratorError(
+                f"the rehearsal failed: {error}",
+                hint=f"its report is {ctx.runs.url}{where}.md",
+            )
+        return doc
+
+
+def _namespaces(reader: Any) -> list[str]:
+    entry = reader.find("", "v1", "namespaces")
+    if entry is None:
+        return sorted({c.namespace for c in claims_in_snapshot(reader)})
+    return [str(o.get("metadata", {}).get("name")) for o in reader.iter_objects(entry)]
+
+
+def _transform(
+    ctx: RunContext,
+    snapshot: str,
+    out_id: str,
+    cluster: Any,
+    rules: RuleSet | None,
+    differences: DifferencesConfig,
+) -> dict[str, Any]:
+    result = run_transform(
+        source=ctx.store,
+        source_id=snapshot,
+        out=ctx.store,
+        out_id=out_id,
+        target=target_from_cluster(cluster),
+        rules=rules,
+        differences=differences,
+        key=ctx.key,
+        last_applied=ctx.plan.transform.last_applied,
+        on_progress=ctx.progress,
+    )
+    return {"snapshot": out_id, **result.report.summary()}
+
+
+def _import(ctx: RunContext, snapshot: str, cluster: Any, rename: bool) -> dict[str, Any]:
+    settings = ctx.plan.imports
+    report = import_snapshot(
+        ctx.reader(snapshot),
+        cluster,
+        ImportOptions(
+            conflict=settings.conflict,
+            scope=Scope(cluster_scoped=not rename),
+            workers=settings.workers,
+            qps=settings.qps,
+            restore_status=settings.restore_status,
+        ),
+        on_progress=ctx.progress,
+    )
+    if report.partial:
+        problems = report.problems()
+        raise MigratorError(
+            f"the scratch cluster refused {len(problems)} object(s): "
+            + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+        )
+    return report.to_dict()
+
+
+def _restore_volumes(
+    ctx: RunContext, source: Any, cluster: Any, mapping: dict[str, str]
+) -> dict[str, Any]:
+    plan = ctx.plan
+    claims = claims_in_snapshot(source)
+    if not claims or plan.volumes.method != "mover":
+        return {"skipped": "no volume data to restore (no claims, or not moved by the mover)"}
+    targets = [(Claim(mapping.get(c.namespace, c.namespace), c.name), c.volume) for c in claims]
+    results = passes.claim_jobs(
+        jobs.RESTORE,
+        targets,
+        cluster,
+        pass_settings(plan),
+        store_url=plan.store.url,
+        key=ctx.key,
+        stop=ctx.stop,
+    )
+    bad = [r for r in results if not r["ok"]]
+    if bad:
+        raise MigratorError(
+            f"{len(bad)} volume(s) could not be restored: "
+            + "; ".join(f"{r['claim']}: {r['reason']}" for r in bad[:5])
+        )
+    return {"volumes": results, "bytes": sum(r["bytes"] or 0 for r in results)}
+
+
+def _verify(
+    ctx: RunContext, snapshot: str, cluster: Any, rename: bool, wait: float | None
+) -> dict[str, Any]:
+    report = verify_snapshot(
+        ctx.reader(snapshot),
+        cluster,
+        VerifyOptions(
+            scope=Scope(cluster_scoped=not rename),
+            wait=ctx.plan.verify.wait if wait is None else wait,
+        ),
+        on_progress=ctx.progress,
+    )
+    if report.partial:
+        problems = report.problems()
+        raise MigratorError(
+            f"{len(problems)} object(s) differ, are missing or are not ready: "
+            + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+        )
+    return report.to_dict()
+
+
+def _cleanup(ctx: RunContext, cluster: Any, namespaces: list[str], snapshot: str) -> dict[str, Any]:
+    """Delete the rehearsal's namespaces (and wait until they are gone) and its snapshot."""
+    deleted = []
+    for ns in namespaces:
+        try:
+            cluster.request("DELETE", f"/api/v1/namespaces/{ns}")
+            deleted.append(ns)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    # a namespace still there is "waiting"; its 404 ends its wait (as failed: it is gone)
+    waited = wait_for_all(
+        deleted,
+        lambda ns: cluster.request("GET", f"/api/v1/namespaces/{ns}"),
+        lambda _ns: Readiness(WAITING, "terminating"),
+        timeout=300,
+    )
+    left = [ns for ns, w in waited.items() if w.value is not None]
+    if left:
+        raise MigratorError(
+            f"the rehearsal's namespaces are still terminating after 300 s: {', '.join(left)}",
+            hint="look at what holds them (finalizers), then delete them by hand",
+        )
+    ctx.store.delete_prefix(f"{snapshot}/")
+    return {"namespacesDeleted": deleted, "snapshotDeleted": snapshot}
