@@ -14,6 +14,7 @@ wherever it is written. Durations are seconds: a number, or text such as ``90s``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,22 +109,19 @@ def duration(
 ) -> float:
     """Seconds: ``value`` is a number of seconds, or text such as ``500ms``, ``90s``,
     ``10m``, ``1h30m``, ``2d`` (units may be combined, largest first or not)."""
+    seconds = math.nan
     if isinstance(value, str) and _DURATION.fullmatch(value.strip()):
         seconds = sum(
             float(amount) * _UNITS[unit] for amount, unit in _DURATION_PART.findall(value)
         )
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        try:
+    elif isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
             seconds = float(value)
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if not math.isfinite(seconds):
-            shown = repr(value) if isinstance(value, str) else kind(value)
-            raise error(
-                path, f"expected a duration such as 90s, 10m or 1h30m (or seconds), got {shown}"
-            )
+    if not math.isfinite(seconds):
+        shown = repr(value) if isinstance(value, str) else kind(value)
+        raise error(
+            path, f"expected a duration such as 90s, 10m or 1h30m (or seconds), got {shown}"
+        )
     _in_range(seconds, path, minimum, maximum, error, format_duration)
     return seconds
 
@@ -265,6 +263,12 @@ class Fields:
                 raise self.error(path, f"expected a non-empty string, got {kind(item)}")
             result[str(name)] = str(item)
         return result
+
+    def only(self, *keys: str) -> None:
+        """Refuse now any key but ``keys`` (a misspelt key is then named before a required
+        one it was meant to be is missed)."""
+        self.read.update(keys)
+        self.done()
 
     def done(self) -> None:
         """Refuse the first key (in the document's order) that no getter read."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -51,12 +52,34 @@ from migrator.migrate.plan import (
     VerifySettings,
     VolumeSettings,
 )
+from migrator.traffic import ShiftSettings
 from migrator.transform.builtin import LAST_APPLIED_MODES
 from migrator.transform.differences import parse_config
 from migrator.transform.rules import load_rules
 
 __all__ = ["load", "parse"]
 
+SECTIONS = (
+    "name",
+    "kubeconfig",
+    "source",
+    "target",
+    "store",
+    "export",
+    "transform",
+    "gitops",
+    "import",
+    "verify",
+    "volumes",
+    "quiesce",
+    "hooks",
+    "traffic",
+    "soak",
+    "stuckAfter",
+    "teardown",
+    "notifications",
+    "preflight",
+)
 NAME_MAX = 40
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -132,6 +155,9 @@ def _compose(text: str, shown: str) -> tuple[Any, dict[str, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and problem.startswith("but "):  # "expected X, but found Y"
+            problem = f"{context}, {problem}"
         line = mark.line + 1 if mark is not None else None
         raise PlanInvalid(shown, line, "", f"not valid YAML: {problem}") from exc
     finally:
@@ -178,6 +204,7 @@ def _line(lines: dict[str, int], field: str) -> int:
 
 def _plan(doc: Mapping[str, Any], file: Path | None, base: Path) -> Plan:
     f = Fields(doc, "")
+    f.only(*SECTIONS)
     name = _name(f)
     kubeconfig = _path(f, "kubeconfig", base)
     source = _cluster(f.sub("source"), "old")
@@ -198,8 +225,7 @@ def _plan(doc: Mapping[str, Any], file: Path | None, base: Path) -> Plan:
     volumes = _volumes(f.sub("volumes"), store)
     quiesce = _quiesce(f.sub("quiesce"))
     hooks = _hooks(f.sub("hooks"), base)
-    traffic_doc = f.raw("traffic")
-    shift = traffic.parse(traffic_doc, path="traffic") if traffic_doc is not None else None
+    shift = _traffic(f, base)
     soak = f.duration("soak", _PLAN_DEFAULTS.soak)
     stuck_after = f.duration("stuckAfter", _PLAN_DEFAULTS.stuck_after, minimum=1)
     tf = f.sub("teardown")
@@ -210,7 +236,6 @@ def _plan(doc: Mapping[str, Any], file: Path | None, base: Path) -> Plan:
     tf.done()
     notifications = tuple(_notification(path, item) for path, item in f.items("notifications"))
     preflight = _preflight(f.sub("preflight"))
-    f.done()
     return Plan(
         name=name,
         file=file,
@@ -261,6 +286,7 @@ def _existing_file(f: Fields, key: str, base: Path) -> Path | None:
 
 
 def _cluster(f: Fields, side: str) -> ClusterRef:
+    f.only("context", "name")
     context = f.required("context", f"the kubeconfig context of the {side} cluster")
     name = f.string("name") or context
     f.done()
@@ -278,6 +304,7 @@ def _http_url(f: Fields, key: str) -> str | None:
 
 
 def _store(f: Fields, base: Path) -> StoreRef:
+    f.only("url", "s3Endpoint", "keyFile")
     url = f.required("url", "where snapshots, volume data and the run journal go")
     scheme = urlparse(url).scheme
     if scheme == "s3":
@@ -457,6 +484,24 @@ def _check_job(path: Path, field: str) -> None:
     if found != "Job":
         what = f"kind {found}" if found else kind(manifest)
         raise SettingsInvalid(field, f"{path}: expected a Job manifest, got {what}")
+
+
+def _traffic(f: Fields, base: Path) -> ShiftSettings | None:
+    """The ``traffic:`` section, read by the traffic stage itself; a TSIG key file is
+    relative to the plan's folder like every other path here."""
+    doc = f.raw("traffic")
+    if doc is None:
+        return None
+    shift = traffic.parse(doc, path="traffic")
+    rfc2136 = shift.provider.rfc2136
+    if rfc2136 is None or rfc2136.tsig is None or not rfc2136.tsig.secret_file:
+        return shift
+    secret = base / Path(rfc2136.tsig.secret_file).expanduser()
+    if not secret.is_file():
+        raise SettingsInvalid("traffic.provider.rfc2136.tsig.secretFile", f"no such file: {secret}")
+    tsig = replace(rfc2136.tsig, secret_file=str(secret))
+    provider = replace(shift.provider, rfc2136=replace(rfc2136, tsig=tsig))
+    return replace(shift, provider=provider)
 
 
 def _notification(where: str, item: Any) -> Notification:
