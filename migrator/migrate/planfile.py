@@ -85,6 +85,7 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NO_FILE = "<plan>"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAX_SETTINGS = 100_000
 
 # The dataclasses' own defaults are the plan's defaults: one place says them.
 _EXPORT = ExportOptions()
@@ -94,6 +95,7 @@ _VERIFY = VerifySettings()
 _VOLUMES = VolumeSettings()
 _QUIESCE = QuiesceSettings()
 _HOOK = Hook(where="")
+_PREFLIGHT = PreflightSettings()
 _PLAN_DEFAULTS = Plan(
     name="",
     file=None,
@@ -101,7 +103,6 @@ _PLAN_DEFAULTS = Plan(
     target=ClusterRef("", ""),
     store=StoreRef(""),
 )
-_PREFLIGHT = PreflightSettings()
 
 
 def load(path: Path) -> Plan:
@@ -132,7 +133,7 @@ def parse(text: str, file: Path | None = None) -> Plan:
             "",
             f"expected a mapping of settings (name, source, target, store, ...), got {kind(doc)}",
         )
-    base = Path(file).absolute().parent if file is not None else Path.cwd()
+    base = file.absolute().parent if file is not None else Path.cwd()
     try:
         return _plan(doc, file, base)
     except SettingsInvalid as exc:
@@ -167,6 +168,8 @@ def _compose(text: str, shown: str) -> tuple[Any, dict[str, int]]:
 def _index(node: yaml.Node, path: str, lines: dict[str, int], shown: str, seen: set[int]) -> None:
     if id(node) in seen:  # an alias of a node that holds itself
         return
+    if len(lines) > _MAX_SETTINGS:  # aliases of aliases: no plan is this large
+        raise PlanInvalid(shown, None, "", f"more than {_MAX_SETTINGS} settings: not a plan")
     seen = seen | {id(node)}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -412,16 +415,13 @@ def _volumes(f: Fields, store: StoreRef) -> VolumeSettings:
     _only_with(f, ("image", "pullPolicy", "podsS3Endpoint"), "method", "mover", method)
     _only_with(f, ("zones", "region"), "method", "ebs", method)
     if method == "mover" and not store.url.startswith("s3://"):
-        why = (
-            "the mover Jobs in both clusters carry volume data through the store, so it must "
-            "be an s3:// store"
+        which = "mover" if f.has("method") else "mover (the default)"
+        raise SettingsInvalid(
+            f.at("method"),
+            f"{which} needs an s3:// store: its Jobs in both clusters carry the volume data "
+            "through the store, and store.url is a directory; use an s3:// store, or method "
+            "ebs or none",
         )
-        if f.has("method"):
-            raise SettingsInvalid(
-                f.at("method"),
-                f"{why} (store.url is not): use method ebs or none, or an s3:// store",
-            )
-        raise SettingsInvalid("store.url", f"{why}; or set volumes.method to ebs or none")
     return settings
 
 

@@ -118,6 +118,13 @@ def test_the_file_as_a_whole(tmp_path, text, expected):
     assert message(tmp_path, text) == expected
 
 
+def test_aliases_of_aliases_are_refused_before_they_grow(tmp_path):
+    levels = ["a0: &a0 [" + ", ".join(["x"] * 10) + "]"]
+    for level in range(1, 7):
+        levels.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+    assert message(tmp_path, "\n".join(levels) + "\n") == " more than 100000 settings: not a plan"
+
+
 def test_a_plan_that_cannot_be_read(tmp_path):
     with pytest.raises(PlanInvalid) as caught:
         load(tmp_path / "missing.yaml")
@@ -304,15 +311,16 @@ def test_text_without_a_file_is_named_plan(tmp_path):
         ),
         (
             MINIMAL.replace("s3://bucket/migrations", "./snapshots"),
-            "4: store.url: the mover Jobs in both clusters carry volume data through the store, so "
-            "it must be an s3:// store; or set volumes.method to ebs or none",
+            "1: volumes.method: mover (the default) needs an s3:// store: its Jobs in both "
+            "clusters carry the volume data through the store, and store.url is a directory; "
+            "use an s3:// store, or method ebs or none",
         ),
         (
             MINIMAL.replace("s3://bucket/migrations", "file:///srv/snapshots")
-            + "volumes:\n  method: mover\n",
-            "6: volumes.method: the mover Jobs in both clusters carry volume data through the "
-            "store, so it must be an s3:// store (store.url is not): use method ebs or none, or an "
-            "s3:// store",
+            + "volumes:\n  parallel: 1\n  method: mover\n",
+            "7: volumes.method: mover needs an s3:// store: its Jobs in both clusters carry the "
+            "volume data through the store, and store.url is a directory; use an s3:// store, or "
+            "method ebs or none",
         ),
         # quiesce
         (
