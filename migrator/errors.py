@@ -284,14 +284,35 @@ class DecryptionError(SnapshotError):
     """The snapshot is encrypted and the key is missing or is not the one it was written with."""
 
 
-class DifferencesInvalid(ConfigError):
-    """One cluster-difference setting (a flag or a key of the rules file) is wrong; ``field``
-    names it."""
+class SettingsInvalid(ConfigError):
+    """One setting of a settings mapping (a settings file's key, a flag) is wrong: ``field``
+    names it by its path (``volumes.parallel``, ``traffic.steps[2]``), ``problem`` says
+    what is wrong with it. :class:`migrator.fields.Fields` raises it (or a child)."""
 
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
+    def __init__(self, field_name: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{field_name}: {problem}" if field_name else problem, hint=hint)
         self.field = field_name
         self.problem = problem
+
+
+class PlanInvalid(ConfigError):
+    """The migration plan file does not validate: ``FILE:LINE: FIELD: PROBLEM``, with the
+    line of the field (or of the nearest part of it the file has; None when the file cannot
+    be read at all). Nothing was changed."""
+
+    def __init__(self, file: str, line: int | None, field_name: str, problem: str) -> None:
+        where = f"{file}:{line}: " if line is not None else f"{file}: "
+        where += f"{field_name}: " if field_name else ""
+        super().__init__(where + problem, hint="fix the plan file; nothing was changed")
+        self.file = file
+        self.line = line
+        self.field = field_name
+        self.problem = problem
+
+
+class DifferencesInvalid(SettingsInvalid):
+    """One cluster-difference setting (a flag or a key of the rules file) is wrong; ``field``
+    names it."""
 
 
 class PatchError(MigratorError):
@@ -339,16 +360,14 @@ class VerificationFailed(MigratorError):
 # --- traffic shifts ------------------------------------------------------------------------
 
 
-class ShiftSettingsInvalid(ConfigError):
+class ShiftSettingsInvalid(SettingsInvalid):
     """One setting of a traffic shift (a flag, or a key of its settings file) is wrong;
     ``field`` names it by its path (``traffic.steps[2]``)."""
 
-    def __init__(self, field_name: str, problem: str) -> None:
+    def __init__(self, field_name: str, problem: str, *, hint: str | None = None) -> None:
         super().__init__(
-            f"{field_name}: {problem}", hint="fix the shift's settings; nothing was changed"
+            field_name, problem, hint=hint or "fix the shift's settings; nothing was changed"
         )
-        self.field = field_name
-        self.problem = problem
 
 
 class ShiftRolledBack(MigratorError):

@@ -26,6 +26,22 @@ VOLUME_METHODS = ("mover", "ebs", "none")
 QUIESCE_METHODS = ("scale", "hook", "none")
 GITOPS_MODES = ("leave", "import")
 NOTIFY_FORMATS = ("json", "slack")
+HOOK_CLUSTERS = ("old", "new")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
+PREFLIGHT_CHECKS = (
+    "reachable",
+    "permissions",
+    "removed-apis",
+    "crd-controllers",
+    "storage-classes",
+    "capacity",
+    "admission-webhooks",
+    "certificates",
+    "version-skew",
+    "dns",
+    "store",
+    "gitops",
+)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ variable holding it, and AWS credentials come from boto3's usual chain.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import ShiftSettingsInvalid
+from migrator.fields import Fields, integer
 from migrator.traffic.records import Targets, absolute
 
 ROOT = "traffic"
@@ -29,100 +30,12 @@ KINDS = ("service", "ingress")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_*-]{1,63}(?<!-)$")
 
 
-class _Fields:
-    """A mapping being read at ``path``: typed getters that fail naming the field, and a
-    check that no unknown key is left."""
-
-    def __init__(self, doc: Any, path: str) -> None:
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, Mapping):
-            raise ShiftSettingsInvalid(path, f"expected a mapping, got {_kind(doc)}")
-        self.doc = doc
-        self.path = path
-        self.read: set[str] = set()
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}"
-
-    def raw(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        value = self.doc.get(key)
-        return default if value is None else value
-
-    def sub(self, key: str) -> _Fields:
-        return _Fields(self.raw(key), self.at(key))
-
-    def string(self, key: str, default: str | None = None) -> str | None:
-        value = self.raw(key, default)
-        if value is not None and not isinstance(value, str | int):
-            raise ShiftSettingsInvalid(self.at(key), f"expected a string, got {_kind(value)}")
-        return None if value is None else str(value)
-
-    def required(self, key: str, what: str) -> str:
-        value = self.string(key)
-        if not value:
-            raise ShiftSettingsInvalid(self.at(key), f"required: {what}")
-        return value
-
-    def number(
-        self, key: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
-    ) -> float:
-        return _number(self.raw(key, default), self.at(key), minimum, maximum)
-
-    def integer(
-        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
-    ) -> int:
-        return _integer(self.raw(key, default), self.at(key), minimum, maximum)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            raise ShiftSettingsInvalid(self.at(key), f"expected true or false, got {value!r}")
-        return value
-
-    def items(self, key: str) -> Iterator[tuple[str, Any]]:
-        """(path, item) of a list field (empty when missing)."""
-        value = self.raw(key, [])
-        if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ShiftSettingsInvalid(self.at(key), f"expected a list, got {_kind(value)}")
-        for i, item in enumerate(value):
-            yield f"{self.at(key)}[{i}]", item
-
-    def done(self) -> None:
-        unknown = sorted(set(map(str, self.doc)) - self.read)
-        if unknown:
-            raise ShiftSettingsInvalid(
-                self.at(unknown[0]), f"unknown setting (known here: {', '.join(sorted(self.read))})"
-            )
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else repr(value)
-
-
-def _number(value: Any, path: str, minimum: float, maximum: float | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ShiftSettingsInvalid(path, f"expected a number, got {_kind(value)}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ShiftSettingsInvalid(path, f"expected a number, got {value!r}") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"at least {minimum:g}" + (f" and at most {maximum:g}" if maximum else "")
-        raise ShiftSettingsInvalid(path, f"{number:g} is out of range: {bounds}")
-    return number
+def _fields(doc: Any, path: str) -> Fields:
+    return Fields(doc, path, error=ShiftSettingsInvalid)
 
 
 def _integer(value: Any, path: str, minimum: int, maximum: int | None) -> int:
-    number = _number(value, path, minimum, maximum)
-    if number != int(number):
-        raise ShiftSettingsInvalid(path, f"expected a whole number, got {value!r}")
-    return int(number)
+    return integer(value, path, minimum, maximum, error=ShiftSettingsInvalid)
 
 
 def _dns_name(value: str, path: str) -> str:
@@ -185,7 +98,7 @@ def _side(doc: Any, path: str) -> Side:
     if isinstance(doc, str) or (isinstance(doc, Sequence) and not isinstance(doc, Mapping)):
         values = [doc] if isinstance(doc, str) else list(doc)
         return Side(targets=_targets(values, path))
-    f = _Fields(doc, path)
+    f = _fields(doc, path)
     source = f.string("from")
     addresses = [str(v) for _p, v in f.items("addresses")]
     hostname = f.string("hostname")
@@ -233,7 +146,7 @@ class Step:
     approve: bool = False
 
 
-def _steps(f: _Fields, default: Sequence[int]) -> tuple[Step, ...]:
+def _steps(f: Fields, default: Sequence[int]) -> tuple[Step, ...]:
     raw = f.raw("steps", list(default))
     if isinstance(raw, str):  # "0,10,25,50,100" from the command line
         raw = [p.strip() for p in raw.split(",") if p.strip()]
@@ -243,7 +156,7 @@ def _steps(f: _Fields, default: Sequence[int]) -> tuple[Step, ...]:
     for i, item in enumerate(raw):
         path = f"{f.at('steps')}[{i}]"
         if isinstance(item, Mapping):
-            sf = _Fields(item, path)
+            sf = _fields(item, path)
             step = Step(
                 sf.integer("weight", -1, minimum=0, maximum=100), sf.boolean("approve", False)
             )
@@ -323,7 +236,7 @@ class ProviderSettings:
         return f"route53 {route53.hosted_zone_id}" if route53 else ""
 
 
-def _route53(f: _Fields) -> Route53Settings:
+def _route53(f: Fields) -> Route53Settings:
     settings = Route53Settings(
         hosted_zone_id=f.required("hostedZoneId", "the hosted zone's id (Z...)").split("/")[-1],
         region=f.string("region"),
@@ -335,7 +248,7 @@ def _route53(f: _Fields) -> Route53Settings:
     return settings
 
 
-def _provider(f: _Fields) -> ProviderSettings:
+def _provider(f: Fields) -> ProviderSettings:
     kind = f.required("kind", f"one of {', '.join(PROVIDERS)}")
     if kind not in PROVIDERS:
         raise ShiftSettingsInvalid(
@@ -459,7 +372,7 @@ class Gates:
     retries: int = 3
 
 
-def _expect(f: _Fields) -> tuple[tuple[int, int], ...]:
+def _expect(f: Fields) -> tuple[tuple[int, int], ...]:
     raw = f.raw("expectStatus", ["200-399"])
     values = [raw] if isinstance(raw, str | int) else raw
     ranges = []
@@ -471,14 +384,12 @@ def _expect(f: _Fields) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def _gates(f: _Fields) -> Gates:
+def _gates(f: Fields) -> Gates:
     http: HttpGate | None = None
     raw_http = f.raw("http", {})
     if raw_http is not False:
-        hf = _Fields(raw_http, f.at("http"))
-        scheme = hf.string("scheme", "http") or "http"
-        if scheme not in ("http", "https"):
-            raise ShiftSettingsInvalid(hf.at("scheme"), f"{scheme!r}: expected http or https")
+        hf = _fields(raw_http, f.at("http"))
+        scheme = hf.choice("scheme", "http", ("http", "https"))
         latency = hf.sub("latency")
         http = HttpGate(
             scheme=scheme,
@@ -502,7 +413,7 @@ def _gates(f: _Fields) -> Gates:
     if raw_command is not None:
         if isinstance(raw_command, str):
             raw_command = {"run": raw_command}
-        cf = _Fields(raw_command, f.at("command"))
+        cf = _fields(raw_command, f.at("command"))
         run = cf.raw("run")
         if isinstance(run, str) and run.strip():
             argv, shell = (run,), True
@@ -590,13 +501,13 @@ class ShiftSettings:
 
 def parse(doc: Mapping[str, Any] | None, *, path: str = ROOT) -> ShiftSettings:
     """The validated settings of ``doc`` (the ``traffic:`` mapping); see the module doc."""
-    f = _Fields(doc, path)
+    f = _fields(doc, path)
     provider = _provider(f.sub("provider"))
     names = []
     for item_path, item in f.items("names"):
         if isinstance(item, str):
             item = {"name": item}
-        nf = _Fields(item, item_path)
+        nf = _fields(item, item_path)
         name = _dns_name(nf.required("name", "the DNS name to move"), nf.at("name"))
         names.append(
             NameSettings(

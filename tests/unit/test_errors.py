@@ -30,6 +30,9 @@ FORBIDDEN = {
         (errors.ContextNotFound, 2),
         (errors.DifferencesInvalid, 2),
         (errors.RulesInvalid, 2),
+        (errors.SettingsInvalid, 2),
+        (errors.ShiftSettingsInvalid, 2),
+        (errors.PlanInvalid, 2),
         (errors.ClusterUnreachable, 3),
         (errors.ApiError, 4),
         (errors.PartialFailure, 5),
@@ -110,6 +113,19 @@ def test_one_place_says_what_is_temporary() -> None:
     assert [errors.is_temporary(e) for e in temporary] == [True] * len(temporary)
     assert [errors.is_temporary(e) for e in permanent] == [False] * len(permanent)
     assert isinstance(errors.LockHeld("x"), errors.TemporaryError)
+
+
+def test_settings_errors_share_one_parent() -> None:
+    for cls in (errors.DifferencesInvalid, errors.ShiftSettingsInvalid):
+        assert issubclass(cls, errors.SettingsInvalid)
+    shift = errors.ShiftSettingsInvalid("traffic.ttl", "must be at least 1 (got 0)")
+    assert (str(shift), shift.field, shift.problem) == (
+        "traffic.ttl: must be at least 1 (got 0)", "traffic.ttl", "must be at least 1 (got 0)")
+    assert shift.hint == "fix the shift's settings; nothing was changed"
+    plan = errors.PlanInvalid("plan.yaml", 23, "traffic.steps[2]", "must be between 0 and 100")
+    assert str(plan) == "plan.yaml:23: traffic.steps[2]: must be between 0 and 100"
+    assert (plan.file, plan.line, plan.field) == ("plan.yaml", 23, "traffic.steps[2]")
+    assert str(errors.PlanInvalid("plan.yaml", None, "", "cannot read")) == "plan.yaml: cannot read"
 
 
 def test_difference_settings_and_patches_are_in_the_hierarchy() -> None:
