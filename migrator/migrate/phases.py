@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from migrator.errors import (
@@ -24,11 +24,13 @@ from migrator.errors import (
     SnapshotExists,
     VerificationFailed,
 )
-from migrator.export import export_cluster
+from migrator.export import ExportOptions, export_cluster
 from migrator.importer import ImportOptions, import_snapshot
+from migrator.kube.wait import READY, Readiness, wait_for_all
 from migrator.migrate.context import RunContext
 from migrator.migrate.plan import Plan
 from migrator.migrate.preflight import run_preflight
+from migrator.resources import readiness as ready
 from migrator.resources.scope import Scope
 from migrator.traffic import RESUME, START, StateStore, open_provider, replan, survey
 from migrator.traffic import apply as shift_apply
@@ -40,6 +42,7 @@ from migrator.transform.stage import run_transform, target_from_cluster
 from migrator.verify import VerifyOptions, verify_snapshot
 from migrator.volumes import passes, sync
 from migrator.volumes.claims import claims_in_snapshot
+from migrator.volumes.quiesce import restore_scaled
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def export(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
             ctx.old,
             ctx.store,
             snapshot_id=ids.snapshot,
-            options=ctx.plan.export,
+            options=export_options(ctx.plan),
             target=ctx.new,
             key=ctx.key,
             on_progress=ctx.progress,
@@ -123,6 +126,15 @@ def export(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
         summary = {"snapshot": ids.snapshot, "totals": report.get("totals", {})}
     summary["hooks"] = {**hooks, "post": ctx.run_hooks("postExport", "export")}
     return summary
+
+
+def export_options(plan: Plan) -> ExportOptions:
+    """The plan's export options; when volume data moves, without PersistentVolumes (the
+    new cluster makes its own, which the movers fill)."""
+    options = plan.export
+    if plan.volumes.method == "none" or "persistentvolumes" in options.exclude_resources:
+        return options
+    return replace(options, exclude_resources=(*options.exclude_resources, "persistentvolumes"))
 
 
 def volume_pass(pass_kind: str, *, restore: bool = True) -> Phase:
@@ -180,6 +192,8 @@ def transform_inputs(plan: Plan) -> tuple[RuleSet | None, DifferencesConfig]:
 def transform(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     settings = ctx.plan.transform
     rules, differences = transform_inputs(ctx.plan)
+    if holds_workloads(ctx.plan):
+        differences = differences.merged(DifferencesConfig(move_volume_data=True))
     try:
         result = run_transform(
             source=ctx.store,
@@ -290,6 +304,40 @@ def verify_data(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     }
 
 
+def start(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
+    """Start the new cluster's workloads the import held at zero (their volumes' data is in
+    and checked), and wait until they are ready."""
+    if not holds_workloads(ctx.plan):
+        return {"skipped": "no workload was held (volumes.method is none)"}
+    reader = ctx.reader(ids.transformed)
+    namespaces = sorted({c.namespace for c in claims_in_snapshot(reader)})
+    started = restore_scaled(ctx.new, namespaces)
+    readiness = {"Deployment": ready.deployment, "StatefulSet": ready.statefulset}
+    waited = wait_for_all(
+        range(len(started)),
+        lambda i: ctx.new.request("GET", started[i].workload.path),
+        lambda obj: readiness.get(str(obj.get("kind")), lambda _o: Readiness(READY))(obj),
+        timeout=ctx.plan.verify.wait,
+        on_progress=lambda done, total: ctx.progress("start", done, total),
+    )
+    late = [
+        f"{started[i].workload}: {w.readiness.reason}" for i, w in waited.items() if not w.ready
+    ]
+    if late:
+        raise VerificationFailed(
+            f"{len(late)} workload(s) did not become ready in the new cluster after their "
+            "data was moved: " + "; ".join(late[:5]),
+            hint="look at their pods in the new cluster; resume waits again",
+        )
+    return {"started": [s.to_dict() for s in started]}
+
+
+def holds_workloads(plan: Plan) -> bool:
+    """Whether the run holds the new cluster's workloads that mount claims until their
+    data is moved (whenever it moves volume data)."""
+    return plan.volumes.method != "none"
+
+
 def shift(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     settings = ctx.plan.traffic
     if settings is None:
@@ -384,6 +432,7 @@ def steps(plan: Plan) -> list[tuple[str, Phase]]:
         ("verify", verify),
         ("volumes-final", volume_pass(sync.FINAL)),
         ("verify-data", verify_data),
+        ("start", start),
         ("shift", shift),
         ("soak", soak),
     ]

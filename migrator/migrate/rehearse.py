@@ -74,9 +74,10 @@ def rehearse(
             if snapshot
             else latest_snapshot(ctx)
         )
+        snapshot_id = str(chosen["id"])
         created = parse_iso(str(chosen.get("created_at") or ""))
         rpo = (datetime.now(UTC) - created).total_seconds() if created else None
-        source = ctx.reader(chosen["id"])
+        source = ctx.reader(snapshot_id)
         namespaces = sorted({*_namespaces(source)})
         rules, differences = transform_inputs(plan)
         mapping = {
@@ -85,7 +86,7 @@ def rehearse(
         }
         differences = differences.merged(DifferencesConfig(namespaces=mapping))
         stamp = started_wall.replace(":", "").replace("-", "")[:15].lower()
-        rehearsal_id = f"{chosen['id']}-rh{stamp[9:]}"
+        rehearsal_id = f"{snapshot_id}-rh{stamp[9:]}"
         phases: list[reports.PhaseReport] = []
         cluster = ctx.enter(kube.connect(plan.kubeconfig, scratch))
 
@@ -121,7 +122,7 @@ def rehearse(
         try:
             step(
                 "transform",
-                lambda: _transform(ctx, chosen["id"], rehearsal_id, cluster, rules, differences),
+                lambda: _transform(ctx, snapshot_id, rehearsal_id, cluster, rules, differences),
             )
             step("import", lambda: _import(ctx, rehearsal_id, cluster, rename))
             step("volumes", lambda: _restore_volumes(ctx, source, cluster, mapping))
@@ -137,7 +138,7 @@ def rehearse(
                 )
         report = reports.RunReport(
             plan_name=plan.name,
-            source=chosen["id"],
+            source=snapshot_id,
             target=scratch,
             store=plan.store.url,
             status=status,
@@ -150,7 +151,7 @@ def rehearse(
             rpo_seconds=round(rpo, 3) if rpo is not None else None,
             extra={
                 "kind": "rehearsal",
-                "snapshot": chosen["id"],
+                "snapshot": snapshot_id,
                 "namespaces": mapping,
                 "kept": keep,
                 "error": error,

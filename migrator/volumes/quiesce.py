@@ -32,9 +32,9 @@ from migrator.kube import Cluster, iter_items
 from migrator.kube.exec import exec_in_pod
 from migrator.kube.wait import READY, WAITING, Readiness, wait_for
 from migrator.resources.objects import dig, name_of
+from migrator.resources.scaling import REPLICAS_ANNOTATION
 from migrator.volumes.claims import Claim, Placement, claim_of_volume, pods_by_claim
 
-REPLICAS_ANNOTATION = "migrator.io/quiesced-replicas"
 MERGE_PATCH = "application/merge-patch+json"
 
 # Kinds that own pods and scale, by (apiVersion, kind): their collection's path part.

@@ -13,6 +13,10 @@ fixed order. Flags win over the file, key by key::
       serviceCIDR: 10.96.0.0/16=10.112.0.0/16     # --service-cidr (a list for dual stack)
       podCIDR: 10.244.0.0/16=10.248.0.0/16        # --pod-cidr
       ingressClasses: {nginx: nginx-v2}           # --ingress-class nginx=nginx-v2
+      moveVolumeData: true                        # (file, and a plan with volumes)
+
+``moveVolumeData`` gives claims fresh volumes and holds their writers at zero replicas until
+the data is moved (:mod:`.volumedata`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from migrator.transform.differences.storage import (
     ZoneMap,
     renamed_classes_yield,
 )
+from migrator.transform.differences.volumedata import MovedVolumeData
 
 __all__ = [
     "DifferenceRule",
@@ -57,7 +62,7 @@ _MAPPINGS = {
     "ingressClasses": "ingress_classes",
 }
 _CIDRS = {"serviceCIDR": "service_cidrs", "podCIDR": "pod_cidrs"}
-KEYS = (*_MAPPINGS, *_CIDRS, "clusterIP")
+KEYS = (*_MAPPINGS, *_CIDRS, "clusterIP", "moveVolumeData")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class DifferencesConfig:
     cluster_ip: str | None = None
     service_cidrs: tuple[CidrPair, ...] = ()
     pod_cidrs: tuple[CidrPair, ...] = ()
+    move_volume_data: bool = False
 
     def merged(self, override: DifferencesConfig) -> DifferencesConfig:
         """This configuration with every setting ``override`` gives replacing ours."""
@@ -97,6 +103,8 @@ class DifferencesConfig:
         }
         if self.cluster_ip:
             data["clusterIP"] = self.cluster_ip
+        if self.move_volume_data:
+            data["moveVolumeData"] = True
         return data
 
 
@@ -153,6 +161,10 @@ def parse_config(section: Any, prefix: str = "differences") -> DifferencesConfig
         values["cluster_ip"] = section["clusterIP"]
         if not isinstance(values["cluster_ip"], str):
             raise DifferencesInvalid(f"{prefix}.clusterIP", "must be drop, keep or remap")
+    if "moveVolumeData" in section:
+        if not isinstance(section["moveVolumeData"], bool):
+            raise DifferencesInvalid(f"{prefix}.moveVolumeData", "must be true or false")
+        values["move_volume_data"] = section["moveVolumeData"]
     config = DifferencesConfig(**values)
     check_cluster_ip(config.cluster_ip, config.service_cidrs, f"{prefix}.clusterIP")
     return config
@@ -183,4 +195,6 @@ def build(config: DifferencesConfig) -> list[DifferenceRule]:
         rules.append(PodCidrRewrite(config.pod_cidrs))
     if config.ingress_classes:
         rules.append(IngressClassMap(config.ingress_classes))
+    if config.move_volume_data:
+        rules.append(MovedVolumeData())
     return rules
