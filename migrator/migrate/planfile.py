@@ -15,6 +15,7 @@ kubeconfig) are relative to the plan file's folder.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -135,9 +136,38 @@ def parse(text: str, file: Path | None = None) -> Plan:
         )
     base = file.absolute().parent if file is not None else Path.cwd()
     try:
-        return _plan(doc, file, base)
+        plan = _plan(_expanded(doc, "", os.environ), file, base)
     except SettingsInvalid as exc:
         raise PlanInvalid(shown, _line(lines, exc.field), exc.field, exc.problem) from exc
+    return replace(plan, raw=dict(doc))  # the plan as written: ${VARS} unexpanded
+
+
+_VARIABLE = re.compile(r"\$(\$|\{([^}]*)\})")
+
+
+def _expanded(doc: Any, path: str, env: Mapping[str, str]) -> Any:
+    """``doc`` with every ``${NAME}`` in its strings replaced by the environment variable
+    (``$$`` is a ``$``): what differs between machines (a kubeconfig's path, an endpoint)
+    stays out of the plan, and out of its fingerprint, so a run resumed elsewhere is the
+    same run. An unset variable is an error naming the field."""
+    if isinstance(doc, str):
+
+        def value(match: re.Match[str]) -> str:
+            if match.group(1) == "$":
+                return "$"
+            name = match.group(2)
+            if not _ENV_NAME.fullmatch(name):
+                raise SettingsInvalid(path, f"${{{name}}} is not an environment variable's name")
+            if name not in env:
+                raise SettingsInvalid(path, f"the environment variable {name} is not set")
+            return env[name]
+
+        return _VARIABLE.sub(value, doc)
+    if isinstance(doc, Mapping):
+        return {k: _expanded(v, f"{path}.{k}" if path else str(k), env) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_expanded(v, f"{path}[{i}]", env) for i, v in enumerate(doc)]
+    return doc
 
 
 # --- YAML with lines ------------------------------------------------------------------

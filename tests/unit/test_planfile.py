@@ -247,7 +247,7 @@ def test_text_without_a_file_is_named_plan(tmp_path):
         (
             MINIMAL + "transform:\n  differences:\n    storageClass: {standard: gp3}\n",
             "7: transform.differences.storageClass: unknown setting (known: storageClasses, zones, "
-            "registries, namespaces, ingressClasses, serviceCIDR, podCIDR, clusterIP)",
+            "registries, namespaces, ingressClasses, serviceCIDR, podCIDR, clusterIP, moveVolumeData)",
         ),
         (
             MINIMAL + "transform:\n  differences:\n    clusterIP: remap\n",
@@ -684,3 +684,31 @@ def test_the_examples_load():
     minimal = load(EXAMPLES / "plan-minimal.yaml")
     assert set(minimal.raw) == {"name", "source", "target", "store"}
     assert minimal.traffic is None
+
+
+def test_environment_variables_are_expanded_and_kept_out_of_the_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAN_BUCKET", "bucket-a")
+    monkeypatch.setenv("PLAN_CONTEXT", "blue")
+    text = MINIMAL.replace(
+        "{url: s3://bucket/migrations}", "{url: 's3://${PLAN_BUCKET}/migrations'}"
+    ).replace("{context: old}", "{context: '${PLAN_CONTEXT}', name: 'cost $$5'}")
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    plan = load(path)
+    assert plan.store.url == "s3://bucket-a/migrations"
+    assert (plan.source.context, plan.source.name) == ("blue", "cost $5")
+    monkeypatch.setenv("PLAN_BUCKET", "bucket-b")
+    other = load(path)
+    assert other.store.url == "s3://bucket-b/migrations"
+    assert other.fingerprint() == plan.fingerprint()  # the plan as written is the same plan
+
+
+def test_an_unset_environment_variable_is_named_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLAN_NOT_SET", raising=False)
+    path = tmp_path / "plan.yaml"
+    path.write_text(MINIMAL.replace("{context: new}", "{context: '${PLAN_NOT_SET}'}"))
+    with pytest.raises(PlanInvalid) as caught:
+        load(path)
+    assert str(caught.value) == (
+        f"{path}:3: target.context: the environment variable PLAN_NOT_SET is not set"
+    )
