@@ -276,6 +276,32 @@ class RunSecrets:
         return left
 
 
+def delete_leftovers(cluster: Cluster, namespaces: Sequence[str]) -> list[str]:
+    """Delete the mover Jobs and credential Secrets an earlier run left behind (it was killed
+    before it could): a new pass starts clean, and two movers never write one volume.
+    Returns what was deleted (names only)."""
+    deleted: list[str] = []
+    for namespace in sorted(set(namespaces)):
+        for kind, path, selector in (
+            ("job", f"/apis/batch/v1/namespaces/{namespace}/jobs", MOVER_LABEL),
+            ("secret", f"/api/v1/namespaces/{namespace}/secrets", RUN_LABEL),
+        ):
+            found = cluster.request("GET", path, query={"labelSelector": selector})
+            for item in found.get("items", []):
+                name = item["metadata"]["name"]
+                if kind == "secret" and not name.startswith(SECRET_PREFIX):
+                    continue
+                try:
+                    cluster.request(
+                        "DELETE", f"{path}/{name}", query={"propagationPolicy": "Background"}
+                    )
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                deleted.append(f"{kind} {namespace}/{name}")
+    return deleted
+
+
 # --- running Jobs ------------------------------------------------------------------------------
 
 

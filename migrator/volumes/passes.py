@@ -81,9 +81,13 @@ def run_pass(
     """One pass over the claims of ``reader``'s snapshot (see :mod:`.sync`); ``store_url``
     is where the volume data goes (the snapshot's store)."""
     settings.check(pass_kind, store_url)
+    plan = sync.plan(reader, old, pass_kind, namespaces)
+    spaces = sorted({c.namespace for c in plan.claims})
+    for cluster in (old, new) if restore else (old,):
+        jobs.delete_leftovers(cluster, spaces)  # of a run killed part way
     return sync.apply(
         **pass_parts(
-            sync.plan(reader, old, pass_kind, namespaces),
+            plan,
             old,
             new,
             settings,

@@ -186,6 +186,14 @@ class ScaleDown:
     def _scale_to_zero(self, workload: Workload) -> None:
         scale = self.cluster.request("GET", workload.path + "/scale")
         replicas = int(dig(scale, "spec", "replicas") or 0)
+        if not replicas:  # a run killed after its scale-down: its record is the truth
+            record = dig(
+                self.cluster.request("GET", workload.path),
+                "metadata",
+                "annotations",
+                REPLICAS_ANNOTATION,
+            )
+            replicas = int(record) if record is not None else 0
         # The record first: a run that dies after the scale can still be undone from it.
         self.cluster.request(
             "PATCH",
@@ -194,8 +202,7 @@ class ScaleDown:
             content_type=MERGE_PATCH,
         )
         self.scaled.append(Scaled(workload, replicas))
-        if replicas:
-            set_replicas(self.cluster, workload, 0)
+        set_replicas(self.cluster, workload, 0)
 
     def _wait_unmounted(self, claims: Mapping[Claim, Placement]) -> None:
         def check(mounting: list[tuple[Claim, dict[str, Any]]]) -> Readiness:
