@@ -11,7 +11,7 @@ is done (transform, verify) or only send what changed (volume passes).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,12 +26,14 @@ from migrator.errors import (
 )
 from migrator.export import ExportOptions, export_cluster
 from migrator.importer import ImportOptions, import_snapshot
+from migrator.kube import Cluster
 from migrator.kube.wait import READY, Readiness, wait_for_all
 from migrator.migrate.context import RunContext
 from migrator.migrate.plan import Plan
 from migrator.migrate.preflight import run_preflight
 from migrator.resources import readiness as ready
 from migrator.resources.scope import Scope
+from migrator.run import Progress
 from migrator.traffic import RESUME, START, StateStore, open_provider, replan, survey
 from migrator.traffic import apply as shift_apply
 from migrator.traffic.gates import StepContext, build_gates
@@ -309,27 +311,35 @@ def start(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     and checked), and wait until they are ready."""
     if not holds_workloads(ctx.plan):
         return {"skipped": "no workload was held (volumes.method is none)"}
-    reader = ctx.reader(ids.transformed)
-    namespaces = sorted({c.namespace for c in claims_in_snapshot(reader)})
-    started = restore_scaled(ctx.new, namespaces)
+    namespaces = sorted({c.namespace for c in claims_in_snapshot(ctx.reader(ids.transformed))})
+    started = start_held(ctx.new, namespaces, ctx.plan.verify.wait, ctx.progress)
+    return {"started": started}
+
+
+def start_held(
+    cluster: Cluster, namespaces: Sequence[str], timeout: float, progress: Progress | None = None
+) -> list[dict[str, Any]]:
+    """Scale up every workload held at zero in ``namespaces`` (to the replicas recorded on
+    it) and wait until they are ready; raises naming those that are not."""
+    started = restore_scaled(cluster, namespaces)
     readiness = {"Deployment": ready.deployment, "StatefulSet": ready.statefulset}
     waited = wait_for_all(
         range(len(started)),
-        lambda i: ctx.new.request("GET", started[i].workload.path),
+        lambda i: cluster.request("GET", started[i].workload.path),
         lambda obj: readiness.get(str(obj.get("kind")), lambda _o: Readiness(READY))(obj),
-        timeout=ctx.plan.verify.wait,
-        on_progress=lambda done, total: ctx.progress("start", done, total),
+        timeout=timeout,
+        on_progress=(lambda done, total: progress("start", done, total)) if progress else None,
     )
     late = [
         f"{started[i].workload}: {w.readiness.reason}" for i, w in waited.items() if not w.ready
     ]
     if late:
         raise VerificationFailed(
-            f"{len(late)} workload(s) did not become ready in the new cluster after their "
-            "data was moved: " + "; ".join(late[:5]),
-            hint="look at their pods in the new cluster; resume waits again",
+            f"{len(late)} workload(s) did not become ready once their data was in place: "
+            + "; ".join(late[:5]),
+            hint="look at their pods; resume waits again",
         )
-    return {"started": [s.to_dict() for s in started]}
+    return [s.to_dict() for s in started]
 
 
 def holds_workloads(plan: Plan) -> bool:

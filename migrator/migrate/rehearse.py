@@ -20,12 +20,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from migrator import kube
-from migrator.errors import ApiError, MigratorError, RunRefused
+from migrator.errors import ApiError, MigratorError
+from migrator.export import export_cluster
 from migrator.importer import ImportOptions, import_snapshot
 from migrator.kube.wait import WAITING, Readiness, wait_for_all
 from migrator.migrate import report as reports
 from migrator.migrate.context import OnEvent, RunContext
-from migrator.migrate.phases import pass_settings, transform_inputs
+from migrator.migrate.phases import (
+    export_options,
+    holds_workloads,
+    pass_settings,
+    start_held,
+    transform_inputs,
+)
 from migrator.migrate.plan import Plan
 from migrator.migrate.state import now_iso, parse_iso
 from migrator.resources.scope import Scope
@@ -34,24 +41,19 @@ from migrator.transform.differences import DifferencesConfig
 from migrator.transform.rules import RuleSet
 from migrator.transform.stage import run_transform, target_from_cluster
 from migrator.verify import VerifyOptions, verify_snapshot
-from migrator.volumes import jobs, passes
+from migrator.volumes import jobs, passes, sync
 from migrator.volumes.claims import Claim, claims_in_snapshot
 
 
-def latest_snapshot(ctx: RunContext) -> dict[str, Any]:
-    """The newest complete export of the plan's old cluster in the store."""
+def latest_snapshot(ctx: RunContext) -> dict[str, Any] | None:
+    """The newest complete export of the plan's old cluster in the store (None: none yet)."""
     name = ctx.plan.name
     found = [
         s
         for s in list_snapshots(ctx.store)
         if s["complete"] and s["id"].startswith(f"{name}-") and not s.get("parent")
     ]
-    if not found:
-        raise RunRefused(
-            f"the store {ctx.plan.store.url} holds no complete snapshot of plan {name}",
-            hint="`migrator migrate -f PLAN` takes one (its export phase)",
-        )
-    return max(found, key=lambda s: str(s["created_at"]))
+    return max(found, key=lambda s: str(s["created_at"])) if found else None
 
 
 def rehearse(
@@ -69,26 +71,10 @@ def rehearse(
     kubeconfig context); returns the rehearsal's report (see the module doc)."""
     with RunContext.open(plan, on_event=on_event) as ctx:
         started_wall, t0 = now_iso(), time.monotonic()
-        chosen = (
-            {"id": snapshot, "created_at": ctx.reader(snapshot).manifest.get("created_at")}
-            if snapshot
-            else latest_snapshot(ctx)
-        )
-        snapshot_id = str(chosen["id"])
-        created = parse_iso(str(chosen.get("created_at") or ""))
-        rpo = (datetime.now(UTC) - created).total_seconds() if created else None
-        source = ctx.reader(snapshot_id)
-        namespaces = sorted({*_namespaces(source)})
-        rules, differences = transform_inputs(plan)
-        mapping = {
-            ns: f"{differences.namespaces.get(ns, ns)}{suffix if rename else ''}"[:63]
-            for ns in namespaces
-        }
-        differences = differences.merged(DifferencesConfig(namespaces=mapping))
         stamp = started_wall.replace(":", "").replace("-", "")[:15].lower()
-        rehearsal_id = f"{snapshot_id}-rh{stamp[9:]}"
         phases: list[reports.PhaseReport] = []
         cluster = ctx.enter(kube.connect(plan.kubeconfig, scratch))
+        wait = plan.verify.wait if wait is None else wait
 
         def step(name: str, work: Any) -> dict[str, Any]:
             ctx.emit("phase", phase=f"rehearse-{name}", status="started")
@@ -96,27 +82,46 @@ def rehearse(
             try:
                 summary = work()
             except MigratorError as exc:
+                seconds = round(time.monotonic() - t, 3)
                 phases.append(
                     reports.PhaseReport(
-                        name,
-                        "failed",
-                        began,
-                        now_iso(),
-                        round(time.monotonic() - t, 3),
-                        {},
-                        [str(exc)],
-                        0,
+                        name, "failed", began, now_iso(), seconds, {}, [str(exc)], 0
                     )
                 )
+                ctx.emit("phase", phase=f"rehearse-{name}", status="failed", message=str(exc))
                 raise
+            seconds = round(time.monotonic() - t, 3)
+            status = "skipped" if "skipped" in summary else "done"
             phases.append(
-                reports.PhaseReport(
-                    name, "done", began, now_iso(), round(time.monotonic() - t, 3), summary, [], 0
-                )
+                reports.PhaseReport(name, status, began, now_iso(), seconds, summary, [], 0)
             )
-            ctx.emit("phase", phase=f"rehearse-{name}", status="done")
+            ctx.emit("phase", phase=f"rehearse-{name}", status=status, seconds=seconds)
             return summary
 
+        chosen = (
+            {"id": snapshot, "created_at": ctx.reader(snapshot).manifest.get("created_at")}
+            if snapshot
+            else latest_snapshot(ctx)
+        )
+        if chosen is None:  # nothing to recover from yet: take a snapshot now
+            new_id = f"{plan.name}-{stamp[:8]}t{stamp[9:15]}"
+            step("snapshot", lambda: _take_snapshot(ctx, new_id))
+            chosen = {"id": new_id, "created_at": ctx.reader(new_id).manifest.get("created_at")}
+        snapshot_id = str(chosen["id"])
+        created = parse_iso(str(chosen.get("created_at") or ""))
+        rpo = (datetime.now(UTC) - created).total_seconds() if created else None
+        source = ctx.reader(snapshot_id)
+        namespaces = sorted(_namespaces(source))
+        rules, differences = transform_inputs(plan)
+        mapping = {
+            ns: f"{differences.namespaces.get(ns, ns)}{suffix if rename else ''}"[:63]
+            for ns in namespaces
+        }
+        differences = differences.merged(
+            DifferencesConfig(namespaces=mapping, move_volume_data=holds_workloads(plan))
+        )
+        rehearsal_id = f"{snapshot_id}-rh{stamp[9:15]}"
+        made_crds: list[str] = []
         status, error = "rehearsed", ""
         rto: float | None = None
         try:
@@ -124,9 +129,15 @@ def rehearse(
                 "transform",
                 lambda: _transform(ctx, snapshot_id, rehearsal_id, cluster, rules, differences),
             )
-            step("import", lambda: _import(ctx, rehearsal_id, cluster, rename))
-            step("volumes", lambda: _restore_volumes(ctx, source, cluster, mapping))
+            step("import", lambda: _import(ctx, rehearsal_id, cluster, rename, made_crds))
             step("verify", lambda: _verify(ctx, rehearsal_id, cluster, rename, wait))
+            step("volumes", lambda: _restore_volumes(ctx, source, cluster, mapping))
+            step(
+                "start",
+                lambda: {
+                    "started": start_held(cluster, sorted(mapping.values()), wait, ctx.progress)
+                },
+            )
             rto = time.monotonic() - t0
         except MigratorError as exc:
             status, error = "failed", str(exc)
@@ -134,7 +145,9 @@ def rehearse(
             if not keep:
                 step(
                     "cleanup",
-                    lambda: _cleanup(ctx, cluster, sorted(mapping.values()), rehearsal_id),
+                    lambda: _cleanup(
+                        ctx, cluster, sorted(mapping.values()), made_crds, rehearsal_id
+                    ),
                 )
         report = reports.RunReport(
             plan_name=plan.name,
@@ -171,6 +184,37 @@ def rehearse(
         return doc
 
 
+def _take_snapshot(ctx: RunContext, snapshot_id: str) -> dict[str, Any]:
+    """A snapshot of the old cluster now: its resources, and a backup pass of its volumes."""
+    result = export_cluster(
+        ctx.old, ctx.store, snapshot_id=snapshot_id, options=export_options(ctx.plan), key=ctx.key
+    )
+    summary: dict[str, Any] = {"snapshot": snapshot_id, **result.report.to_dict()["totals"]}
+    reader = ctx.reader(snapshot_id)
+    if ctx.plan.volumes.method == "mover" and claims_in_snapshot(reader):
+        report = passes.run_pass(
+            reader,
+            ctx.old,
+            ctx.old,
+            sync.STAGE,
+            pass_settings(ctx.plan, quiesce="none"),
+            store_url=ctx.plan.store.url,
+            key=ctx.key,
+            restore=False,
+            progress=ctx.progress,
+            stop=ctx.stop,
+        )
+        failed = [v for v in report.volumes if not v.ok]
+        if failed:
+            raise MigratorError(
+                "the volume backup failed: "
+                + "; ".join(f"{v.claim.volume}: {v.error}" for v in failed[:5])
+            )
+        summary["volumes"] = len(report.volumes)
+        summary["bytes"] = report.to_dict().get("bytes")
+    return summary
+
+
 def _namespaces(reader: Any) -> list[str]:
     entry = reader.find("", "v1", "namespaces")
     if entry is None:
@@ -201,27 +245,63 @@ def _transform(
     return {"snapshot": out_id, **result.report.summary()}
 
 
-def _import(ctx: RunContext, snapshot: str, cluster: Any, rename: bool) -> dict[str, Any]:
+def _import(
+    ctx: RunContext, snapshot: str, cluster: Any, rename: bool, made_crds: list[str]
+) -> dict[str, Any]:
+    """Import the rehearsal's snapshot. In a namespace set, the only cluster-scoped objects
+    imported are the CRDs its custom resources need; those it created are noted (``made_crds``)
+    so the cleanup removes them, and those that were there are left alone."""
     settings = ctx.plan.imports
-    report = import_snapshot(
-        ctx.reader(snapshot),
-        cluster,
-        ImportOptions(
-            conflict=settings.conflict,
-            scope=Scope(cluster_scoped=not rename),
-            workers=settings.workers,
-            qps=settings.qps,
-            restore_status=settings.restore_status,
-        ),
-        on_progress=ctx.progress,
-    )
-    if report.partial:
-        problems = report.problems()
-        raise MigratorError(
-            f"the scratch cluster refused {len(problems)} object(s): "
-            + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+    reader = ctx.reader(snapshot)
+
+    def run(scope: Scope) -> Any:
+        report = import_snapshot(
+            reader,
+            cluster,
+            ImportOptions(
+                conflict=settings.conflict,
+                scope=scope,
+                workers=settings.workers,
+                qps=settings.qps,
+                restore_status=settings.restore_status,
+                restart=True,  # each rehearsal its own: no progress shared with another
+            ),
+            on_progress=ctx.progress,
         )
-    return report.to_dict()
+        if report.partial:
+            problems = report.problems()
+            raise MigratorError(
+                f"the scratch cluster refused {len(problems)} object(s): "
+                + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+            )
+        return report.to_dict()
+
+    summary: dict[str, Any] = {}
+    if rename:
+        crds = [
+            str(o.get("metadata", {}).get("name"))
+            for e in reader.resources()
+            if e["resource"] == "customresourcedefinitions"
+            for o in reader.iter_objects(e)
+        ]
+        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        made_crds += [name for name in crds if not _exists(cluster, base + name)]
+        if crds:
+            summary["crds"] = run(
+                Scope(include_resources=("customresourcedefinitions",), cluster_scoped=True)
+            )
+    summary["objects"] = run(Scope(cluster_scoped=not rename))
+    return summary
+
+
+def _exists(cluster: Any, path: str) -> bool:
+    try:
+        cluster.request("GET", path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def _restore_volumes(
@@ -271,8 +351,11 @@ def _verify(
     return report.to_dict()
 
 
-def _cleanup(ctx: RunContext, cluster: Any, namespaces: list[str], snapshot: str) -> dict[str, Any]:
-    """Delete the rehearsal's namespaces (and wait until they are gone) and its snapshot."""
+def _cleanup(
+    ctx: RunContext, cluster: Any, namespaces: list[str], crds: list[str], snapshot: str
+) -> dict[str, Any]:
+    """Delete the rehearsal's namespaces (and wait until they are gone), the CRDs it made,
+    and its snapshot."""
     deleted = []
     for ns in namespaces:
         try:
@@ -295,5 +378,13 @@ def _cleanup(ctx: RunContext, cluster: Any, namespaces: list[str], snapshot: str
             f"the rehearsal's namespaces are still terminating after 300 s: {', '.join(left)}",
             hint="look at what holds them (finalizers), then delete them by hand",
         )
+    for name in crds:
+        try:
+            cluster.request(
+                "DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
     ctx.store.delete_prefix(f"{snapshot}/")
-    return {"namespacesDeleted": deleted, "snapshotDeleted": snapshot}
+    return {"namespacesDeleted": deleted, "crdsDeleted": crds, "snapshotDeleted": snapshot}

@@ -57,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
                    "AWS_ENDPOINT_URL_S3": s3["endpoint"]}
         for name, info in state["clusters"].items():
             exports[f"KUBECTL_{name.upper()}"] = info["kubectl"]
+        # What a plan file names with ${...} (examples/scenarios, scripts/demo).
+        dns_info = state["dns"]
+        exports |= {"PG_KUBECONFIG": state["kubeconfig"], "PG_S3_ENDPOINT": s3["endpoint"],
+                    "PG_DNS_SERVER": f"{dns_info['server']}:{dns_info['port']}",
+                    "PG_DNS_ZONE": dns_info["zone"],
+                    "PG_TSIG_KEY_FILE": dns_info.get("tsig_key_file", ""),
+                    "PG_MOVER_IMAGE": state.get("images", {}).get("mover", ""),
+                    "PG_BUSYBOX_IMAGE": state.get("images", {}).get("busybox", "")}
+        nodes = state.get("real_nodes") or {}
+        if "old" in nodes:
+            exports["PG_PODS_S3_ENDPOINT"] = nodes["old"]["s3_endpoint_from_pods"]
         for key, value in exports.items():
             print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -338,8 +338,14 @@ def _start_bind(launcher: Launcher) -> dict:
         return bool(dns.query.udp(query, "127.0.0.1", port=port, timeout=1).answer)
 
     _wait("BIND", answers, 30, proc, log)
+    # The key as a BIND key clause, for what names its file (a plan's traffic.provider.tsig).
+    key_file = directory / "tsig.key"
+    key_file.write_text(f'key "{TSIG_NAME.rstrip(".")}" {{\n  algorithm hmac-sha256;\n'
+                        f'  secret "{tsig_secret}";\n}};\n')
+    key_file.chmod(0o600)
     return {"server": "127.0.0.1", "port": port, "zone": DNS_ZONE, "tsig_name": TSIG_NAME,
-            "tsig_algorithm": "hmac-sha256", "tsig_secret": tsig_secret}
+            "tsig_algorithm": "hmac-sha256", "tsig_secret": tsig_secret,
+            "tsig_key_file": str(key_file)}
 
 
 # --- the whole ground -------------------------------------------------------------------
