@@ -42,7 +42,7 @@ from migrator.volumes.quiesce import restore_scaled
 
 TEARDOWN_STEPS = ("teardown-snapshot", "teardown-scale", "teardown-hook")
 # what a rollback forgets: a resume runs them again, after the old cluster took over
-REDONE_AFTER_ROLLBACK = ("volumes-final", "verify-data", "shift", "soak")
+REDONE_AFTER_ROLLBACK = ("volumes-final", "verify-data", "start", "shift", "soak")
 
 
 def _ids(ctx: RunContext) -> RunIds:

@@ -252,8 +252,10 @@ def claim_jobs(
             "reason": "" if outcome.ok else outcome.attempts[-1].reason,
         }
 
+    spaces = sorted({c.namespace for c, _v in targets})
+    jobs.delete_leftovers(cluster, spaces)  # of a run killed part way
     try:
-        secrets.ensure(cluster, sorted({c.namespace for c, _v in targets}))
+        secrets.ensure(cluster, spaces)
         with ThreadPoolExecutor(max(1, settings.parallel), thread_name_prefix=direction) as pool:
             return list(pool.map(one, targets))
     finally:
