@@ -425,6 +425,17 @@ class GateUnavailable(GateError, TemporaryError):
     EX_TEMPFAIL): the check is tried again."""
 
 
+class HookFailed(MigratorError):
+    """A user's hook (a command on this machine, or a Job) failed on its last attempt; the
+    message names where it is in the plan, what ran and the last lines of its output."""
+
+    exit_code: ClassVar[int] = 13
+
+    def __init__(self, message: str, *, where: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.where = where
+
+
 class VolumeError(MigratorError):
     """The volume mover cannot back up, restore or verify a volume as asked."""
 

@@ -99,12 +99,16 @@ def job_refusal(cluster: Cluster, namespace: str, job: str) -> str:
     return str(refused[-1].get("message") or "") if refused else ""
 
 
-def pod_log(cluster: Cluster, namespace: str, pod: Mapping[str, Any]) -> str:
-    """The pod's log; empty when there is none."""
+def pod_log(
+    cluster: Cluster, namespace: str, pod: Mapping[str, Any], *, tail_lines: int | None = None
+) -> str:
+    """The pod's log (only its last ``tail_lines`` lines when given); empty when there is
+    none."""
     name = pod["metadata"]["name"]
+    query = {"tailLines": str(tail_lines)} if tail_lines is not None else None
     try:
         raw = cluster.request_raw(
-            "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", accept="*/*"
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", query=query, accept="*/*"
         )
     except MigratorError:
         return ""
