@@ -436,6 +436,11 @@ class HookFailed(MigratorError):
         self.where = where
 
 
+class ScaleDownFailed(MigratorError):
+    """The old cluster's workloads did not all stop in time at teardown; what was scaled
+    down stays so, its replicas recorded on it (scaling up undoes it)."""
+
+
 class VolumeError(MigratorError):
     """The volume mover cannot back up, restore or verify a volume as asked."""
 
