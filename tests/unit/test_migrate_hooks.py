@@ -137,3 +137,26 @@ def test_a_job_attempt_gets_a_unique_name_its_label_and_a_namespace() -> None:
     assert job["spec"]["backoffLimit"] == 0
     assert manifest["metadata"]["name"] == "a" * 70  # the manifest itself is left as it was
     assert label_value("[x]") == "x"
+
+
+def test_a_job_hook_needs_one_job_in_its_file_and_a_known_cluster(tmp_path: Path) -> None:
+    from migrator.errors import ConfigError
+
+    (tmp_path / "two.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\n---\napiVersion: v1\nkind: Pod\n"
+    )
+    (tmp_path / "one.yaml").write_text("apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\n")
+    with pytest.raises(
+        ConfigError, match=r"hooks.preExport\[0\]: .*two.yaml must hold exactly one Job"
+    ):
+        run_hook(
+            Hook(where="hooks.preExport[0]", job=Path("two.yaml")), clusters={}, base_dir=tmp_path
+        )
+    with pytest.raises(ConfigError, match=r"no cluster 'old'"):
+        run_hook(
+            Hook(where="hooks.preExport[0]", job=Path("one.yaml")), clusters={}, base_dir=tmp_path
+        )
+    with pytest.raises(ConfigError, match="cannot read"):
+        run_hook(
+            Hook(where="hooks.preExport[0]", job=Path("none.yaml")), clusters={}, base_dir=tmp_path
+        )
