@@ -174,6 +174,7 @@ def run_hook(
             f"hook {hook.where} failed after {number} attempt(s): {what}: {result.detail}"
             + (f"; last output:\n{last}" if last else " (no output)"),
             where=hook.where,
+            result=outcome.to_dict(),
             hint="fix the hook (or what it checks) and run the migration again: it resumes here",
         )
     return outcome

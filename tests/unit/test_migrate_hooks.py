@@ -66,6 +66,7 @@ def test_a_failing_command_is_retried_with_backoff_then_fails_with_its_last_line
     assert "exit code 3" in message and message.endswith("line 30\nbroken")
     assert "line 1\n" not in message  # only the last lines
     assert failed.value.exit_code == 13 and failed.value.where == "hooks.postImport[1]"
+    assert failed.value.result["attempts"] == 3 and failed.value.result["exitCode"] == 3
 
 
 def test_a_command_that_succeeds_on_a_retry_reports_its_attempts(tmp_path: Path) -> None:
