@@ -444,6 +444,31 @@ class GateUnavailable(GateError, TemporaryError):
     EX_TEMPFAIL): the check is tried again."""
 
 
+class HookFailed(MigratorError):
+    """A user's hook (a command on this machine, or a Job) failed on its last attempt; the
+    message names where it is in the plan, what ran and the last lines of its output;
+    ``result`` is how it ended, as its report holds it."""
+
+    exit_code: ClassVar[int] = 13
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str,
+        result: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.where = where
+        self.result = dict(result or {})
+
+
+class ScaleDownFailed(MigratorError):
+    """The old cluster's workloads did not all stop in time at teardown; what was scaled
+    down stays so, its replicas recorded on it (scaling up undoes it)."""
+
+
 class VolumeError(MigratorError):
     """The volume mover cannot back up, restore or verify a volume as asked."""
 

@@ -16,12 +16,13 @@ client's retries (the cluster is gone) is raised, as everywhere else.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from migrator.errors import MigratorError, is_temporary
+from migrator.errors import Interrupted, MigratorError, is_temporary
 
 READY, WAITING, FAILED = "ready", "waiting", "failed"
 
@@ -131,3 +132,14 @@ def wait_for(
         sleep=sleep,
     )
     return waited[None]
+
+
+def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, raising :class:`~migrator.errors.Interrupted`, once ``stop``
+    is set (the run is stopping: the user interrupted it)."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("the run is stopping")
+
+    return sleep

@@ -15,6 +15,7 @@ new kind is placed by adding a line, never by editing control flow.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from migrator.resources.identity import Identity, identity_of, is_custom
@@ -197,3 +198,13 @@ def phases(owned_depth: int) -> list[str]:
 def reverse_order() -> list[Tier]:
     """The tiers backwards: the order to delete in (webhooks first, CRDs last)."""
     return list(reversed(TIERS))
+
+
+def teardown_order(types: Iterable[Identity]) -> list[Identity]:
+    """``(group, resource)`` types in the order to take them down: the import's order
+    backwards, tier by tier, and inside a tier the reverse of the order given (give them
+    as the import would)."""
+    index = {tier.name: position for position, tier in enumerate(TIERS)}
+    given = list(types)
+    ranked = sorted(given, key=lambda t: index[tier_of(*t).name])  # stable: given order kept
+    return list(reversed(ranked))

@@ -30,8 +30,9 @@ from migrator import crypto
 from migrator.errors import ApiError, ConfigError, Interrupted, MigratorError
 from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
-from migrator.kube.wait import FAILED, READY, WAITING, Readiness, wait_for
-from migrator.resources.readiness import job as job_readiness
+from migrator.kube.wait import READY, stoppable_sleep
+from migrator.resources.jobs import JOBS, delete_job, job_pod, pod_log, wait_job
+from migrator.resources.jobs import started as started_pod
 from migrator.volumes.claims import MOVER_LABEL
 
 RUN_LABEL = "migrator.io/run"
@@ -368,58 +369,6 @@ def parse_mover_report(log: str) -> dict[str, Any] | None:
     return None
 
 
-# Reasons a container waits that no waiting cures: the attempt fails at once.
-HOPELESS = frozenset(
-    {
-        "ErrImageNeverPull",
-        "InvalidImageName",
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-    }
-)
-
-
-def _started(pod: Mapping[str, Any]) -> bool:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
-    return any(
-        "running" in (s.get("state") or {})
-        or "terminated" in (s.get("state") or {})
-        or s.get("lastState", {}).get("terminated")
-        for s in statuses
-    )
-
-
-def stuck_reason(pod: Mapping[str, Any], waited: float, start_timeout: float) -> str:
-    """Why a mover pod will not start ("" while it may): an image that cannot be had, or a
-    pod still not running after ``start_timeout`` seconds (unschedulable: the claim is
-    missing, or attached elsewhere), with what Kubernetes says about it."""
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or ():
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in HOPELESS:
-            return f"{waiting['reason']}: {waiting.get('message', '')}".strip()
-    if status.get("phase") == "Pending" and waited > start_timeout:
-        scheduled: Mapping[str, Any] = next(
-            (c for c in status.get("conditions") or () if c.get("type") == "PodScheduled"), {}
-        )
-        why = scheduled.get("message") or scheduled.get("reason") or "not started"
-        return f"not started after {start_timeout:.0f}s: {why}"
-    return ""
-
-
-def stoppable_sleep(stop: threading.Event) -> Callable[[float], None]:
-    """A sleep that ends early, raising :class:`Interrupted`, once ``stop`` is set (the run
-    is stopping: the user interrupted it)."""
-
-    def sleep(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise Interrupted("the run is stopping")
-
-    return sleep
-
-
 class JobRunner:
     """Runs one mover at a time to its end on one cluster: creates the Job, waits, reads the
     report, and tries again after a backoff (a new Job) while attempts remain.
@@ -463,101 +412,37 @@ class JobRunner:
 
     def _once(self, job: dict[str, Any]) -> Attempt:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
         started = self.clock()
         try:
-            self.cluster.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
+            self.cluster.request("POST", JOBS.format(ns=namespace), body=job)
         except ApiError as exc:
             if exc.status != 409:  # a Job of this name from an earlier try of the same run
                 return Attempt(name, False, f"cannot create the Job: {exc}")
         deadline = float(job["spec"].get("activeDeadlineSeconds") or 3600) + 120
-
-        def fetch() -> tuple[dict[str, Any], dict[str, Any] | None]:
-            live = self.cluster.request("GET", path)
-            finished = job_readiness(live).state != WAITING
-            return live, None if finished else self._pod(namespace, name)
-
-        def check(state: tuple[dict[str, Any], dict[str, Any] | None]) -> Readiness:
-            live, pod = state
-            readiness = job_readiness(live)
-            if readiness.state != WAITING:
-                return readiness
-            waited = self.clock() - started
-            if pod is None:
-                if waited <= self.start_timeout:
-                    return readiness
-                # No pod at all: admission (Pod Security, a quota) refuses it; the Job's
-                # events say why.
-                why = self._refusal(namespace, name) or "no reason given"
-                return Readiness(FAILED, f"no pod made after {self.start_timeout:.0f}s: {why}")
-            stuck = stuck_reason(pod, waited, self.start_timeout)
-            return Readiness(FAILED, stuck) if stuck else readiness
-
         try:
-            waited = wait_for(
-                fetch,
-                check,
+            waited = wait_job(
+                self.cluster,
+                namespace,
+                name,
                 timeout=deadline,
-                interval=self.poll,
+                start_timeout=self.start_timeout,
+                poll=self.poll,
                 clock=self.clock,
                 sleep=self.sleep,
             )
         except Interrupted:
-            self._delete(path)  # the run stops: so does its mover
+            delete_job(self.cluster, namespace, name)  # the run stops: so does its mover
             raise
         seconds = self.clock() - started
-        pod = self._pod(namespace, name)
-        log = self._log(namespace, pod) if pod else ""
+        pod = job_pod(self.cluster, namespace, name)
+        log = pod_log(self.cluster, namespace, pod) if pod else ""
         report = parse_mover_report(log)
         ok = waited.readiness.state == READY
         reason = "" if ok else waited.readiness.reason
         tail = [] if ok else log.splitlines()[-LOG_TAIL:]
-        never_ran = pod is None or not _started(pod)
+        never_ran = pod is None or not started_pod(pod)
         if ok or never_ran:
             # A failed Job stays, for a person to read its log; one that never ran has
             # nothing to read, and its pod would wait for ever beside the volume.
-            self._delete(path)
+            delete_job(self.cluster, namespace, name)
         return Attempt(name, ok, reason, seconds, report, tail)
-
-    def _items(self, namespace: str, kind: str, query: dict[str, str]) -> list[dict[str, Any]]:
-        """A list of ``kind`` in ``namespace`` (empty when it cannot be read: it only adds
-        detail to what the Job itself says)."""
-        try:
-            path = f"/api/v1/namespaces/{namespace}/{kind}"
-            return list(self.cluster.request("GET", path, query=query)["items"])
-        except MigratorError:
-            return []
-
-    def _pod(self, namespace: str, job: str) -> dict[str, Any] | None:
-        """The Job's newest pod, or None."""
-        pods = self._items(namespace, "pods", {"labelSelector": f"job-name={job}"})
-        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        return pods[-1] if pods else None
-
-    def _refusal(self, namespace: str, job: str) -> str:
-        """The last FailedCreate event of the Job (why its pods are refused), or ""."""
-        selector = f"involvedObject.kind=Job,involvedObject.name={job}"
-        events = self._items(namespace, "events", {"fieldSelector": selector})
-        refused = sorted(
-            (e for e in events if e.get("reason") == "FailedCreate"),
-            key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""),
-        )
-        return str(refused[-1].get("message") or "") if refused else ""
-
-    def _log(self, namespace: str, pod: dict[str, Any]) -> str:
-        """The pod's log; empty when there is none."""
-        name = pod["metadata"]["name"]
-        try:
-            raw = self.cluster.request_raw(
-                "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log", accept="*/*"
-            )
-        except MigratorError:
-            return ""
-        return raw.decode("utf-8", "replace")
-
-    def _delete(self, path: str) -> None:
-        try:
-            self.cluster.request("DELETE", path, query={"propagationPolicy": "Background"})
-        except ApiError as exc:
-            if exc.status != 404:
-                raise

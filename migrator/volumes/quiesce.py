@@ -73,12 +73,14 @@ class Scaled:
         return {"kind": w.kind, "namespace": w.namespace, "name": w.name, "replicas": self.replicas}
 
 
-def _controller(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+def controller_ref(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The owner reference of ``obj``'s controller, or None."""
     refs = dig(obj, "metadata", "ownerReferences") or ()
     return next((r for r in refs if r.get("controller")), None)
 
 
-def _workload(api_version: str, kind: str, namespace: str, name: str) -> Workload | None:
+def scalable_workload(api_version: str, kind: str, namespace: str, name: str) -> Workload | None:
+    """The workload of that kind and name, when the kind scales (:data:`SCALABLE`)."""
     template = SCALABLE.get((api_version, kind))
     if template is None:
         return None
@@ -88,7 +90,7 @@ def _workload(api_version: str, kind: str, namespace: str, name: str) -> Workloa
 def owner_workload(cluster: Cluster, namespace: str, pod: Mapping[str, Any]) -> Workload | None:
     """The scalable workload that owns ``pod`` (through its ReplicaSet for a Deployment), or
     None when none does."""
-    ref = _controller(pod)
+    ref = controller_ref(pod)
     if ref is None:
         return None
     if (ref.get("apiVersion"), ref.get("kind")) == REPLICA_SET:
@@ -100,13 +102,15 @@ def owner_workload(cluster: Cluster, namespace: str, pod: Mapping[str, Any]) -> 
             if exc.status == 404:
                 return None
             raise
-        parent = _controller(rs)
+        parent = controller_ref(rs)
         if parent is not None:
             ref = parent
-    return _workload(str(ref.get("apiVersion")), str(ref.get("kind")), namespace, ref["name"])
+    return scalable_workload(
+        str(ref.get("apiVersion")), str(ref.get("kind")), namespace, ref["name"]
+    )
 
 
-def _stopped(pod: Mapping[str, Any]) -> bool:
+def pod_stopped(pod: Mapping[str, Any]) -> bool:
     """A pod being deleted whose containers have all ended: nothing in it writes any more,
     though the kubelet has yet to unmount its volumes and remove it (seconds, on a busy
     node). Waiting for that too would only lengthen the writers' downtime."""
@@ -161,7 +165,7 @@ class ScaleDown:
         for claim, pod in mounting:
             workload = owner_workload(self.cluster, claim.namespace, pod)
             if workload is None:
-                ref = _controller(pod)
+                ref = controller_ref(pod)
                 owner = f"{ref.get('kind')} {ref.get('name')}" if ref else "no controller"
                 unowned.append(f"pod {claim.namespace}/{name_of(pod)} ({owner})")
             else:
@@ -184,29 +188,13 @@ class ScaleDown:
             ) from exc
 
     def _scale_to_zero(self, workload: Workload) -> None:
-        scale = self.cluster.request("GET", workload.path + "/scale")
-        replicas = int(dig(scale, "spec", "replicas") or 0)
-        if not replicas:  # a run killed after its scale-down: its record is the truth
-            record = dig(
-                self.cluster.request("GET", workload.path),
-                "metadata",
-                "annotations",
-                REPLICAS_ANNOTATION,
-            )
-            replicas = int(record) if record is not None else 0
-        # The record first: a run that dies after the scale can still be undone from it.
-        self.cluster.request(
-            "PATCH",
-            workload.path,
-            body={"metadata": {"annotations": {REPLICAS_ANNOTATION: str(replicas)}}},
-            content_type=MERGE_PATCH,
-        )
+        replicas = record_replicas(self.cluster, workload)
         self.scaled.append(Scaled(workload, replicas))
         set_replicas(self.cluster, workload, 0)
 
     def _wait_unmounted(self, claims: Mapping[Claim, Placement]) -> None:
         def check(mounting: list[tuple[Claim, dict[str, Any]]]) -> Readiness:
-            left = [(c, p) for c, p in mounting if not _stopped(p)]
+            left = [(c, p) for c, p in mounting if not pod_stopped(p)]
             if not left:
                 return Readiness(READY)
             names = sorted({f"{c.namespace}/{name_of(p)}" for c, p in left})
@@ -248,6 +236,26 @@ class ScaleDown:
         }
 
 
+def record_replicas(cluster: Cluster, workload: Workload) -> int:
+    """Record ``workload``'s replicas on it (annotation :data:`REPLICAS_ANNOTATION`) before it
+    is scaled down, so a run that dies after the scale can still be undone from it; returns
+    them. A record already there (left by a run that stopped part way, the workload maybe
+    scaled down since) is kept and returned: it holds the replicas from before."""
+    obj = cluster.request("GET", workload.path)
+    record = dig(obj, "metadata", "annotations", REPLICAS_ANNOTATION)
+    if record is not None:
+        return int(record)
+    replicas = dig(obj, "spec", "replicas")
+    replicas = 1 if replicas is None else int(replicas)
+    cluster.request(
+        "PATCH",
+        workload.path,
+        body={"metadata": {"annotations": {REPLICAS_ANNOTATION: str(replicas)}}},
+        content_type=MERGE_PATCH,
+    )
+    return replicas
+
+
 def set_replicas(cluster: Cluster, workload: Workload, replicas: int) -> None:
     """Scale ``workload`` through its ``scale`` subresource."""
     cluster.request(
@@ -278,11 +286,11 @@ def restore_scaled(cluster: Cluster, namespaces: Iterable[str]) -> list[Scaled]:
             collection = template.format(ns=namespace, name="").rstrip("/")
             for obj in iter_items(cluster, collection):
                 record = dig(obj, "metadata", "annotations", REPLICAS_ANNOTATION)
-                if record is None or _controller(obj) is not None:
+                if record is None or controller_ref(obj) is not None:
                     # A Deployment's ReplicaSets carry a copy of its annotations: the
                     # record is the Deployment's, and so is the scaling.
                     continue
-                workload = _workload(api_version, kind, namespace, name_of(obj))
+                workload = scalable_workload(api_version, kind, namespace, name_of(obj))
                 assert workload is not None
                 undo_scale(cluster, workload, int(record))
                 restored.append(Scaled(workload, int(record)))

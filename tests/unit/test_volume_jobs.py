@@ -14,6 +14,7 @@ import yaml
 
 from migrator.errors import ApiError, QuiesceFailed, VolumeError
 from migrator.kube.retry import RetryPolicy
+from migrator.resources.jobs import stuck_reason
 from migrator.volumes import jobs, sync
 from migrator.volumes.claims import Claim, Placement, ebs_volume_id
 
@@ -205,11 +206,11 @@ def test_a_pod_not_running_after_the_start_timeout_fails_with_what_the_scheduler
     pending = {"status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
          "message": '0/4 nodes are available: persistentvolumeclaim "x" not found.'}]}}
-    assert jobs.stuck_reason(pending, 10, 300) == ""
-    assert jobs.stuck_reason(pending, 301, 300) == (
+    assert stuck_reason(pending, 10, 300) == ""
+    assert stuck_reason(pending, 301, 300) == (
         'not started after 300s: 0/4 nodes are available: persistentvolumeclaim "x" not found.')
     running = {"status": {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}}
-    assert jobs.stuck_reason(running, 10_000, 300) == ""
+    assert stuck_reason(running, 10_000, 300) == ""
 
 
 def test_attempts_run_out() -> None:

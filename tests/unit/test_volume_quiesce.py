@@ -2,7 +2,7 @@
 runs in, and which workload owns a pod."""
 from __future__ import annotations
 
-from migrator.volumes.quiesce import _stopped, mounting_container, owner_workload
+from migrator.volumes.quiesce import pod_stopped, mounting_container, owner_workload
 
 
 def _pod(deleting: bool, *states: str) -> dict:
@@ -12,10 +12,10 @@ def _pod(deleting: bool, *states: str) -> dict:
 
 
 def test_a_pod_is_stopped_once_it_is_being_deleted_and_every_container_has_ended() -> None:
-    assert _stopped(_pod(True, "terminated", "terminated"))
-    assert not _stopped(_pod(True, "terminated", "running"))  # one still writes
-    assert not _stopped(_pod(False, "terminated"))  # not being deleted: it may restart
-    assert not _stopped(_pod(True))  # no status yet: nothing known
+    assert pod_stopped(_pod(True, "terminated", "terminated"))
+    assert not pod_stopped(_pod(True, "terminated", "running"))  # one still writes
+    assert not pod_stopped(_pod(False, "terminated"))  # not being deleted: it may restart
+    assert not pod_stopped(_pod(True))  # no status yet: nothing known
 
 
 def test_the_hook_runs_in_the_container_that_mounts_the_claim() -> None:
