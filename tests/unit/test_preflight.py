@@ -13,8 +13,8 @@ import pytest
 
 from migrator import crypto
 from migrator.errors import ConfigError
-from migrator.migrate.plan import ClusterRef, Plan, StoreRef
-from migrator.migrate.preflight import CHECKS, CheckResult, PreflightReport
+from migrator.migrate.plan import ClusterRef, Plan, PreflightSettings, StoreRef
+from migrator.migrate.preflight import CHECKS, CheckResult, PreflightReport, run_preflight
 from migrator.migrate.preflight.capacity import (
     Amounts,
     amounts,
@@ -476,3 +476,40 @@ def test_store_key_is_read_and_never_shown(tmp_path: Path, monkeypatch) -> None:
     )
     missing = check_store(Context(plan_with_store(str(tmp_path / "nowhere")), NOW))
     assert missing.status == "fail" and missing.action
+
+
+def test_clusters_that_do_not_answer_are_a_failed_line_not_an_exception(
+    write_kubeconfig, closed_port: int, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv(crypto.KEY_ENV, raising=False)
+    url = f"https://127.0.0.1:{closed_port}"
+    kubeconfig = write_kubeconfig({"old": url, "new": url})
+    (tmp_path / "store").mkdir()
+    plan = Plan(
+        name="p",
+        file=None,
+        source=ClusterRef("old", "legacy"),
+        target=ClusterRef("new", "fresh"),
+        store=StoreRef(str(tmp_path / "store")),
+        kubeconfig=kubeconfig,
+        preflight=PreflightSettings(skip=("gitops",)),
+    )
+    report = run_preflight(plan, reach_for=0.2)
+    status = {c.name: c.status for c in report.checks}
+    assert status["reachable"] == "fail" and not report.ready
+    assert "'legacy' and new cluster 'fresh'" in report.check("reachable").summary
+    assert status["gitops"] == "skip" and "preflight.skip" in report.check("gitops").summary
+    assert status["store"] == "warn" and status["dns"] == "skip"
+    assert status["certificates"] == "pass"  # token users, servers not reached: nothing to date
+    skipped = [c for c in report.checks if c.status == "skip" and c.name not in ("gitops", "dns")]
+    assert [c.name for c in skipped] == [
+        "permissions",
+        "removed-apis",
+        "crd-controllers",
+        "storage-classes",
+        "capacity",
+        "admission-webhooks",
+        "version-skew",
+    ]
+    assert all("did not answer" in c.summary for c in skipped)
+    assert [p.what for p in report.problems()] == ["reachable"]

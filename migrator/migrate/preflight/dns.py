@@ -33,35 +33,37 @@ def check_dns(ctx: Context) -> CheckResult:
     }
     names = ", ".join(settings.dns_names)
     where = f"{settings.provider.kind} zone {settings.provider.zone}"
+    unusable = f"the DNS provider ({where}) cannot be used"
+    fix = "check the provider's address, credentials and zone in the plan's traffic section"
     try:
-        with traffic.open_provider(settings.provider, clusters) as provider:
-            plan = traffic.survey(settings, provider, clusters)
-    except RecordsChanged as exc:
-        return CheckResult(
-            "dns",
-            FAIL,
-            f"{names}: {exc}",
-            "find out who changed the records and put them back on the old targets "
-            "(or let the shift take them over: --take-over)",
-        )
-    except ExternalDnsOwned as exc:
-        return CheckResult(
-            "dns", FAIL, str(exc), "shift through external-dns (provider kind external-dns)"
-        )
-    except DnsError as exc:
-        return CheckResult(
-            "dns",
-            FAIL,
-            f"the DNS provider ({where}) cannot be used: {exc}",
-            "check the provider's address, credentials and zone in the plan's traffic section",
-        )
+        provider = traffic.open_provider(settings.provider, clusters)
     except MigratorError as exc:
-        return CheckResult(
-            "dns",
-            WARN,
-            f"the survey of {names} could not finish: {exc}",
-            "the shift surveys again before it starts; fix this by then",
-        )
+        return CheckResult("dns", FAIL, f"{unusable}: {exc}", fix)
+    with provider:
+        try:
+            provider.check()
+            plan = traffic.survey(settings, provider, clusters)
+        except RecordsChanged as exc:
+            return CheckResult(
+                "dns",
+                FAIL,
+                f"{names}: {exc}",
+                "find out who changed the records and put them back on the old targets "
+                "(or let the shift take them over: --take-over)",
+            )
+        except ExternalDnsOwned as exc:
+            return CheckResult(
+                "dns", FAIL, str(exc), "shift through external-dns (provider kind external-dns)"
+            )
+        except DnsError as exc:
+            return CheckResult("dns", FAIL, f"{unusable}: {exc}", fix)
+        except MigratorError as exc:
+            return CheckResult(
+                "dns",
+                WARN,
+                f"the survey of {names} could not finish: {exc}",
+                "the shift surveys again before it starts; fix this by then",
+            )
     return CheckResult(
         "dns",
         PASS,
