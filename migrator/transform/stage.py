@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrator.errors import ConfigError
-from migrator.kube import Cluster, discover
+from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.removals import Release, format_release, is_removed_by
 from migrator.resources.crds import snapshot_crds, webhook_notes
 from migrator.run.progress import Progress
@@ -77,9 +77,10 @@ def target_from_version(text: str) -> Target:
     )
 
 
-def target_from_cluster(cluster: Cluster) -> Target:
-    """A live target: its discovery decides what is served and where kinds are stored."""
-    discovery = discover(cluster)
+def target_from_cluster(cluster: Cluster, discovery: Discovery | None = None) -> Target:
+    """A live target: its discovery (made here unless given) decides what is served and
+    where kinds are stored."""
+    discovery = discovery or discover(cluster)
 
     def kind_serves(api_version: str, kind: str) -> bool:
         if not discovery.serves(api_version):
