@@ -196,13 +196,14 @@ def preflight_line(doc: Mapping[str, Any]) -> str:
 
 def alert_line(alert: Mapping[str, Any]) -> str:
     """An alert in one line: its time, phase and message when it has them."""
-    parts = [
-        when(alert["at"]) if isinstance(alert.get("at"), int | float) else "",
-        str(alert.get("phase") or ""),
-        str(alert.get("message") or alert.get("text") or ""),
-    ]
-    line = " ".join(p for p in parts if p)
-    return line or ", ".join(f"{k}={_scalar(v)}" for k, v in alert.items())
+    message = str(alert.get("message") or alert.get("text") or "")
+    if not message:
+        return ", ".join(f"{k}={_scalar(v)}" for k, v in alert.items())
+    if alert.get("phase"):
+        message = f"{alert['phase']}: {message}"
+    if isinstance(alert.get("at"), int | float):
+        message = f"{when(alert['at'])} {message}"
+    return message
 
 
 def headline(phase: PhaseReport) -> Rows:
