@@ -91,12 +91,13 @@ class Preview:
         }
 
 
-def preview(plan: Plan) -> Preview:
+def preview(plan: Plan, *, retry_policy: RetryPolicy = PREVIEW_RETRY) -> Preview:
     """Read both clusters (and the DNS records) and say what a run of ``plan`` will do;
-    changes nothing and raises nothing for what it cannot read (module doc)."""
+    changes nothing and raises nothing for what it cannot read (module doc).
+    ``retry_policy``: how long a cluster that does not answer is tried."""
     with contextlib.ExitStack() as stack:
-        old, source = _open(stack, plan, plan.source)
-        new, target = _open(stack, plan, plan.target)
+        old, source = _open(stack, plan, plan.source, retry_policy)
+        new, target = _open(stack, plan, plan.target, retry_policy)
         old_discovery = _discovered(old, source)
         new_discovery = _discovered(new, target)
         scope = plan.export.scope
@@ -133,12 +134,14 @@ def preview(plan: Plan) -> Preview:
 # -- reading, each part on its own ----------------------------------------------------------
 
 
-def _open(stack: contextlib.ExitStack, plan: Plan, ref: ClusterRef) -> tuple[Cluster | None, Part]:
+def _open(
+    stack: contextlib.ExitStack, plan: Plan, ref: ClusterRef, retry_policy: RetryPolicy
+) -> tuple[Cluster | None, Part]:
     """A connection to one side, or None with why not (the part says)."""
     info: Part = {"context": ref.context, "name": ref.name}
     try:
         cluster = stack.enter_context(
-            kube.connect(plan.kubeconfig, ref.context, retry_policy=PREVIEW_RETRY)
+            kube.connect(plan.kubeconfig, ref.context, retry_policy=retry_policy)
         )
     except MigratorError as exc:
         return None, {**info, "available": False, "reason": _reason(exc)}
@@ -210,9 +213,9 @@ def _objects(plan: Plan, old: Any, discovery: Discovery | None, target: Discover
         if error:
             row["error"] = error
         skip = type_skip(rtype.group, rtype.resource)
-        if skip is not None:
+        if skip is not None and count != 0:  # a type with nothing in scope: no line
             left_out.append({**row, "rule": skip.name, "reason": legend.get(skip.name, "")})
-        elif count or error:
+        elif skip is None and (count or error):
             types.append(row)
     return {
         "scope": planned.scope.to_dict(),

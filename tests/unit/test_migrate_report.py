@@ -251,7 +251,7 @@ def test_html_escapes_everything_from_the_report() -> None:
 def test_timeline_bars_stay_in_the_track() -> None:
     resumed = PhaseReport("import", "done", T0, T0 + 10, 50.0)  # worked longer than its span
     bars = timeline_bars([PhaseReport("export", "done", T0, T0 + 50, 50.0), resumed])
-    assert all(0 <= left and left + width <= 100.0001 for _p, left, width in bars)
+    assert all(left >= 0 and left + width <= 100.0001 for _p, left, width in bars)
 
 
 # -- the terminal views -----------------------------------------------------------------------
@@ -308,8 +308,12 @@ def _plan(**kw) -> Plan:
 
 
 def test_phases_from_the_plan() -> None:
-    hooks = Hooks({"preExport": (Hook("hooks.preExport[0]", run="make freeze"),),
-                   "postShift": (Hook("hooks.postShift[0]", job=None, run="notify", retries=2),)})  # fmt: skip
+    hooks = Hooks(
+        {
+            "preExport": (Hook("hooks.preExport[0]", run="make freeze"),),
+            "postShift": (Hook("hooks.postShift[0]", run="notify", retries=2),),
+        }
+    )
     rows = phases(_plan(hooks=hooks, volumes=VolumeSettings(stage_passes=2, parallel=3)))
     by_name = {r["name"]: r for r in rows}
     assert [r["name"] for r in rows][:4] == ["preflight", "export", "transform", "import"]
