@@ -61,16 +61,11 @@ class Preview:
     traffic: Part | None
     phases: list[dict[str, Any]] = field(default_factory=list)
 
+    PARTS = ("source", "target", "objects", "conversions", "volumes", "traffic")
+
     def unavailable(self) -> dict[str, str]:
         """The parts that could not be read, with the reason of each."""
-        parts = {
-            "source": self.source,
-            "target": self.target,
-            "objects": self.objects,
-            "conversions": self.conversions,
-            "volumes": self.volumes,
-            "traffic": self.traffic,
-        }
+        parts: dict[str, Part | None] = {name: getattr(self, name) for name in self.PARTS}
         return {
             name: str(part.get("reason", ""))
             for name, part in parts.items()
@@ -80,12 +75,7 @@ class Preview:
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan": self.plan,
-            "source": self.source,
-            "target": self.target,
-            "objects": self.objects,
-            "conversions": self.conversions,
-            "volumes": self.volumes,
-            "traffic": self.traffic,
+            **{name: getattr(self, name) for name in self.PARTS},
             "phases": self.phases,
             "unavailable": self.unavailable(),
         }
