@@ -507,6 +507,7 @@ th{background:#f4f4f4}
 .label{width:10em;flex:none;font-size:.9em}
 .track{flex:1;position:relative;height:1.1em;background:#f7f7f7}
 .bar{position:absolute;top:0;height:100%;min-width:1px}
+.took{width:6em;flex:none;text-align:right;font-size:.85em}
 .done{background:#3a8f4b}.failed{background:#c0392b}.running{background:#2d7dd2}
 .pending{background:#bbb}.skipped{background:#ddd}
 .status-failed,.problems{color:#c0392b}.status-done{color:#3a8f4b}
@@ -591,10 +592,12 @@ def timeline_bars(phases: list[PhaseReport]) -> list[tuple[PhaseReport, float, f
 def _timeline(phases: list[PhaseReport]) -> str:
     rows = []
     for p, left, width in timeline_bars(phases):
+        took = duration(p.seconds) if p.started_at is not None else p.status
         rows.append(
             f'<div class="row"><span class="label">{_escape(p.name)}</span>'
             f'<div class="track"><div class="bar {_escape(p.status)}" '
             f'style="left:{left:.3f}%;width:{width:.3f}%" '
-            f'title="{_escape(p.name)}: {_escape(duration(p.seconds))}"></div></div></div>'
+            f'title="{_escape(p.name)}: {_escape(took)}"></div></div>'
+            f'<span class="took">{_escape(took)}</span></div>'
         )
     return f'<div class="timeline">{"".join(rows)}</div>'
