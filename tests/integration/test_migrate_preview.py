@@ -12,6 +12,7 @@ import yaml
 
 from migrator.export import ExportOptions
 from migrator.kube import discover, iter_items
+from migrator.kube.discovery import group_version_path, listable
 from migrator.kube.retry import RetryPolicy
 from migrator.migrate.plan import ClusterRef, Plan, StoreRef, TransformSettings
 from migrator.migrate.preview import preview
@@ -88,11 +89,10 @@ def _objects_in(api, ns: str) -> set[tuple[str, str, str]]:
     """Every object of the namespace (but what the cluster itself keeps writing: events and
     the like), as (resource, name, uid)."""
     found = set()
-    for resource in discover(api).iter_resources():
-        if (not resource.namespaced or "list" not in resource.verbs or "/" in resource.name
-                or type_skip(resource.group, resource.name) is not None):  # fmt: skip
+    for resource in listable(discover(api).iter_resources()):
+        if not resource.namespaced or type_skip(resource.group, resource.name) is not None:
             continue
-        base = f"/apis/{resource.group_version}" if resource.group else "/api/v1"
+        base = group_version_path(resource.group_version)
         for obj in iter_items(api, f"{base}/namespaces/{ns}/{resource.name}"):
             meta = obj["metadata"]
             found.add((f"{resource.group}/{resource.name}", meta["name"], meta["uid"]))
