@@ -51,12 +51,14 @@ def render(console: Console, title: str, rows: Rows) -> None:
     """A key/value table on a terminal, plain aligned text otherwise (pipes, CI logs)."""
     if console.is_terminal:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, show_header=False, title_justify="left")
+        # Text, not markup: values hold names and server messages, brackets and all.
+        table = Table(title=Text(title), show_header=False, title_justify="left")
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         for key, value in rows:
-            table.add_row(key, value)
+            table.add_row(Text(key), Text(value))
         console.print(table)
         return
     width = max(len(key) for key, _value in rows)
@@ -75,12 +77,13 @@ def render_table(console: Console, title: str, header: list[str], rows: list[lis
         return
     if console.is_terminal:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(title), title_justify="left")
         for name in header:
-            table.add_column(name, overflow="fold")
+            table.add_column(Text(name), overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(str(cell)) for cell in row))
         console.print(table)
         return
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
