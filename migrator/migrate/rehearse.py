@@ -71,6 +71,7 @@ def rehearse(
     kubeconfig context); returns the rehearsal's report (see the module doc)."""
     with RunContext.open(plan, on_event=on_event) as ctx:
         started_wall, t0 = now_iso(), time.monotonic()
+        began_at = time.time()
         stamp = started_wall.replace(":", "").replace("-", "")[:15].lower()
         phases: list[reports.PhaseReport] = []
         cluster = ctx.enter(kube.connect(plan.kubeconfig, scratch))
@@ -78,23 +79,19 @@ def rehearse(
 
         def step(name: str, work: Any) -> dict[str, Any]:
             ctx.emit("phase", phase=f"rehearse-{name}", status="started")
-            began, t = now_iso(), time.monotonic()
+            began, t = time.time(), time.monotonic()
             try:
                 summary = work()
             except MigratorError as exc:
                 seconds = round(time.monotonic() - t, 3)
                 phases.append(
-                    reports.PhaseReport(
-                        name, "failed", began, now_iso(), seconds, {}, [str(exc)], 0
-                    )
+                    reports.PhaseReport(name, "failed", began, time.time(), seconds, {}, [str(exc)])
                 )
                 ctx.emit("phase", phase=f"rehearse-{name}", status="failed", message=str(exc))
                 raise
             seconds = round(time.monotonic() - t, 3)
             status = "skipped" if "skipped" in summary else "done"
-            phases.append(
-                reports.PhaseReport(name, status, began, now_iso(), seconds, summary, [], 0)
-            )
+            phases.append(reports.PhaseReport(name, status, began, time.time(), seconds, summary))
             ctx.emit("phase", phase=f"rehearse-{name}", status=status, seconds=seconds)
             return summary
 
@@ -155,8 +152,8 @@ def rehearse(
             target=scratch,
             store=plan.store.url,
             status=status,
-            started_at=started_wall,
-            ended_at=now_iso(),
+            started_at=began_at,
+            ended_at=time.time(),
             phases=phases,
             preflight=None,
             alerts=[],

@@ -32,7 +32,7 @@ from migrator.migrate import report as reports
 from migrator.migrate.context import OnEvent, RunContext
 from migrator.migrate.phases import RunIds, steps
 from migrator.migrate.plan import Plan
-from migrator.migrate.state import RunStore, now_iso, process_alive
+from migrator.migrate.state import RunStore, epoch, now_iso, process_alive
 from migrator.run import Journal
 
 RUNNING, PAUSED, FAILED, DONE = "running", "paused", "failed", "done"
@@ -202,9 +202,9 @@ def build_report(plan: Plan, runs: RunStore, **extra: Any) -> reports.RunReport:
                 reports.PhaseReport(
                     name=name,
                     status=record.get("status", "done"),
-                    started_at=record.get("startedAt"),
-                    ended_at=record.get("endedAt"),
-                    seconds=record.get("seconds"),
+                    started_at=epoch(record.get("startedAt")),
+                    ended_at=epoch(record.get("endedAt")),
+                    seconds=float(record.get("seconds") or 0.0),
                     summary=record.get("summary", {}),
                     problems=list(record.get("problems", [])),
                     resumed=max(0, int(record.get("runs", 1)) - 1),
@@ -216,16 +216,15 @@ def build_report(plan: Plan, runs: RunStore, **extra: Any) -> reports.RunReport:
                 reports.PhaseReport(
                     name=name,
                     status=status if state.get("status") != PAUSED else "pending",
-                    started_at=state.get("phaseStartedAt"),
+                    started_at=epoch(state.get("phaseStartedAt")),
                     ended_at=None,
-                    seconds=None,
                     summary={},
                     problems=[state["error"]] if state.get("error") else [],
                     resumed=0,
                 )
             )
         else:
-            phases.append(reports.PhaseReport(name, "pending", None, None, None, {}, [], 0))
+            phases.append(reports.PhaseReport(name))
     preflight = records.get("preflight", {}).get("summary")
     ended = [p.ended_at for p in phases if p.ended_at]
     return reports.RunReport(
@@ -234,7 +233,7 @@ def build_report(plan: Plan, runs: RunStore, **extra: Any) -> reports.RunReport:
         target=plan.target.context,
         store=plan.store.url,
         status=str(extra.pop("status", state.get("status", "pending"))),
-        started_at=head.get("startedAt"),
+        started_at=epoch(head.get("startedAt")),
         ended_at=max(ended) if ended else None,
         phases=phases,
         preflight=preflight,

@@ -26,9 +26,9 @@ from migrator.kube.wait import READY, WAITING, Readiness, wait_for
 from migrator.resources.identity import Identity
 from migrator.resources.objects import dig, labels_of, name_of
 from migrator.resources.order import teardown_order
+from migrator.resources.scaling import REPLICAS_ANNOTATION
 from migrator.resources.selectors import selects
 from migrator.volumes.quiesce import (
-    REPLICAS_ANNOTATION,
     SCALABLE,
     Workload,
     controller_ref,

@@ -36,6 +36,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def epoch(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO time (None when absent or malformed)."""
+    parsed = parse_iso(text)
+    return parsed.timestamp() if parsed else None
+
+
 def parse_iso(text: str | None) -> datetime | None:
     if not text:
         return None

@@ -20,7 +20,7 @@ name: shop-move
 source: {context: old, name: old-prod}
 target: {context: new}
 store: {url: s3://bucket/migrations}
-volumes: {stagePasses: 2, zones: []}
+volumes: {stagePasses: 2}
 """
 
 
@@ -45,7 +45,7 @@ def test_the_steps_follow_the_plan():
 def test_moving_volume_data_leaves_the_old_volumes_out_of_the_export():
     assert "persistentvolumes" in export_options(_plan()).exclude_resources
     assert holds_workloads(_plan())
-    none = parse(PLAN.replace("{stagePasses: 2, zones: []}", "{method: none}"))
+    none = parse(PLAN.replace("{stagePasses: 2}", "{method: none}"))
     assert "persistentvolumes" not in export_options(none).exclude_resources
     assert not holds_workloads(none)
 
