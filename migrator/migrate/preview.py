@@ -23,6 +23,7 @@ from migrator.export.pages import list_total
 from migrator.kube import Cluster, Discovery, discover
 from migrator.kube.pager import METADATA_LIST, iter_items, iter_pages
 from migrator.kube.retry import RetryPolicy
+from migrator.migrate.phases import steps
 from migrator.migrate.plan import HOOK_POINTS, ClusterRef, Hook, Plan
 from migrator.resources.crds import live_crds
 from migrator.resources.objects import dig, name_of, namespace_of
@@ -379,8 +380,8 @@ HOOKS_AT = {
     "postExport": ("export", "after"),
     "preImport": ("import", "before"),
     "postImport": ("import", "after"),
-    "preShift": ("traffic", "before"),
-    "postShift": ("traffic", "after"),
+    "preShift": ("shift", "before"),
+    "postShift": ("shift", "after"),
 }
 assert set(HOOKS_AT) == set(HOOK_POINTS)
 
@@ -388,10 +389,14 @@ assert set(HOOKS_AT) == set(HOOK_POINTS)
 def phases(plan: Plan) -> list[dict[str, Any]]:
     """The phases of a run in order, each with one line on what it will do (from the plan
     alone) and the hooks run before and after it."""
-    rows = [
-        {"name": name, "does": does, "skipped": skipped}
-        for name, does, skipped in _phase_lines(plan)
-    ]
+    order = [name for name, _phase in steps(plan)] + ["teardown"]
+    rows = sorted(
+        (
+            {"name": name, "does": does, "skipped": skipped}
+            for name, does, skipped in _phase_lines(plan)
+        ),
+        key=lambda row: order.index(row["name"]),
+    )
     for row in rows:
         row["hooks"] = [
             {"point": point, "when": when, "does": describe_hook(hook)}
@@ -432,7 +437,6 @@ def _phase_lines(plan: Plan) -> list[tuple[str, str, bool]]:
         if pairs
     ]
     imports = plan.imports
-    passes = f"{volumes.stage_passes} stage pass{'es' if volumes.stage_passes != 1 else ''}"
     quiesce_line = {
         "scale": "scale the workloads mounting the claims to zero (undone on rollback)",
         "hook": f"run {quiesce.hook} in each pod mounting a claim",
@@ -449,8 +453,7 @@ def _phase_lines(plan: Plan) -> list[tuple[str, str, bool]]:
         (
             "export",
             f"export {where} from {plan.source.name} into {plan.store.url}"
-            + (f", labels {plan.export.label_selector}" if plan.export.label_selector else "")
-            + (f"; first volume pass ({mover})" if moves else ""),
+            + (f", labels {plan.export.label_selector}" if plan.export.label_selector else ""),
             False,
         ),
         (
@@ -467,19 +470,39 @@ def _phase_lines(plan: Plan) -> list[tuple[str, str, bool]]:
             False,
         ),
         (
-            "volumes",
-            f"volumes: {passes} + final, {mover}, {volumes.parallel} at a time, "
-            f"quiesce: {quiesce.method}"
+            "volumes-first",
+            f"first volume pass while the applications run: backups ({mover}), "
+            f"{volumes.parallel} at a time"
             if moves
             else "volumes: no data moved (volumes.method: none)",
             not moves,
         ),
+        *[
+            (
+                f"volumes-stage-{n}",
+                f"stage volume pass {n} of {volumes.stage_passes}: what changed, old to new",
+                not moves,
+            )
+            for n in range(1, volumes.stage_passes + 1)
+        ],
         ("verify", f"compare the target with the snapshot; wait {plan.verify.wait:g}s", False),
-        ("quiesce", f"stop the writers: {quiesce_line}", not moves or quiesce.method == "none"),
-        ("final-pass", f"final volume pass ({mover}) with the writers stopped", not moves),
-        ("restore", "restore the volume data in the target and verify it", not moves),
         (
-            "traffic",
+            "volumes-final",
+            f"stop the writers ({quiesce_line}), then the final volume pass ({mover})",
+            not moves,
+        ),
+        (
+            "verify-data",
+            "compare each new volume with the final pass, byte for byte",
+            volumes.method != "mover",
+        ),
+        (
+            "start",
+            "start the new cluster's workloads that mount claims (held at zero until now)",
+            not moves,
+        ),
+        (
+            "shift",
             f"shift {', '.join(s.name for s in shift.names)} through "
             f"{shift.provider.kind} in {len(shift.steps)} steps"
             if shift is not None

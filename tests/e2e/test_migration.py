@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from migrator.snapshot.reader import list_snapshots
 from migrator.store import open_store
 from tests.e2e.migration_support import (
@@ -27,6 +29,13 @@ from tests.e2e.migration_support import (
 )
 from tests.movers import running_pods
 from tests.waiting import wait_until
+
+
+@pytest.fixture(autouse=True)
+def _aws(monkeypatch, s3):
+    """The store's credentials in this process too (the tests read the store directly)."""
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
 
 
 def _store(s3, prefix: str = "migrations"):

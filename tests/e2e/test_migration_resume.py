@@ -45,7 +45,9 @@ MUST_LAND_INSIDE = {"volumes-stage-1", "volumes-final", "shift", "soak"}
 
 
 def test_a_run_killed_anywhere_resumes_to_the_same_end(old_cluster, new_cluster, proving_ground,
-                                                       s3, dns_zone, tmp_path):
+                                                       s3, dns_zone, tmp_path, monkeypatch):
+    for key, value in s3.env().items():  # the test reads the store directly
+        monkeypatch.setenv(key, value)
     with estate(old_cluster, new_cluster, proving_ground, s3, dns_zone) as e:
         plan = str(e.plan("minor-jump"))
         store = open_store(f"s3://{s3.bucket}/migrations", s3_endpoint=s3.endpoint)

@@ -316,16 +316,18 @@ def test_phases_from_the_plan() -> None:
     )
     rows = phases(_plan(hooks=hooks, volumes=VolumeSettings(stage_passes=2, parallel=3)))
     by_name = {r["name"]: r for r in rows}
-    assert [r["name"] for r in rows][:4] == ["preflight", "export", "transform", "import"]
-    assert (
-        by_name["volumes"]["does"]
-        == "volumes: 2 stage passes + final, mover Jobs, 3 at a time, quiesce: scale"
-    )
+    assert [r["name"] for r in rows] == [
+        "preflight", "export", "volumes-first", "transform", "import", "volumes-stage-1",
+        "volumes-stage-2", "verify", "volumes-final", "verify-data", "start", "shift", "soak",
+        "teardown"]
+    assert by_name["volumes-first"]["does"] == (
+        "first volume pass while the applications run: backups (mover Jobs), 3 at a time")
+    assert by_name["volumes-final"]["does"].startswith("stop the writers (scale the workloads")
     assert by_name["export"]["hooks"][0]["does"].startswith("run make freeze")
     assert by_name["export"]["hooks"][0]["when"] == "before"
-    assert by_name["traffic"]["skipped"] and by_name["traffic"]["hooks"][0]["point"] == "postShift"
+    assert by_name["shift"]["skipped"] and by_name["shift"]["hooks"][0]["point"] == "postShift"
     none = {r["name"]: r for r in phases(_plan(volumes=VolumeSettings(method="none")))}
-    assert none["volumes"]["skipped"] and none["final-pass"]["skipped"]
+    assert none["volumes-first"]["skipped"] and none["volumes-final"]["skipped"]
 
 
 def test_render_preview() -> None:
