@@ -32,14 +32,15 @@ from migrator.resources.objects import meta, name_of, namespace_of
 from migrator.resources.paths import entry_collection_path, entry_object_path
 from migrator.snapshot import ResourceEntry
 
-CREATED, UPDATED, UNCHANGED, SKIPPED, UNCHECKED = (
+CREATED, UPDATED, UNCHANGED, SKIPPED, UNCHECKED, LEFT_TO_GITOPS = (
     "created",
     "updated",
     "unchanged",
     "skipped",
     "unchecked",
+    "leftToGitops",
 )
-OUTCOMES = (CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED, UNCHECKED)
+OUTCOMES = (CREATED, UPDATED, UNCHANGED, SKIPPED, FAILED, UNCHECKED, LEFT_TO_GITOPS)
 
 
 class ConflictPolicy(enum.StrEnum):

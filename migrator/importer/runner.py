@@ -29,6 +29,7 @@ from typing import Any
 
 from migrator.errors import ApiError, NotServed
 from migrator.importer.apply import (
+    LEFT_TO_GITOPS,
     SKIPPED,
     UNCHECKED,
     Applier,
@@ -45,6 +46,7 @@ from migrator.kube.summary import cluster_id
 from migrator.kube.wait import READY, wait_for, wait_for_all
 from migrator.resources import order
 from migrator.resources.crds import CrdInfo, by_identity, live_crds
+from migrator.resources.gitops import gitops_manager
 from migrator.resources.identity import is_custom
 from migrator.resources.inventory import Inventory, take_inventory
 from migrator.resources.objects import apply_body, name_of
@@ -78,6 +80,9 @@ class ImportOptions:
     crd_poll: float = 0.2
     webhook_timeout: float = 120.0  # waiting for a conversion webhook's endpoints
     lock_seconds: int = 30  # the import lease: a stalled holder loses it after this long
+    # Objects a GitOps tool (Argo CD, Flux) manages are left to it: the tool applies them to
+    # the new cluster itself (verify checks they arrived).
+    leave_to_gitops: bool = False
 
     def fingerprint(self, reader: SnapshotReader) -> dict[str, Any]:
         """What makes two runs the same import (and so lets them share progress)."""
@@ -86,6 +91,7 @@ class ImportOptions:
             "conflict": self.conflict.value,
             "scope": self.scope.to_dict(),
             "restoreStatus": self.restore_status,
+            "leaveToGitops": self.leave_to_gitops,
         }
 
 
@@ -408,6 +414,8 @@ class _Run:
             return ObjectOutcome(namespace, name, state, None, context.not_served)
         if self.lock is not None:
             self.lock.check()  # a run that lost its lock stops before its next write
+        if self.options.leave_to_gitops and gitops_manager(obj) is not None:
+            return ObjectOutcome(namespace, name, LEFT_TO_GITOPS, None)
         key = object_key(entry["group"], entry["kind"], obj)
         existing = context.existing.get((namespace, name))
         if existing is not None and key in self.plan.target_wins:

@@ -239,6 +239,7 @@ def import_(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
             workers=settings.workers,
             qps=settings.qps,
             restore_status=settings.restore_status,
+            leave_to_gitops=ctx.plan.gitops == "leave",
         ),
         on_progress=ctx.progress,
     )

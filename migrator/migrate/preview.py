@@ -390,13 +390,10 @@ def phases(plan: Plan) -> list[dict[str, Any]]:
     """The phases of a run in order, each with one line on what it will do (from the plan
     alone) and the hooks run before and after it."""
     order = [name for name, _phase in steps(plan)] + ["teardown"]
-    rows = sorted(
-        (
-            {"name": name, "does": does, "skipped": skipped}
-            for name, does, skipped in _phase_lines(plan)
-        ),
-        key=lambda row: order.index(row["name"]),
-    )
+    lines = sorted(_phase_lines(plan), key=lambda line: order.index(line[0]))
+    rows: list[dict[str, Any]] = [
+        {"name": name, "does": does, "skipped": skipped} for name, does, skipped in lines
+    ]
     for row in rows:
         row["hooks"] = [
             {"point": point, "when": when, "does": describe_hook(hook)}

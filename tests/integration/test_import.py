@@ -294,3 +294,24 @@ def test_include_namespace_takes_its_volumes_and_leaves_other_namespaces(new_clu
     get(new_cluster, f"/api/v1/persistentvolumes/pv-{suffix}")
     with pytest.raises(Exception, match="404"):
         get(new_cluster, f"/api/v1/namespaces/{other}")
+
+
+def test_objects_a_gitops_tool_manages_are_left_to_it(new_cluster, store, cleanup):
+    ns = unique("imp-gitops")
+    c = Contents()
+    c.add(NAMESPACES, namespace(ns, cleanup))
+    argo = configmap(ns, "from-argo")
+    argo["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": "shop:/ConfigMap:x/y"}
+    flux = configmap(ns, "from-flux")
+    flux["metadata"]["labels"] = {"kustomize.toolkit.fluxcd.io/name": "shop"}
+    for obj in (argo, flux, configmap(ns, "ours")):
+        c.add(CONFIGMAPS, obj)
+    write_snapshot(store, "gitops", c)
+    report = import_snapshot(SnapshotReader(store, "gitops"), new_cluster.client,
+                             ImportOptions(leave_to_gitops=True))
+    totals = report.to_dict()["totals"]
+    assert (totals["created"], totals["leftToGitops"], totals["failed"]) == (2, 2, 0)
+    get(new_cluster, f"/api/v1/namespaces/{ns}/configmaps/ours")
+    for name in ("from-argo", "from-flux"):
+        with pytest.raises(Exception, match="404"):
+            get(new_cluster, f"/api/v1/namespaces/{ns}/configmaps/{name}")
