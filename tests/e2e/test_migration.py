@@ -11,7 +11,9 @@ Each run's phase timings are printed (``pytest -s``) and kept in README.
 """
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 
 import pytest
@@ -152,9 +154,35 @@ def test_a_whole_migration_from_a_plan_file(old_cluster, new_cluster, proving_gr
 
 
 def test_a_network_swap_remaps_cluster_ips_and_policies(old_cluster, new_cluster, proving_ground,
-                                                         s3, dns_zone):
+                                                         s3, dns_zone, tmp_path):
+    """The cni-swap scenario, with hooks and a webhook added to it: the hooks run at their
+    points with the run's environment, the webhook hears every phase change and the end."""
+    heard: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server name
+            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hooks_log = tmp_path / "hooks.log"
     with estate(old_cluster, new_cluster, proving_ground, s3, dns_zone) as e:
-        code, out, err = migrator("migrate", "-f", str(e.plan("cni-swap")), "-o", "json", env=e.env)
+        plan = tmp_path / "cni-swap.yaml"
+        plan.write_text(e.plan("cni-swap").read_text() + f"""
+hooks:
+  preExport: [{{run: 'echo "pre $MIGRATOR_PHASE $MIGRATOR_SOURCE_CONTEXT" >> {hooks_log}'}}]
+  postImport: [{{run: 'echo "post $MIGRATOR_PHASE $MIGRATOR_TARGET_CONTEXT" >> {hooks_log}'}}]
+notifications: [{{url: 'http://127.0.0.1:{server.server_port}/hook', format: json}}]
+""")
+        try:
+            code, out, err = migrator("migrate", "-f", str(plan), "-o", "json", env=e.env)
+        finally:
+            server.shutdown()
         assert code == 0, err[-3000:]
         report = json.loads(out)
         skipped = {p["name"] for p in report["phases"] if p["status"] == "skipped"}
@@ -167,6 +195,13 @@ def test_a_network_swap_remaps_cluster_ips_and_policies(old_cluster, new_cluster
         policy = new_cluster.client.request(
             "GET", f"/apis/networking.k8s.io/v1/namespaces/{e.shop}/networkpolicies/from-pods")
         assert policy["spec"]["ingress"][0]["from"][0]["ipBlock"]["cidr"] == "10.248.0.0/16"
+        assert hooks_log.read_text() == "pre export old\npost import new\n"
+        phases = [(h["phase"], h["status"]) for h in heard if h["type"] == "phase"]
+        for step in (p["name"] for p in report["phases"]):
+            assert (step, "started") in phases and any(
+                p == step and s in ("done", "skipped") for p, s in phases), step
+        assert heard[-1]["type"] == "end" and heard[-1]["status"] == "done"
+        assert all(h["plan"] == f"{e.prefix}-cni" for h in heard)
 
 
 def test_a_dr_rehearsal_restores_into_namespaces_of_its_own(old_cluster, new_cluster,

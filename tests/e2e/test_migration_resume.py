@@ -22,6 +22,7 @@ from tests.e2e.migration_support import (
     OLD_TARGETS,
     claim_tree,
     estate,
+    migrator,
     replicas,
     start_migrator,
 )
@@ -36,9 +37,11 @@ KILLS = [
     ("volumes-stage-1", "in"),
     ("verify", "after"),
     ("volumes-final", "in"),
+    ("verify-data", "pause"),
     ("shift", "in"),
     ("soak", "in"),
 ]
+# ("step", "pause"): `migrator pause` while the step runs; the run stops after it (exit 10).
 # Steps long enough that the kill must land inside them (export and import of a small
 # estate may be over before the run's state is read).
 MUST_LAND_INSIDE = {"volumes-stage-1", "volumes-final", "shift", "soak"}
@@ -60,16 +63,33 @@ def test_a_run_killed_anywhere_resumes_to_the_same_end(old_cluster, new_cluster,
             def reached(step: str = step, where: str = where) -> str | None:
                 if process.poll() is not None:
                     return "exited"
+                state = runs.state()
+                if state.get("pid") != process.pid:
+                    return None  # this process has not opened the journal yet
                 records = runs.records()
                 if where == "after":
                     return "after" if step in records else None
-                state = runs.state()
+                if where == "pause":
+                    return "inside" if state.get("phase") == step else None
                 if state.get("phase") == step and state.get("status") == "running":
                     return "inside" if step not in records else None
                 return "later" if step in records else None
 
             landed = wait_until(f"the run {where} {step}", reached, timeout=600, interval=0.05)
             assert landed != "exited", log.read_text()[-3000:]
+            if not kills:  # a second run of the plan is refused while this one holds the lock
+                code, _out, err = migrator("migrate", "-f", plan, env=e.env)
+                assert code == 8 and "migration run" in err, err
+            if where == "pause":
+                code, _out, err = migrator("pause", "-f", plan, env=e.env)
+                assert code == 0, err
+                assert process.wait(timeout=600) == 10, log.read_text()[-3000:]
+                state = runs.state()
+                assert (state["status"], state["phase"]) == ("paused", "start"), state
+                assert step in runs.records()
+                kills.append({"step": step, "where": where, "landed": "paused after it"})
+                process = start_migrator("resume", "-f", plan, env=e.env, log=log)
+                continue
             state = runs.state()
             process.kill()
             process.wait()
@@ -87,7 +107,7 @@ def test_a_run_killed_anywhere_resumes_to_the_same_end(old_cluster, new_cluster,
         statuses = {p["name"]: p["status"] for p in report["phases"]}
         assert statuses == {name: "done" for name in statuses}, statuses
         head = runs.load("run.json")
-        assert head is not None and head["runs"] == len(KILLS) + 1
+        assert head is not None and head["runs"] == len(KILLS) + 1  # each process resumed it
 
         # The same end as an uninterrupted run.
         sts = f"/apis/apps/v1/namespaces/{e.shop}/statefulsets/db"
