@@ -355,9 +355,9 @@ def test_a_client_certificate_that_expires_in_two_days_fails(proving_ground, tmp
         report.check("gitops").status == "skip"
         and "preflight.skip" in report.check("gitops").summary
     )
-    # the same certificate is fine for a plan that asks only for one day
+    # the same certificate only warns when a day and a half must be left
     relaxed = dataclasses.replace(
-        plan, preflight=dataclasses.replace(plan.preflight, certificate_days=1)
+        plan, preflight=dataclasses.replace(plan.preflight, certificate_days=1.5)
     )
     assert run_preflight(relaxed, reach_for=2.0).check("certificates").status == "warn"
 
