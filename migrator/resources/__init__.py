@@ -10,7 +10,9 @@
 - :mod:`.order`: the order objects are created in (and deleted, reversed);
 - :mod:`.owners`: owner references relinked across clusters;
 - :mod:`.readiness`: when a live object is ready, or will never be;
-- :mod:`.inventory`: what a snapshot holds within a scope, phase by phase.
+- :mod:`.inventory`: what a snapshot holds within a scope, phase by phase;
+- :mod:`.gitops`: which GitOps tool (Argo CD, Flux) manages an object;
+- :mod:`.quantity`: resource quantities (``500m``, ``1Gi``) as numbers.
 
 Stages (export, transform, importer, verify, volumes, traffic) import from here and never
 from each other.

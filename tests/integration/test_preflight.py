@@ -6,6 +6,7 @@ DNS records someone else moved. Nothing in either cluster is changed by a prefli
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import socket
 import time
@@ -19,7 +20,14 @@ import yaml
 from migrator import crypto
 from migrator.errors import ApiError
 from migrator.export import ExportOptions
-from migrator.migrate.plan import ClusterRef, Plan, PreflightSettings, StoreRef, TransformSettings
+from migrator.migrate.plan import (
+    ClusterRef,
+    Plan,
+    PreflightSettings,
+    StoreRef,
+    TransformSettings,
+    VolumeSettings,
+)
 from migrator.migrate.preflight import CHECKS, PreflightReport, run_preflight
 from migrator.traffic import parse as parse_traffic
 from migrator.transform.differences import DifferencesConfig
@@ -355,9 +363,9 @@ def test_a_client_certificate_that_expires_in_two_days_fails(proving_ground, tmp
         report.check("gitops").status == "skip"
         and "preflight.skip" in report.check("gitops").summary
     )
-    # the same certificate is fine for a plan that asks only for one day
+    # the same certificate only warns when a day and a half must be left
     relaxed = dataclasses.replace(
-        plan, preflight=dataclasses.replace(plan.preflight, certificate_days=1)
+        plan, preflight=dataclasses.replace(plan.preflight, certificate_days=1.5)
     )
     assert run_preflight(relaxed, reach_for=2.0).check("certificates").status == "warn"
 
@@ -395,6 +403,11 @@ def test_a_class_mapped_to_one_the_target_lacks_fails(proving_ground, estate, re
         f"PVC {estate}/data: class {absent} (mapped from {old_class}) is not in the target",
     )
     assert absent in result.action and real_nodes["new"].storage_class in result.action
+    # volumes moved as EBS snapshots: the proving ground's volumes are not EBS volumes
+    ebs = dataclasses.replace(plan, volumes=VolumeSettings(method="ebs"))
+    result = run_preflight(ebs).check("storage-classes")
+    assert result.status == "fail" and "not on EBS volumes" in result.summary
+    assert any(d.startswith(f"PVC {estate}/data: volume pvc-") for d in result.details)
     # without the mapping the class is found
     unmapped = dataclasses.replace(plan, transform=TransformSettings())
     assert run_preflight(unmapped).check("storage-classes").status in ("pass", "warn")
@@ -476,3 +489,171 @@ def test_records_moved_by_someone_else_fail_dns(proving_ground, dns_zone, tmp_pa
     set_records(dns_zone, name, 1, "A", "192.0.2.99")
     moved = run_preflight(plan).check("dns")
     assert moved.status == "fail" and "192.0.2.99" in moved.summary, moved
+
+
+def test_an_identity_without_the_rbac_fails_permissions_naming_what_is_missing(
+    proving_ground, tmp_path, monkeypatch
+):
+    assert (Path(proving_ground["kubeconfig"]).parent / "pki" / "ca.key").exists()
+    user = client_certificate(proving_ground, datetime.now(UTC) + timedelta(days=30))
+    kubeconfig = kubeconfig_with(proving_ground, tmp_path, "limited", user=user)
+    plan = Plan(
+        name="rbac",
+        file=None,
+        source=ClusterRef("old", "old"),
+        target=ClusterRef("limited", "limited"),
+        store=StoreRef(str(tmp_path)),
+        kubeconfig=kubeconfig,
+        preflight=only("reachable", "permissions"),
+    )
+    result = run_preflight(plan).check("permissions")
+    assert result.status == "fail", result
+    assert "new cluster 'limited': * * (*)" in result.details  # the importer's every verb
+    assert not any(d.startswith("old cluster") for d in result.details)  # admin there
+    assert (
+        "kubectl --context limited apply -f manifests/rbac.yaml -l migrator.io/role=importer"
+        in (result.action)
+    )
+    assert "manifests/volume-sync.yaml" in result.action  # volumes move (volumes.method mover)
+    no_volumes = dataclasses.replace(
+        plan,
+        volumes=dataclasses.replace(plan.volumes, method="none"),
+        quiesce=dataclasses.replace(plan.quiesce, method="none"),
+    )
+    assert "volume-sync" not in run_preflight(no_volumes).check("permissions").action
+
+
+def test_custom_resources_whose_controller_stays_behind_warn(
+    proving_ground, old_cluster, make_namespace, tmp_path
+):
+    api, uid = old_cluster.client, uuid.uuid4().hex[:8]
+    group, apps, operators = (
+        f"g{uid}.example.com",
+        make_namespace(old_cluster),
+        make_namespace(old_cluster),
+    )
+    crd_name, role = f"gadgets.{group}", f"preflight-gadget-operator-{uid}"
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    api.request(
+        "POST",
+        crds,
+        body={
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd_name},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    try:
+        wait_until(
+            "a gadget created (its CRD established)",
+            lambda: api.request(
+                "POST",
+                f"/apis/{group}/v1/namespaces/{apps}/gadgets",
+                body={"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g"}},
+            ),
+            timeout=30,
+            ignore=(ApiError,),
+        )
+        plan = make_plan(
+            proving_ground, apps, StoreRef(str(tmp_path)), preflight=only("crd-controllers")
+        )
+        nobody = run_preflight(plan).check("crd-controllers")
+        assert nobody.status == "warn" and nobody.details == (
+            f"nothing found that reconciles {crd_name}; install its operator in the target first",
+        )
+
+        api.request(
+            "POST",
+            f"/api/v1/namespaces/{operators}/serviceaccounts",
+            body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "operator"}},
+        )
+        api.request(
+            "POST",
+            f"{rbac}/clusterroles",
+            body={
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": role},
+                "rules": [
+                    {
+                        "apiGroups": [group],
+                        "resources": ["gadgets"],
+                        "verbs": ["get", "list", "watch"],
+                    }
+                ],
+            },
+        )
+        api.request(
+            "POST",
+            f"{rbac}/clusterrolebindings",
+            body={
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": role},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "operator", "namespace": operators}
+                ],
+            },
+        )
+        api.request(
+            "POST",
+            f"/apis/apps/v1/namespaces/{operators}/deployments",
+            body={
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "gadget-operator"},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"app": "op"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "op"}},
+                        "spec": {
+                            "serviceAccountName": "operator",
+                            "containers": [{"name": "op", "image": "busybox"}],
+                        },
+                    },
+                },
+            },
+        )
+        behind = run_preflight(plan).check("crd-controllers")
+        assert behind.status == "warn" and behind.details == (
+            f"{crd_name} is reconciled by Deployment {operators}/gadget-operator, neither in the "
+            "target nor in the export's scope",
+        )
+        both = dataclasses.replace(plan, export=ExportOptions(include_namespaces=(apps, operators)))
+        moved = run_preflight(both).check("crd-controllers")
+        assert moved.status == "pass" and moved.details == (
+            f"{crd_name}: Deployment {operators}/gadget-operator",
+        )
+    finally:
+        for path in (
+            f"{rbac}/clusterrolebindings/{role}",
+            f"{rbac}/clusterroles/{role}",
+            f"{crds}/{crd_name}",
+        ):
+            with contextlib.suppress(ApiError):
+                api.request("DELETE", path)

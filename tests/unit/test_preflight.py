@@ -234,6 +234,8 @@ def test_version_skew() -> None:
     jump = version_skew((1, 21), (1, 33))
     assert jump.status == "warn" and "12 minor release(s)" in jump.summary
     assert "batch/v1beta1" in jump.details and "extensions/v1beta1" in jump.details
+    crossed = removed_between((1, 21), (1, 33))
+    assert len(crossed) > 20 and jump.details[-1] == f"and {len(crossed) - 20} more"
     assert "apps/v1beta1" not in removed_between((1, 21), (1, 33))  # gone before 1.21
     assert removed_between((1, 24), (1, 25)) == sorted(removed_between((1, 24), (1, 25)))
     assert "policy/v1beta1" in removed_between((1, 24), (1, 25))

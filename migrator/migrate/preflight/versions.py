@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from migrator.kube.removals import REMOVED_IN, Release, format_release
 from migrator.migrate.preflight.context import SOURCE, TARGET, Context
-from migrator.migrate.preflight.result import FAIL, PASS, WARN, CheckResult
+from migrator.migrate.preflight.result import FAIL, PASS, WARN, CheckResult, bounded
 
 
 def removed_between(source: Release, target: Release) -> list[str]:
@@ -35,7 +35,7 @@ def version_skew(source: Release, target: Release) -> CheckResult:
             WARN,
             f"{src} → {dst} jumps {jump} and crosses {len(removed)} removed API version(s)",
             "see the removed-apis check for the objects concerned (`migrator check-apis`)",
-            tuple(removed),
+            bounded(removed),
         )
     return CheckResult("version-skew", PASS, f"{src} → {dst} ({jump}), no API removed between")
 
