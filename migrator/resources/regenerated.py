@@ -88,6 +88,17 @@ TYPE_SKIPS: dict[Identity, Rule] = {
 # -- single objects --------------------------------------------------------------------------
 
 
+def _points_at_pods(obj: Obj) -> bool:
+    """Whether Endpoints name a pod (with its uid) among their addresses."""
+    for subset in obj.get("subsets") or ():
+        for key in ("addresses", "notReadyAddresses"):
+            for address in (subset or {}).get(key) or ():
+                ref = (address or {}).get("targetRef") or {}
+                if ref.get("kind") == "Pod" and ref.get("uid"):
+                    return True
+    return False
+
+
 def _named(namespace: str | None, name: str) -> Callable[[Obj], bool]:
     def test(obj: Obj) -> bool:
         m = meta(obj)
@@ -199,9 +210,10 @@ OBJECT_SKIPS: tuple[ObjectSkip, ...] = (
         _named("default", "kubernetes"),
     ),
     # Endpoints of a Service with a selector are kept up to date by the endpoints controller,
-    # which marks them (a last-change-trigger-time annotation; from 1.22 also the skip-mirror
-    # label; from 1.33 a managed-by label); those of a selector-less Service are the user's own
-    # data (an external backend) and are exported.
+    # which marks them (a last-change-trigger-time annotation, when the pods' conditions carry
+    # times; from 1.22 also the skip-mirror label; from 1.33 a managed-by label) and points
+    # them at pods by uid (which no hand-made Endpoints can know ahead); those of a
+    # selector-less Service are the user's own data (an external backend) and are exported.
     ObjectSkip(
         Rule("controller-endpoints", "maintained by the endpoints controller from the Service"),
         ids(("", "endpoints")),
@@ -209,6 +221,7 @@ OBJECT_SKIPS: tuple[ObjectSkip, ...] = (
             labels_of(obj).get("endpointslice.kubernetes.io/skip-mirror") == "true"
             or labels_of(obj).get("endpoints.kubernetes.io/managed-by") == "endpoint-controller"
             or "endpoints.kubernetes.io/last-change-trigger-time" in annotations_of(obj)
+            or _points_at_pods(obj)
         ),
     ),
     ObjectSkip(

@@ -55,6 +55,9 @@ OWNED = {"ownerReferences": [{"kind": "ReplicaSet", "name": "web-1", "uid": "x",
         (rtype("endpoints"), obj("web", metadata={"labels": {
             "endpoints.kubernetes.io/managed-by": "endpoint-controller"}}), "controller-endpoints"),
         (rtype("endpoints"), obj("external"), None),
+        (rtype("endpoints"), obj("web", subsets=[{"addresses": [{"ip": "10.244.0.5", "targetRef": {
+            "kind": "Pod", "name": "web-1", "uid": "1f1e"}}]}]), "controller-endpoints"),
+        (rtype("endpoints"), obj("external", subsets=[{"addresses": [{"ip": "192.0.2.5"}]}]), None),
         (rtype("endpointslices", "discovery.k8s.io"), obj("web-abc", metadata={"labels": {
             "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}),
          "controller-endpointslice"),
