@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from migrator.errors import (
+    LockHeld,
     MigratorError,
     PartialFailure,
     PreflightFailed,
@@ -230,19 +231,28 @@ def transform(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
 def import_(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     hooks = {"pre": ctx.run_hooks("preImport", "import")}
     settings = ctx.plan.imports
-    report = import_snapshot(
-        ctx.reader(ids.transformed),
-        ctx.cluster("new", pool_size=settings.workers + 2),
-        ImportOptions(
-            conflict=settings.conflict,
-            scope=Scope(),
-            workers=settings.workers,
-            qps=settings.qps,
-            restore_status=settings.restore_status,
-            leave_to_gitops=ctx.plan.gitops == "leave",
-        ),
-        on_progress=ctx.progress,
+    options = ImportOptions(
+        conflict=settings.conflict,
+        scope=Scope(),
+        workers=settings.workers,
+        qps=settings.qps,
+        restore_status=settings.restore_status,
+        leave_to_gitops=ctx.plan.gitops == "leave",
     )
+    while True:
+        try:
+            report = import_snapshot(
+                ctx.reader(ids.transformed),
+                ctx.cluster("new", pool_size=settings.workers + 2),
+                options,
+                on_progress=ctx.progress,
+            )
+            break
+        except LockHeld as exc:  # another import into the new cluster: wait for it
+            ctx.runs.set_state(waiting=f"the new cluster's import lock: {exc}")
+            if ctx.stop.wait(IMPORT_LOCK_POLL):
+                raise
+    ctx.runs.set_state(waiting="")
     summary = report.to_dict()
     if report.partial:
         problems = report.problems()
@@ -253,6 +263,9 @@ def import_(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
         )
     summary["hooks"] = {**hooks, "post": ctx.run_hooks("postImport", "import")}
     return summary
+
+
+IMPORT_LOCK_POLL = 5.0  # seconds between tries while another import holds the new cluster
 
 
 def verify(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
