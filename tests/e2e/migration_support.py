@@ -105,7 +105,7 @@ def estate(old_cluster, new_cluster, proving_ground: dict, s3, dns_zone,
         wait_until("the database seeded its volume",
                    lambda: running_pods(old_cluster.client, made.shop, "app=db"), timeout=180)
         for app, address in OLD_TARGETS.items():
-            set_records(dns_zone, made.name(app), 30, "A", address)
+            set_records(dns_zone, made.name(app), 5, "A", address)
         yield made
     finally:
         for cluster in (old_cluster, new_cluster):
