@@ -120,17 +120,7 @@ def pass_parts(
     if settings.method == "ebs":
         mover: sync.VolumeMover = _ebs_mover(new, run_id, plan.pass_kind, settings)
     else:
-        mover_settings = jobs.MoverSettings(
-            run_id=run_id,
-            image=settings.image,
-            store_url=store_url,
-            secret_name=jobs.SECRET_PREFIX + run_id,
-            pull_policy=settings.pull_policy,
-            deadline=settings.job_timeout,
-        )
-        credentials = jobs.store_credentials(
-            settings.pods_s3_endpoint or settings.s3_endpoint, settings.region, key
-        )
+        mover_settings, credentials = _movers(settings, run_id, store_url, key)
         sides = (old, new) if restore else (old,)
         secrets = [(jobs.RunSecrets(mover_settings, credentials), c) for c in sides]
         mover = sync.mover_jobs(
@@ -153,6 +143,24 @@ def pass_parts(
         "quiesce": quiescer(settings, plan.pass_kind, old),
         "stop": stop,
     }
+
+
+def _movers(
+    settings: PassSettings, run_id: str, store_url: str, key: bytes | None
+) -> tuple[jobs.MoverSettings, jobs.StoreCredentials]:
+    """What every mover Job of run ``run_id`` shares, and the credentials its pods get."""
+    mover_settings = jobs.MoverSettings(
+        run_id=run_id,
+        image=settings.image,
+        store_url=store_url,
+        secret_name=jobs.SECRET_PREFIX + run_id,
+        pull_policy=settings.pull_policy,
+        deadline=settings.job_timeout,
+    )
+    credentials = jobs.store_credentials(
+        settings.pods_s3_endpoint or settings.s3_endpoint, settings.region, key
+    )
+    return mover_settings, credentials
 
 
 def quiescer(settings: PassSettings, pass_kind: str, old: Cluster) -> sync.Quiesce | None:
@@ -212,18 +220,7 @@ def claim_jobs(
     into the claim, or verify the claim against it. One result per claim, ``ok`` when its
     Job succeeded and found no problem (no difference, for a verify)."""
     settings.check(sync.STAGE, store_url)
-    run_id = jobs.new_run_id()
-    mover_settings = jobs.MoverSettings(
-        run_id=run_id,
-        image=settings.image,
-        store_url=store_url,
-        secret_name=jobs.SECRET_PREFIX + run_id,
-        pull_policy=settings.pull_policy,
-        deadline=settings.job_timeout,
-    )
-    credentials = jobs.store_credentials(
-        settings.pods_s3_endpoint or settings.s3_endpoint, settings.region, key
-    )
+    mover_settings, credentials = _movers(settings, jobs.new_run_id(), store_url, key)
     secrets = jobs.RunSecrets(mover_settings, credentials)
     attempts = 1 if direction == jobs.VERIFY else settings.attempts
     runner = jobs.JobRunner(

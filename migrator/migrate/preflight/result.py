@@ -6,22 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.migrate.plan import PREFLIGHT_CHECKS
 from migrator.run.report import Problem, StageReport
 
-CHECKS = (
-    "reachable",
-    "permissions",
-    "removed-apis",
-    "crd-controllers",
-    "storage-classes",
-    "capacity",
-    "admission-webhooks",
-    "certificates",
-    "version-skew",
-    "dns",
-    "store",
-    "gitops",
-)
+CHECKS = PREFLIGHT_CHECKS  # the plan names them too (preflight.skip)
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 STATUSES = (PASS, WARN, FAIL, SKIP)
 MAX_DETAILS = 20
