@@ -215,7 +215,8 @@ def _objects(plan: Plan, old: Any, discovery: Discovery | None, target: Discover
         "total": sum(t["objects"] or 0 for t in types),
         "leftOut": left_out,
         "note": "counts are the objects listed; the export also leaves out single objects the "
-        "new cluster makes itself (pods of controllers, token secrets, kube-root-ca.crt)",
+        "new cluster makes itself (built-in RBAC and API services, pods of controllers, "
+        "token secrets, kube-root-ca.crt)",
     }
 
 

@@ -28,8 +28,9 @@ NEW = ["127.0.41.1", "127.0.41.2"]
 
 
 def _estate(api, ns: str, storage_class: str) -> None:
-    """A Deployment (no replicas: no pods come and go), a Service, a claim, and a CronJob
-    written through batch/v1beta1 (removed in 1.25)."""
+    """A Deployment (no replicas: no pods come and go), a Service, a claim, a CronJob
+    written through batch/v1beta1 (removed in 1.25) and an Event (a type the export leaves
+    out)."""
     labels = {"app": "web"}
     api.request(
         "POST",
@@ -79,6 +80,19 @@ def _estate(api, ns: str, storage_class: str) -> None:
                     }
                 },
             },
+        },
+    )
+    api.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/events",
+        body={
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "web.1"},
+            "involvedObject": {"kind": "Deployment", "namespace": ns, "name": "web"},
+            "reason": "Test",
+            "message": "an event the export leaves out",
+            "type": "Normal",
         },
     )
     wait_until("the Deployment's ReplicaSet", lambda: list(iter_items(
@@ -144,7 +158,8 @@ def test_preview_reads_and_changes_nothing(
     assert "pods" not in counts, "no replicas, no pods"
     assert doc["objects"]["total"] == sum(counts.values())
     left_out = {t["resource"]: t for t in doc["objects"]["leftOut"]}
-    assert left_out["endpoints"]["objects"] == 1, "the Service's, which the new cluster makes"
+    assert left_out["events"]["rule"] == "event" and left_out["events"]["objects"] >= 1
+    assert "deployments.apps" not in left_out
 
     conversions = doc["conversions"]["objects"]
     assert {(c["object"]["namespace"]) for c in conversions} == {ns}, "the plan's scope only"
