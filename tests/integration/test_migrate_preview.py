@@ -178,7 +178,7 @@ def test_preview_reads_and_changes_nothing(
     assert steps[0]["weights"][name] == {"old": 1.0, "new": 0.0}
     assert steps[50]["weights"][name] == {"old": 0.5, "new": 0.5}
     assert steps[100]["weights"][name] == {"old": 0.0, "new": 1.0}
-    assert [p["name"] for p in doc["phases"]][-3:] == ["traffic", "soak", "teardown"]
+    assert [p["name"] for p in doc["phases"]][-3:] == ["shift", "soak", "teardown"]
 
     assert _objects_in(api, ns) == before_old, "nothing made or removed in the old cluster"
     assert ns not in _namespaces(new_cluster.client), "nothing imported into the new cluster"
