@@ -436,8 +436,24 @@ def _seconds(s: Mapping[str, Any]) -> Rows:
     return [("time", duration(s["seconds"]))] if isinstance(s.get("seconds"), int | float) else []
 
 
+def _is_data_check(name: str, s: Mapping[str, Any]) -> bool:
+    """The run's check of the moved volumes (``verify-data``)."""
+    return name == "verify-data" and isinstance(s.get("volumes"), list) and bool(s["volumes"])
+
+
+def _data_check_rows(s: Mapping[str, Any]) -> Rows:
+    volumes = s["volumes"]
+    differ = [v for v in volumes if not v.get("ok")]
+    verdict = "all identical" if not differ else f"{len(differ)} differ"
+    return [
+        ("compared", f"{len(volumes)} volumes, {s.get('files', 0)} files, {size(s.get('bytes'))}"),
+        ("verdict", verdict),
+    ]
+
+
 _KNOWN = (
     (_is_preflight, lambda s: [("preflight", preflight_line(s))]),
+    (_is_data_check, _data_check_rows),
     (_is_rehearsal, _rehearsal_rows),
     (_is_traffic, _traffic_rows),
     (_is_volumes, _volume_rows),

@@ -14,7 +14,14 @@ from migrator.importer.report import ImportReport
 from migrator.importer.report import PhaseReport as ImportPhase
 from migrator.migrate.plan import ClusterRef, Hook, Hooks, Plan, StoreRef, VolumeSettings
 from migrator.migrate.preview import Preview, phases
-from migrator.migrate.report import PhaseReport, RunReport, html, markdown, timeline_bars
+from migrator.migrate.report import (
+    PhaseReport,
+    RunReport,
+    headline,
+    html,
+    markdown,
+    timeline_bars,
+)
 from migrator.traffic import ShiftReport
 from migrator.transform.base import Change, Severity
 from migrator.transform.report import TransformReport, object_ref
@@ -382,3 +389,14 @@ def test_brackets_in_messages_are_text_not_markup() -> None:
     console = _console()
     render_run(console, report)
     assert console.export_text().count(message) == 2
+
+
+def test_the_data_check_says_what_was_compared() -> None:
+    volume = {"volume": "shop/data", "ok": True, "files": 3, "bytes": 1500, "differences": []}
+    phase = PhaseReport("verify-data", "done", summary={"volumes": [volume], "files": 3,
+                                                        "bytes": 1500})
+    assert headline(phase) == [("compared", "1 volumes, 3 files, 1.5 kB"),
+                               ("verdict", "all identical")]
+    bad = {**volume, "ok": False, "differences": ["content of a"]}
+    phase.summary["volumes"] = [volume, bad]
+    assert headline(phase)[1] == ("verdict", "1 differ")
