@@ -44,6 +44,7 @@ class RunContext:
     journal: Journal | None = None
     notifier: Notifier | None = None
     watchdog: Watchdog | None = None
+    checked: dict[str, Any] | None = None  # a preflight run before the journal was opened
     _clusters: dict[str, Cluster] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 

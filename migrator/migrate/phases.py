@@ -93,15 +93,24 @@ def pass_settings(plan: Plan, *, quiesce: str | None = None) -> passes.PassSetti
 
 
 def preflight(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
+    """Every preflight check (run once: a fresh run checks before it takes its lock or
+    writes its journal, and this step records that result)."""
+    summary = ctx.checked if ctx.checked is not None else check(ctx)
+    ctx.checked = None
+    return summary
+
+
+def check(ctx: RunContext) -> dict[str, Any]:
+    """Run the preflight; :class:`PreflightFailed` (nothing changed) when a check fails."""
     report = run_preflight(ctx.plan)
-    summary = report.to_dict()
     if not report.ready:
         failed = [c.name for c in report.checks if c.status == "fail"]
         raise PreflightFailed(
-            f"{len(failed)} preflight check(s) failed: {', '.join(failed)}",
+            f"{len(failed)} preflight check(s) failed: "
+            + "; ".join(f"{c.name}: {c.summary}" for c in report.checks if c.status == "fail"),
             hint="`migrator plan -f PLAN` shows each with what to do; nothing was changed",
         )
-    return summary
+    return report.to_dict()
 
 
 def export(ctx: RunContext, ids: RunIds) -> dict[str, Any]:

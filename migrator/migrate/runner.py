@@ -23,14 +23,16 @@ from migrator.errors import (
     Interrupted,
     MigratorError,
     PhaseFailed,
+    PreflightFailed,
     RunPaused,
     RunRefused,
     ShiftPaused,
+    StoreError,
 )
 from migrator.kube.lease import Lease
 from migrator.migrate import report as reports
 from migrator.migrate.context import OnEvent, RunContext
-from migrator.migrate.phases import RunIds, steps
+from migrator.migrate.phases import RunIds, check, steps
 from migrator.migrate.plan import Plan
 from migrator.migrate.state import RunStore, epoch, now_iso, process_alive
 from migrator.run import Journal
@@ -88,6 +90,14 @@ def migrate(
     Raises :class:`RunPaused` when it stopped at a person's request or for an approval,
     :class:`PhaseFailed` when a step failed (the journal kept: resume goes on)."""
     with RunContext.open(plan, on_event=on_event) as ctx:
+        if restart or not _started(ctx):
+            # A run not started yet checks first: a plan that is not ready changes nothing,
+            # not even a lock or a journal.
+            try:
+                ctx.checked = check(ctx)
+            except PreflightFailed as exc:
+                ctx.emit("end", status=FAILED, phase="preflight", message=str(exc))
+                raise
         with locked(ctx, "migrate"), ctx.watching():
             journal = open_journal(ctx, restart=restart)
             ids = RunIds.of(plan, str(journal.run["startedAt"]))
@@ -123,6 +133,13 @@ def migrate(
             report = write_report(ctx)
             ctx.emit("end", status=DONE, message=f"{plan.name}: migrated; ready for teardown")
             return report
+
+
+def _started(ctx: RunContext) -> bool:
+    try:
+        return ctx.runs.exists()
+    except StoreError:  # no bucket yet: the preflight says so
+        return False
 
 
 def _run_step(ctx: RunContext, journal: Journal, ids: RunIds, name: str, phase: Any) -> None:

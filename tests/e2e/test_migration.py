@@ -102,6 +102,13 @@ def test_a_whole_migration_from_a_plan_file(old_cluster, new_cluster, proving_gr
         for app in OLD_TARGETS:
             assert e.records(app) == [NEW_TARGETS[app]], app
 
+        # Status: done, every step in the journal.
+        code, out, err = migrator("status", "-f", plan, "-o", "json", env=env)
+        assert code == 0, err
+        state = json.loads(out)
+        assert state["status"] == "done" and state["phase"] == "teardown"
+        assert [j["step"] for j in state["journal"]] == state["steps"]
+
         # The report is kept in the store, and rendered again on request.
         store = _store(s3)
         assert store.exists(f"runs/{e.prefix}-jump/report.md")
@@ -236,3 +243,27 @@ def test_a_dr_rehearsal_restores_into_namespaces_of_its_own(old_cluster, new_clu
         print("\nREHEARSAL-FIGURES " + json.dumps({"rto": report["rtoSeconds"],
                                                    "rpo": report["rpoSeconds"],
                                                    "phases": _timings(report)}))
+
+
+def test_a_plan_that_is_not_ready_stops_before_anything(proving_ground, s3, tmp_path):
+    """A store that does not exist fails the preflight: `plan` says so (exit 14), and so does
+    `migrate`, before it takes a lock or writes anything."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""
+name: not-ready
+kubeconfig: {proving_ground["kubeconfig"]}
+source: {{context: old}}
+target: {{context: new}}
+store: {{url: 's3://{s3.bucket}-missing/m', s3Endpoint: '{s3.endpoint}'}}
+export: {{namespaces: [default]}}
+volumes: {{method: none}}
+""")
+    code, out, err = migrator("plan", "-f", str(plan), "-o", "json", env=s3.env())
+    assert code == 14, err
+    failed = [c["name"] for c in json.loads(out)["preflight"]["checks"] if c["status"] == "fail"]
+    assert failed == ["store"] and "store" in err
+    code, _out, err = migrator("migrate", "-f", str(plan), env=s3.env())
+    assert code == 14 and "store:" in err, err
+    assert [b["Name"] for b in s3.client().list_buckets()["Buckets"]
+            if b["Name"].startswith(s3.bucket)] == [s3.bucket]
+    assert not list(_store(s3).list(""))
