@@ -39,7 +39,7 @@ from migrator.volumes.repository import ChunkCodec, Location
 # never carries more than that (plus one file) back.
 SMALL = 256 * 1024
 BATCH_BYTES = 8 * 1024 * 1024
-BATCH_ENTRIES = 1024
+BATCH_ENTRIES = 256
 
 # What a worker made of a path: the first field of an item of ScannedBatch.items.
 DONE = 0  # payload: the entry's JSON line (a directory, symlink or special file)
