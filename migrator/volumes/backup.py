@@ -33,19 +33,17 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from migrator import __version__
+from migrator import __version__, jsoncodec
 from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound, StoreNotFound
 from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
 from migrator.volumes import scan as scan_module
 from migrator.volumes.entries import (
-    DIR,
     FILE,
     HARDLINK,
-    SPECIAL,
-    SYMLINK,
     Entry,
     Ref,
     entry_path,
@@ -58,17 +56,32 @@ from migrator.volumes.manifest import (
     ManifestWriter,
     PassInfo,
     SortedEntries,
+    SortedLines,
     check_name,
     delete_pass,
+    line_path,
     list_passes,
     new_pass_id,
+    order_key,
     pass_prefix,
     read_entries,
+    read_lines,
 )
 from migrator.volumes.packs import PackWriter
 from migrator.volumes.report import BackupReport
 from migrator.volumes.repository import ChunkIndex, Location, Repository
-from migrator.volumes.scan import BATCH_ENTRIES, ContentKey, Scanned, walk_names
+from migrator.volumes.scan import (
+    BATCH_ENTRIES,
+    DONE,
+    FAILED,
+    GONE,
+    READ,
+    REUSED,
+    SOCKET,
+    ScannedBatch,
+    fill,
+    walk_names,
+)
 
 # Entries waiting for their file to be read, beyond the workers' own: how far the walk may
 # run ahead of the oldest file still being read.
@@ -196,6 +209,35 @@ def _previous_entries(
     return SortedEntries(chain())
 
 
+def _previous_lines(
+    repo: Repository,
+    previous: PassInfo | None,
+    interrupted: PassInfo | None,
+    index: ChunkIndex,
+) -> SortedLines:
+    """What a pass may reuse, as manifest lines in the walk's order: the previous complete
+    pass's entries (its chunks are in finished packs: it was committed after them), after
+    an interrupted pass's file entries up to where it stopped, those whose chunks are all
+    in finished packs (found again in the index: an interrupted pass may name chunks of a
+    pack that never finished)."""
+
+    def chain() -> Iterator[tuple[bytes, bytes]]:
+        last: bytes | None = None
+        if interrupted is not None:
+            for entry in read_entries(repo, interrupted):
+                last = order_key(entry_path(entry))
+                refs = _reusable(entry, index)
+                if refs is not None:
+                    yield last, jsoncodec.dumps({**entry, "c": refs})
+        if previous is not None:
+            for line in read_lines(repo, previous):
+                key = order_key(line_path(line))
+                if last is None or key > last:
+                    yield key, line
+
+    return SortedLines(chain())
+
+
 class _Sink:
     """Chunks of a pass: found in the index, or encoded and added to a pack."""
 
@@ -271,9 +313,6 @@ def apply(
     return report
 
 
-Batch = list[tuple[bytes, Entry | None, list[Ref] | None]]
-
-
 class _Pass:
     """One backup pass: batches of paths to the scanners, entries out in order."""
 
@@ -310,37 +349,27 @@ class _Pass:
         self.sink = _Sink(repo, self.index, self.packs)
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
         self.workers = workers
-        self.pending: deque[tuple[Entry, Future[FileRead] | None]] = deque()
+        # Entries waiting for a large file's read (the first one's), and all after them.
+        self.pending: deque[tuple[Entry | bytes, Future[FileRead] | None]] = deque()
         self.links: dict[tuple[int, int], bytes] = {}
 
     def run(self) -> BackupReport:
-        report = self.report
-        inflight: deque[tuple[Batch, Future[list[Scanned]]]] = deque()
-        old = _previous_entries(self.repo, self.previous, self.interrupted)
-        batch: Batch = []
-        keys: list[tuple[bytes, ContentKey | None]] = []
+        inflight: deque[Future[ScannedBatch]] = deque()
+        old = _previous_lines(self.repo, self.previous, self.interrupted, self.index)
+        batch: list[tuple[bytes, bytes | None]] = []
+        size = BATCH_ENTRIES
         try:
-            for rel in walk_names(self.root, report.warnings.add):
-                previous = old.find(rel)
-                refs = _reusable(previous, self.index)
-                batch.append((rel, previous, refs))
-                keys.append(
-                    (
-                        rel,
-                        None
-                        if refs is None or previous is None
-                        else (previous["s"], previous["mt"], *previous["n"]),
-                    )
-                )
-                if len(batch) >= BATCH_ENTRIES:
-                    inflight.append((batch, self._scan(keys)))
-                    batch, keys = [], []
-                while inflight and (inflight[0][1].done() or len(inflight) > 2 * self.lanes):
-                    self._take(*inflight.popleft())
+            for rel in walk_names(self.root, self.report.warnings.add):
+                batch.append((rel, old.find(rel)))
+                if len(batch) >= size:
+                    inflight.append(self._scan(batch))
+                    batch = []
+                    while inflight and (inflight[0].done() or len(inflight) > 2 * self.lanes):
+                        self._take(inflight.popleft())
             if batch:
-                inflight.append((batch, self._scan(keys)))
+                inflight.append(self._scan(batch))
             while inflight:
-                self._take(*inflight.popleft())
+                self._take(inflight.popleft())
             while self.pending:
                 self._emit(*self.pending.popleft())
             self.packs.close()
@@ -351,99 +380,126 @@ class _Pass:
         self.readers.shutdown()
         return self._commit()
 
-    def _scan(self, keys: list[tuple[bytes, ContentKey | None]]) -> Future[list[Scanned]]:
+    def _scan(self, batch: list[tuple[bytes, bytes | None]]) -> Future[ScannedBatch]:
         if self.pool is not None:
-            return self.pool.submit(scan_module.scan_in_worker, self.root, keys)
-        done: Future[list[Scanned]] = Future()
-        done.set_result(scan_module.scan(self.chunker, self.root, keys))
+            return self.pool.submit(scan_module.scan_in_worker, self.root, batch)
+        done: Future[ScannedBatch] = Future()
+        done.set_result(scan_module.scan(self.chunker, self.root, batch))
         return done
 
-    def _take(self, batch: Batch, future: Future[list[Scanned]]) -> None:
-        """Turn a scanned batch into entries (in order), reading large files in threads."""
+    def _take(self, future: Future[ScannedBatch]) -> None:
+        """Turn a scanned batch into entries (in order): its new chunks into packs at once,
+        its large files to the reader threads."""
         try:
-            results = future.result()
+            scanned = future.result()
         except BrokenProcessPool as err:
             raise MigratorError(
                 "a volume scanner process died (was it killed, or out of memory?)",
                 hint="run the same backup again: it resumes; --processes 0 keeps the work in "
                 "one process",
             ) from err
-        for (rel, previous, refs), scanned in zip(batch, results, strict=True):
-            entry = self._entry(rel, previous, refs, scanned)
-            if entry is not None:
-                self.pending.append(entry)
-            while self.pending and (
-                self.pending[0][1] is None
-                or self.pending[0][1].done()
-                or len(self.pending) > self.workers + _AHEAD
-            ):
-                self._emit(*self.pending.popleft())
-
-    def _entry(
-        self, rel: bytes, previous: Entry | None, refs: list[Ref] | None, scanned: Scanned
-    ) -> tuple[Entry, Future[FileRead] | None] | None:
         report = self.report
-        if scanned.gone:
+        report.dirs += scanned.dirs
+        report.symlinks += scanned.symlinks
+        report.specials += scanned.specials
+        places = (
+            self.packs.add_many(scanned.chunk_ids, scanned.chunk_raw, scanned.chunk_stored)
+            if scanned.chunk_ids
+            else []
+        )
+        if scanned.bytes_read:
+            self.meter.add_bytes(scanned.bytes_read)
+        pending, add_line, meter = self.pending, self.writer.add_line, self.meter
+        for what, rel, payload, link in scanned.items:
+            item: tuple[Entry | bytes, Future[FileRead] | None] | None
+            if what == DONE:
+                if not pending:
+                    add_line(payload)
+                    continue
+                item = payload, None
+            elif what == REUSED and link is None:
+                line, size = payload
+                report.files_reused += 1
+                report.files += 1
+                report.bytes_total += size
+                meter.add_file()
+                if not pending:
+                    add_line(line)
+                    continue
+                item = line, None
+            else:
+                item = self._item(what, rel, payload, link, places)
+                if item is None:
+                    continue
+                if item[1] is None and not pending:
+                    self._emit(*item)
+                    continue
+            pending.append(item)
+            if len(pending) > self.workers + _AHEAD:
+                self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write the waiting entries whose file is read (in order), and wait for the first
+        one's read while too many wait."""
+        pending = self.pending
+        while pending and (
+            pending[0][1] is None or pending[0][1].done() or len(pending) > self.workers + _AHEAD
+        ):
+            self._emit(*pending.popleft())
+
+    def _item(
+        self,
+        what: int,
+        rel: bytes,
+        payload: Any,
+        link: tuple[int, int] | None,
+        places: list[tuple[str, int, int]],
+    ) -> tuple[Entry, Future[FileRead] | None] | None:
+        """The entry of a scanned path that needs this process: a new file's chunk
+        locations, a large file's read, a hard link's first path; None if it has none."""
+        report = self.report
+        if what == GONE:
             report.warnings.add(rel, "vanished during the pass")
             return None
-        if scanned.error is not None or scanned.stat is None:
-            report.failures.add(rel, f"cannot read: {scanned.error}")
+        if what == FAILED:
+            report.failures.add(rel, f"cannot read: {payload}")
             return None
-        mode, uid, gid, mtime, atime, size, ino, ctime, nlink, dev, rdev = scanned.stat
-        entry: Entry = {}
-        put_path(entry, "p", rel)
-        entry.update(t=DIR, m=stat.S_IMODE(mode), u=uid, g=gid, mt=mtime, at=atime)
-        kind = stat.S_IFMT(mode)
-        if kind == stat.S_IFDIR:
-            report.dirs += 1
-        elif kind == stat.S_IFLNK:
-            entry["t"] = SYMLINK
-            put_path(entry, "l", scanned.link or b"")
-            report.symlinks += 1
-        elif kind == stat.S_IFSOCK:
+        if what == SOCKET:
             report.warnings.add(rel, "a socket: not copied (a program makes it again)")
             return None
-        elif kind != stat.S_IFREG:
-            entry.update(t=SPECIAL, r=rdev, k=kind)
-            report.specials += 1
-        elif nlink > 1 and self.links.setdefault((dev, ino), rel) != rel:
+        entry: Entry = payload[0] if what == READ else payload
+        if link is not None and self.links.setdefault(link, rel) != rel:
+            for key in ("s", "n", "c", "x", "v"):
+                entry.pop(key, None)
             entry["t"] = HARDLINK
-            put_path(entry, "h", self.links[(dev, ino)])
+            put_path(entry, "h", self.links[link])
             report.hardlinks += 1
-        else:
-            entry.update(t=FILE, s=size, n=[ino, ctime])
-            if scanned.unchanged and previous is not None and refs is not None:
-                entry["c"] = refs
-                if "x" in previous:
-                    entry["x"] = previous["x"]
-                report.files_reused += 1
-            elif scanned.read is not None:
-                self._adopt(rel, entry, scanned)
-            else:
-                return entry, self.readers.submit(
-                    read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
-                )
-        return entry, None
+            return entry, None
+        if what == REUSED:
+            report.files_reused += 1
+            return entry, None
+        if what == READ:
+            _, bytes_read, changed = payload
+            for ref in entry["c"]:
+                ref[1], ref[2], ref[3] = places[ref[2]]
+            self._count_read(rel, bytes_read, changed)
+            return entry, None
+        return entry, self.readers.submit(
+            read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
+        )
 
-    def _adopt(self, rel: bytes, entry: Entry, scanned: Scanned) -> None:
-        """A small file a scanner read: keep its chunks the store lacks."""
-        got = scanned.read
-        assert got is not None
-        for ref in got.refs:
-            chunk_id, raw, stored = scanned.blobs[int(ref[2])]
-            where = self.packs.add(chunk_id, stored, raw)
-            ref[1:] = [where.pack, where.offset, where.length, where.raw]
-        self._read(rel, entry, got)
-        self.meter.add_bytes(got.bytes_read)
-
-    def _read(self, rel: bytes, entry: Entry, got: FileRead) -> None:
-        _fill(entry, got)
+    def _count_read(self, rel: bytes, bytes_read: int, changed: bool) -> None:
         self.report.files_read += 1
-        self.report.bytes_read += got.bytes_read
-        if got.changed:
+        self.report.bytes_read += bytes_read
+        if changed:
             self.report.warnings.add(rel, "changed while it was read: the next pass reads it again")
 
-    def _emit(self, entry: Entry, future: Future[FileRead] | None) -> None:
+    def _emit(self, entry: Entry | bytes, future: Future[FileRead] | None) -> None:
+        """Write an entry (or a line) to the manifest, once its large file is read."""
+        if isinstance(entry, bytes):
+            self.writer.add_line(entry)
+            return
         report = self.report
         if future is not None:
             path = entry_path(entry)
@@ -455,7 +511,8 @@ class _Pass:
             except OSError as err:
                 report.failures.add(path, f"cannot read: {err.strerror or err}")
                 return
-            self._read(path, entry, got)
+            fill(entry, got)
+            self._count_read(path, got.bytes_read, got.changed)
         if entry["t"] == FILE:
             report.files += 1
             report.bytes_total += entry["s"]
@@ -509,12 +566,3 @@ def _reusable(previous: Entry | None, index: ChunkIndex) -> list[Ref] | None:
             return None
         refs.append([ref[0], where.pack, where.offset, where.length, where.raw])
     return refs
-
-
-def _fill(entry: Entry, got: FileRead) -> None:
-    """A read file's entry: what was read, where its data is, whether to read it again."""
-    entry.update(s=got.size, c=got.refs, n=[got.inode, got.ctime_ns], mt=got.mtime_ns)
-    if got.extents != ([(0, got.size)] if got.size else []):
-        entry["x"] = [list(e) for e in got.extents]
-    if got.volatile:
-        entry["v"] = 1

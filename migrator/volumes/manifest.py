@@ -144,7 +144,10 @@ class ManifestWriter:
         self._since = time.monotonic()
 
     def add(self, entry: Entry) -> None:
-        line = jsoncodec.dumps(entry)
+        self.add_line(jsoncodec.dumps(entry))
+
+    def add_line(self, line: bytes) -> None:
+        """Add an entry already encoded as its JSON line (one line, no newline)."""
         self._lines.append(line)
         self._size += len(line) + 1
         self.entries += 1
@@ -184,10 +187,16 @@ class ManifestWriter:
         return head
 
 
-def read_entries(repo: Repository, info: PassInfo) -> Iterator[Entry]:
-    """The entries of a pass, part by part. A complete pass's parts are checked against the
-    sha256 its head recorded; an interrupted pass's parts are read as they are (each is
-    whole: parts are written all or nothing)."""
+def read_lines(repo: Repository, info: PassInfo) -> Iterator[bytes]:
+    """The entries of a pass as their JSON lines (see :func:`read_parts`)."""
+    for _key, lines in read_parts(repo, info):
+        yield from lines
+
+
+def read_parts(repo: Repository, info: PassInfo) -> Iterator[tuple[str, list[bytes]]]:
+    """The parts of a pass, one at a time: each part's key and its entries' JSON lines. A
+    complete pass's parts are checked against the sha256 its head recorded; an interrupted
+    pass's parts are read as they are (each is whole: parts are written all or nothing)."""
     if info.head is not None:
         parts = [(p["key"], p["sha256"]) for p in info.head["parts"]]
     else:
@@ -206,18 +215,47 @@ def read_entries(repo: Repository, info: PassInfo) -> Iterator[Entry]:
             raise SnapshotCorrupt(
                 f"manifest part {key} does not decompress: {err}", part=key
             ) from err
-        for line in text.splitlines():
-            try:
-                entry = jsoncodec.loads(line)
-            except ValueError as err:
-                raise SnapshotCorrupt(
-                    f"manifest part {key} holds a line that is not JSON", part=key
-                ) from err
-            if not isinstance(entry, dict):
-                raise SnapshotCorrupt(
-                    f"manifest part {key} holds a line that is not an entry", part=key
-                )
-            yield entry
+        yield key, text.splitlines()
+
+
+def parse_line(line: bytes, key: str = "a manifest part") -> Entry:
+    """The entry of one line of manifest part ``key``; a line that is not one is corruption."""
+    try:
+        entry = jsoncodec.loads(line)
+    except ValueError as err:
+        raise SnapshotCorrupt(
+            f"manifest part {key} holds a line that is not JSON", part=key
+        ) from err
+    if not isinstance(entry, dict):
+        raise SnapshotCorrupt(f"manifest part {key} holds a line that is not an entry", part=key)
+    return entry
+
+
+def read_entries(repo: Repository, info: PassInfo) -> Iterator[Entry]:
+    """The entries of a pass, part by part (see :func:`read_parts`)."""
+    for key, lines in read_parts(repo, info):
+        for line in lines:
+            yield parse_line(line, key)
+
+
+_PLAIN_PATH = b'{"p":"'
+
+
+def line_path(line: bytes) -> bytes:
+    """The path of a manifest line, without decoding the whole entry when its path is plain
+    (written first, as UTF-8 without escapes: the usual case)."""
+    if line.startswith(_PLAIN_PATH):
+        end = line.find(b'"', len(_PLAIN_PATH))
+        path = line[len(_PLAIN_PATH) : end]
+        if end > 0 and b"\\" not in path:
+            return path
+    return entry_path(parse_line(line))
+
+
+def order_key(path: bytes) -> bytes:
+    """The sort key of a relative path in the walk's order, as bytes: compares as
+    :func:`~.entries.path_key` does (no name holds a NUL byte), for less."""
+    return path.replace(b"/", b"\0")
 
 
 class SortedEntries:
@@ -242,6 +280,27 @@ class SortedEntries:
         if self._head is not None and self._head[0] == key:
             return self._head[1]
         return None
+
+
+class SortedLines:
+    """Manifest lines in the walk's order, each with its :func:`order_key`, looked up by path
+    in that same order (as :class:`SortedEntries`, without decoding the entries)."""
+
+    def __init__(self, lines: Iterator[tuple[bytes, bytes]]) -> None:
+        self._lines = lines
+        self._key: bytes | None = None
+        self._line = b""
+        self._next()
+
+    def _next(self) -> None:
+        self._key, self._line = next(self._lines, (None, b""))
+
+    def find(self, rel: bytes) -> bytes | None:
+        """The line of ``rel``, if there is one (ask in walk order)."""
+        key = order_key(rel)
+        while self._key is not None and self._key < key:
+            self._next()
+        return self._line if self._key == key else None
 
 
 def delete_pass(repo: Repository, name: str, pass_id: str) -> None:

@@ -12,7 +12,7 @@ Every :data:`MERGE_EVERY` finished packs the writer merges their documents into 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -90,6 +90,33 @@ class PackWriter:
         if sealed is not None:
             self._submit(*sealed)
         return where
+
+    def add_many(
+        self, ids: Sequence[bytes], raws: Sequence[int], stored: Sequence[bytes]
+    ) -> list[tuple[str, int, int]]:
+        """Store many chunks at once (``stored``: each one's codec byte, then its payload)
+        unless the repository has them; each one's (pack, offset, stored length), in order."""
+        places: list[tuple[str, int, int]] = []
+        sealed: list[tuple[str, bytearray, list[list[Any]]]] = []
+        index = self.index
+        with self._lock:
+            for chunk_id, raw, blob in zip(ids, raws, stored, strict=True):
+                known = index.get(chunk_id) if chunk_id in index else None
+                if known is not None:
+                    places.append((known.pack, known.offset, known.length))
+                    continue
+                pack, offset, length = self._pack, len(self._buffer), len(blob)
+                self._buffer += blob
+                self._chunks.append([chunk_id.hex(), offset, length, raw])
+                index.add_place(chunk_id, pack, offset, length, raw)
+                places.append((pack, offset, length))
+                self.chunks_new += 1
+                if offset + length >= PACK_TARGET:
+                    sealed.append((self._pack, self._buffer, self._chunks))
+                    self._new_pack()
+        for one in sealed:
+            self._submit(*one)
+        return places
 
     def close(self) -> None:
         """Upload the last pack, wait for every upload, merge the remaining index documents.

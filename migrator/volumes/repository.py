@@ -105,15 +105,22 @@ class ChunkIndex:
         return chunk_id in self._map
 
     def add(self, chunk_id: bytes, where: Location) -> None:
+        self.add_place(chunk_id, where.pack, where.offset, where.length, where.raw)
+
+    def add_place(self, chunk_id: bytes, pack: str, offset: int, length: int, raw: int) -> None:
+        """:meth:`add` without a :class:`Location` (many small chunks at a time)."""
         with self._lock:
-            number = self._pack_numbers.get(where.pack)
-            if number is None:
-                number = self._pack_numbers[where.pack] = len(self._packs)
-                self._packs.append(where.pack)
             # offset < 2**26, lengths < 2**25 (chunks are at most 16 MiB): one int per chunk.
             self._map[chunk_id] = (
-                (number << 76) | (where.offset << 50) | (where.length << 25) | where.raw
+                (self._pack_number(pack) << 76) | (offset << 50) | (length << 25) | raw
             )
+
+    def _pack_number(self, pack: str) -> int:
+        number = self._pack_numbers.get(pack)
+        if number is None:
+            number = self._pack_numbers[pack] = len(self._packs)
+            self._packs.append(pack)
+        return number
 
     def get(self, chunk_id: bytes) -> Location | None:
         packed = self._map.get(chunk_id)
@@ -130,8 +137,11 @@ class ChunkIndex:
     def add_pack_index(self, doc: dict[str, Any]) -> None:
         """Add the chunks of one pack's index document (``{"pack", "chunks"}``)."""
         pack = str(doc["pack"])
-        for chunk_id, offset, length, raw in doc["chunks"]:
-            self.add(bytes.fromhex(chunk_id), Location(pack, offset, length, raw))
+        with self._lock:
+            where = self._pack_number(pack) << 76
+            chunks = self._map
+            for chunk_id, offset, length, raw in doc["chunks"]:
+                chunks[bytes.fromhex(chunk_id)] = where | (offset << 50) | (length << 25) | raw
 
 
 class ChunkCodec:
@@ -176,7 +186,7 @@ class ChunkCodec:
             data = bytes(stored[1:])
         elif codec == _ZSTD:
             try:
-                data = zstandard.ZstdDecompressor().decompress(stored[1:], max_output_size=raw)
+                data = self._decompressor().decompress(stored[1:], max_output_size=raw)
             except zstandard.ZstdError as err:
                 raise SnapshotCorrupt(
                     f"chunk {chunk_id.hex()} in {where} does not decompress: {err}", part=where
@@ -192,6 +202,13 @@ class ChunkCodec:
                 part=where,
             )
         return data
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        # One per thread: making one costs more than decoding a small chunk.
+        decompressor = getattr(self._local, "decompressor", None)
+        if decompressor is None:
+            decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
+        return decompressor
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         compressor = getattr(self._local, "compressor", None)

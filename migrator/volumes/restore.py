@@ -455,7 +455,9 @@ class _Restorer:
     def _close_file(self, item: _File, fd: int) -> None:
         """Size, owner, mode and times of a written file, then its rename into place."""
         entry = item.entry
-        os.ftruncate(fd, int(entry["s"]))
+        size = int(entry["s"])
+        if os.fstat(fd).st_size != size:  # a hole at the end, or an empty file
+            os.ftruncate(fd, size)
         self._metadata(item.temp, entry, fd=fd)
         self._replace(item.temp, item.final)
         item.done = True

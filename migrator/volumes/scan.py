@@ -1,13 +1,16 @@
 """The per-path work of a backup pass, in batches, where the interpreter lock does not bind.
 
 A pass's own process walks names only (``scandir``: no ``lstat``) and hands batches of
-paths to worker processes (:func:`scan`). A worker ``lstat`` s each path, reads a symlink's
-target, and reads, chunks, hashes and compresses each small file whole; a file the
-previous pass already holds unchanged is not read, a large one is left to the pass's
-reader threads (streamed, bounded memory). What comes back is plain data: stats, chunk ids
-and their stored forms. The pass keeps the chunks the store lacks and writes the entries in
-order. Millions of small files thus cost the pass process a few dozen microseconds each,
-and the syscalls and hashing run on every core.
+paths, each with the previous pass's entry (its JSON line, as stored) when that entry may be
+reused, to worker processes (:func:`scan`). A worker ``lstat`` s each path and builds its
+manifest entry: a directory, symlink or special file whole; a file whose size, mtime, inode
+and ctime match the previous entry with the previous entry's chunks (not read); a small file
+read, chunked, hashed and compressed whole; a large one left to the pass's reader threads
+(streamed, bounded memory). What comes back is one :class:`ScannedBatch`: finished entries
+as JSON lines, the entries that still need the pass (chunk locations, a read, a hard-link
+check) as dicts, and the batch's new chunks side by side in plain lists. The pass process
+thus does a few microseconds per path (add the chunks to a pack, write the lines), and the
+syscalls, hashing and encoding run on every core.
 """
 
 from __future__ import annotations
@@ -18,8 +21,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator import jsoncodec
+from migrator.volumes.entries import (
+    DIR,
+    FILE,
+    SPECIAL,
+    SYMLINK,
+    Entry,
+    put_path,
+    same_content_key,
+)
 from migrator.volumes.files import Chunker, FileRead, join, read_file
-from migrator.volumes.repository import ChunkCodec, Location, Stored
+from migrator.volumes.repository import ChunkCodec, Location
 
 # A file up to this size is read by the worker that stats it; larger ones are streamed by
 # the pass's reader threads. A batch stops reading inline past BATCH_BYTES, so one batch
@@ -28,95 +41,148 @@ SMALL = 256 * 1024
 BATCH_BYTES = 8 * 1024 * 1024
 BATCH_ENTRIES = 256
 
-# (size, mtime ns, inode, ctime ns): what says a file is unchanged since the last pass.
-ContentKey = tuple[int, int, int, int]
+# What a worker made of a path: the first field of an item of ScannedBatch.items.
+DONE = 0  # payload: the entry's JSON line (a directory, symlink or special file)
+REUSED = 1  # payload: (line, size); or the entry (a dict) when it may be a hard link
+READ = 2  # payload: (entry, bytes read, changed while read): chunk refs point into the batch
+LARGE = 3  # payload: the entry without its data: the pass reads the file
+GONE = 4  # vanished since the listing (payload None)
+FAILED = 5  # payload: why it could not be read
+SOCKET = 6  # a socket: not copied
+
+# An item: (what, path, payload, (device, inode) of a file with more than one link, else None)
+Item = tuple[int, bytes, Any, tuple[int, int] | None]
 
 
 @dataclass
-class Scanned:
-    """One path as a worker found it."""
+class ScannedBatch:
+    """What a worker found for a batch of paths, in order. The batch's new chunks are kept
+    side by side: ids, raw lengths and stored forms (codec byte, then payload); a READ
+    entry's chunk refs hold, in place of a pack offset, the chunk's index in these lists."""
 
-    stat: tuple[int, ...] | None = None  # mode uid gid mtime atime size ino ctime nlink dev rdev
-    link: bytes | None = None
-    read: FileRead | None = None
-    blobs: list[tuple[bytes, int, Stored]] = field(default_factory=list)  # id, raw, stored
-    unchanged: bool = False
-    large: bool = False  # left to the pass's reader threads
-    gone: bool = False
-    error: str | None = None
+    items: list[Item] = field(default_factory=list)
+    chunk_ids: list[bytes] = field(default_factory=list)
+    chunk_raw: list[int] = field(default_factory=list)
+    chunk_stored: list[bytes] = field(default_factory=list)
+    dirs: int = 0
+    symlinks: int = 0
+    specials: int = 0
+    bytes_read: int = 0
 
 
 class _Collect:
-    """A chunk sink that keeps each chunk's stored form for the pass process, in order."""
+    """A chunk sink that keeps each chunk's stored form in the batch, for the pass process."""
 
-    def __init__(self, codec: ChunkCodec, scanned: Scanned) -> None:
+    def __init__(self, codec: ChunkCodec, batch: ScannedBatch) -> None:
         self.codec = codec
-        self.scanned = scanned
+        self.batch = batch
 
     def locate(self, chunk_id: bytes, data: memoryview) -> Location:
         codec, payload = self.codec.encode_chunk(data)
-        self.scanned.blobs.append((chunk_id, len(data), (codec, bytes(payload))))
-        return Location("", len(self.scanned.blobs) - 1, 0, len(data))
+        batch = self.batch
+        batch.chunk_ids.append(chunk_id)
+        batch.chunk_raw.append(len(data))
+        batch.chunk_stored.append(bytes((codec,)) + payload)
+        return Location("", len(batch.chunk_ids) - 1, 0, len(data))
 
 
-_CODEC: ChunkCodec | None = None
 _CHUNKER: Chunker | None = None
 
 
 def start_worker(params: tuple[bytes, int, int, int]) -> None:
     """Initializer of a worker process: its own codec and chunker."""
-    global _CODEC, _CHUNKER
-    _CODEC = ChunkCodec(*params)
-    _CHUNKER = Chunker(_CODEC)
+    global _CHUNKER
+    _CHUNKER = Chunker(ChunkCodec(*params))
 
 
-def scan_in_worker(root: bytes, items: list[tuple[bytes, ContentKey | None]]) -> list[Scanned]:
+def scan_in_worker(root: bytes, items: list[tuple[bytes, bytes | None]]) -> ScannedBatch:
     """:func:`scan` with the worker's own codec (see :func:`start_worker`)."""
     assert _CHUNKER is not None, "start_worker was not called"
     return scan(_CHUNKER, root, items)
 
 
-def scan(
-    chunker: Chunker, root: bytes, items: list[tuple[bytes, ContentKey | None]]
-) -> list[Scanned]:
-    """Stat each path of a batch; read the small files that changed (``items`` pairs a path
-    with the content key the previous pass recorded, if its chunks are all in the store)."""
-    out = []
+def fill(entry: Entry, got: FileRead) -> None:
+    """A read file's entry: what was read, where its data is, whether to read it again."""
+    entry.update(s=got.size, c=got.refs, n=[got.inode, got.ctime_ns], mt=got.mtime_ns)
+    if got.extents != ([(0, got.size)] if got.size else []):
+        entry["x"] = [list(e) for e in got.extents]
+    if got.volatile:
+        entry["v"] = 1
+
+
+def _read_small(chunker: Chunker, path: bytes, batch: ScannedBatch) -> FileRead:
+    """Read a small file whole, its chunks into the batch (none left if the read fails)."""
+    kept = len(batch.chunk_ids)
+    try:
+        return read_file(chunker, path, _Collect(chunker.codec, batch))
+    except BaseException:
+        del batch.chunk_ids[kept:], batch.chunk_raw[kept:], batch.chunk_stored[kept:]
+        raise
+
+
+def scan(chunker: Chunker, root: bytes, items: list[tuple[bytes, bytes | None]]) -> ScannedBatch:
+    """Stat each path of a batch and make its entry; read the small files that changed
+    (``items`` pairs a path with the previous pass's entry of it, as a JSON line, when that
+    entry's chunks are all in the store)."""
+    batch = ScannedBatch()
+    out = batch.items
+    dumps = jsoncodec.dumps
     budget = BATCH_BYTES
     for rel, previous in items:
-        scanned = Scanned()
-        out.append(scanned)
         path = join(root, rel)
         try:
             st = os.lstat(path)
-            scanned.stat = (
-                st.st_mode,
-                st.st_uid,
-                st.st_gid,
-                st.st_mtime_ns,
-                st.st_atime_ns,
-                st.st_size,
-                st.st_ino,
-                st.st_ctime_ns,
-                st.st_nlink,
-                st.st_dev,
-                st.st_rdev,
-            )
-            if stat.S_ISLNK(st.st_mode):
-                scanned.link = os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                if previous == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
-                    scanned.unchanged = True
+            mode = st.st_mode
+            entry: Entry = {}
+            put_path(entry, "p", rel)
+            entry["t"] = DIR
+            entry["m"] = mode & 0o7777
+            entry["u"] = st.st_uid
+            entry["g"] = st.st_gid
+            entry["mt"] = st.st_mtime_ns
+            entry["at"] = st.st_atime_ns
+            if stat.S_ISREG(mode):
+                link = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+                entry["t"] = FILE
+                entry["s"] = st.st_size
+                entry["n"] = [st.st_ino, st.st_ctime_ns]
+                old = jsoncodec.loads(previous) if previous is not None else None
+                if old is not None and same_content_key(
+                    old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+                ):
+                    entry["c"] = old.get("c", [])
+                    if "x" in old:
+                        entry["x"] = old["x"]
+                    reused = (dumps(entry), st.st_size) if link is None else entry
+                    out.append((REUSED, rel, reused, link))
                 elif st.st_size > SMALL or budget <= 0:
-                    scanned.large = True
+                    out.append((LARGE, rel, entry, link))
                 else:
-                    scanned.read = read_file(chunker, path, _Collect(chunker.codec, scanned))
-                    budget -= scanned.read.bytes_read
+                    got = _read_small(chunker, path, batch)
+                    fill(entry, got)
+                    budget -= got.bytes_read
+                    batch.bytes_read += got.bytes_read
+                    out.append((READ, rel, (entry, got.bytes_read, got.changed), link))
+                continue
+            kind = stat.S_IFMT(mode)
+            if kind == stat.S_IFDIR:
+                batch.dirs += 1
+            elif kind == stat.S_IFLNK:
+                entry["t"] = SYMLINK
+                put_path(entry, "l", os.readlink(path))
+                batch.symlinks += 1
+            elif kind == stat.S_IFSOCK:
+                out.append((SOCKET, rel, None, None))
+                continue
+            else:
+                entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
+                batch.specials += 1
+            out.append((DONE, rel, dumps(entry), None))
         except FileNotFoundError:
-            scanned.gone = True
+            out.append((GONE, rel, None, None))
         except OSError as err:
-            scanned.error = err.strerror or str(err)
-    return out
+            out.append((FAILED, rel, err.strerror or str(err), None))
+    return batch
 
 
 def walk_names(root: bytes, warn: Any) -> Iterator[bytes]:
