@@ -292,6 +292,7 @@ def status(plan: Plan) -> dict[str, Any]:
     runs = _runs(plan)
     state = runs.state()
     records = runs.records()
+    names = [name for name, _phase in steps(plan)]
     alive = process_alive(state)
     shown = state.get("status", "pending")
     if shown == RUNNING and alive is False:
@@ -313,10 +314,17 @@ def status(plan: Plan) -> dict[str, Any]:
                 "endedAt": record.get("endedAt"),
                 "seconds": record.get("seconds"),
             }
-            for name, record in sorted(records.items(), key=lambda kv: kv[1].get("endedAt") or "")
+            for name, record in sorted(records.items(), key=lambda kv: _order(names, kv))
         ],
-        "steps": [name for name, _phase in steps(plan)],
+        "steps": names,
     }
+
+
+def _order(names: list[str], item: tuple[str, dict[str, Any]]) -> tuple[int, str]:
+    """A journal record's place: the run's own steps in their order, then the rest (teardown,
+    rollback) by when they ended."""
+    name, record = item
+    return (names.index(name) if name in names else len(names), record.get("endedAt") or "")
 
 
 def last_report(plan: Plan) -> reports.RunReport:
