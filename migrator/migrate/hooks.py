@@ -116,7 +116,8 @@ def run_hook(
 ) -> HookResult:
     """Run ``hook`` to success, retrying (module doc); raises :class:`HookFailed` after the
     last failed attempt. ``clusters`` are the run's (``old``, ``new``) for a Job hook;
-    ``env`` is added to a command's environment; ``base_dir`` is the plan file's folder
+    ``env`` is added to a command's environment (and its ``MIGRATOR_*`` variables to a
+    Job's containers); ``base_dir`` is the plan file's folder
     (commands run there, a Job's manifest is read relative to it). ``sleep`` waits between
     attempts (tests pass their own); ``poll`` is how often a Job is looked at."""
     if (hook.run is None) == (hook.job is None):
@@ -144,7 +145,7 @@ def run_hook(
         what = f"Job {manifest_file} in cluster {hook.cluster!r} ({cluster.context})"
 
         def attempt_once() -> _Attempt:
-            return _run_job(cluster, manifest, hook, poll=poll, stop=stop)
+            return _run_job(cluster, manifest, hook, env or {}, poll=poll, stop=stop)
 
     started = time.monotonic()
     attempts = 1 + max(0, hook.retries)
@@ -293,11 +294,18 @@ def label_value(text: str) -> str:
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
 
 
-def hook_job(manifest: Mapping[str, Any], where: str, suffix: str) -> dict[str, Any]:
+def hook_job(
+    manifest: Mapping[str, Any],
+    where: str,
+    suffix: str,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The Job of one attempt: the manifest's, under its name plus ``-suffix`` (63 characters
     at most), labelled with the hook's place in the plan, in its namespace (or ``default``).
     Attempts are the hook's: the Job's own pod retries are off unless the manifest sets them.
-    """
+    Each container gets ``env`` (the run's ``MIGRATOR_*`` variables, as a command hook does)
+    where the manifest does not set the same name; paths on this machine (``KUBECONFIG``)
+    mean nothing in a pod and are left out."""
     meta = dict(manifest.get("metadata") or {})
     base = str(meta.get("name") or meta.get("generateName") or "hook").rstrip("-")
     base = base[: 63 - len(suffix) - 1].rstrip("-.")
@@ -316,7 +324,20 @@ def hook_job(manifest: Mapping[str, Any], where: str, suffix: str) -> dict[str, 
         **(template_meta.get("labels") or {}),
         HOOK_LABEL: labels[HOOK_LABEL],
     }
-    spec["template"] = {**template, "metadata": template_meta}
+    pod = dict(template.get("spec") or {})
+    extra = {k: v for k, v in (env or {}).items() if k.startswith("MIGRATOR_")}
+    if extra:
+        containers = []
+        for container in pod.get("containers") or ():
+            container = dict(container)
+            own = {e.get("name") for e in container.get("env") or ()}
+            container["env"] = [
+                *(container.get("env") or ()),
+                *({"name": k, "value": v} for k, v in sorted(extra.items()) if k not in own),
+            ]
+            containers.append(container)
+        pod["containers"] = containers
+    spec["template"] = {**template, "metadata": template_meta, "spec": pod}
     return {**manifest, "metadata": metadata, "spec": spec}
 
 
@@ -324,12 +345,13 @@ def _run_job(
     cluster: Cluster,
     manifest: Mapping[str, Any],
     hook: Hook,
+    env: Mapping[str, str],
     *,
     poll: float,
     stop: threading.Event | None,
 ) -> _Attempt:
     suffix = secrets.token_hex(_SUFFIX_CHARS // 2)
-    job = hook_job(manifest, hook.where, suffix)
+    job = hook_job(manifest, hook.where, suffix, env)
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
     shown = f"{namespace}/{name}"
     try:

@@ -140,6 +140,26 @@ def test_a_job_attempt_gets_a_unique_name_its_label_and_a_namespace() -> None:
     assert label_value("[x]") == "x"
 
 
+def test_a_job_hooks_containers_get_the_runs_variables_but_not_local_paths() -> None:
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "backup"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "a", "env": [{"name": "MIGRATOR_PHASE", "value": "mine"}]},
+            {"name": "b"},
+        ]}}},
+    }
+    env = {"MIGRATOR_PLAN": "shop", "MIGRATOR_PHASE": "export", "KUBECONFIG": "/home/me/.kube"}
+    job = hook_job(manifest, "hooks.preExport[0]", "abc123", env)
+    a, b = job["spec"]["template"]["spec"]["containers"]
+    assert a["env"] == [{"name": "MIGRATOR_PHASE", "value": "mine"},
+                        {"name": "MIGRATOR_PLAN", "value": "shop"}]
+    assert b["env"] == [{"name": "MIGRATOR_PHASE", "value": "export"},
+                        {"name": "MIGRATOR_PLAN", "value": "shop"}]
+    assert "env" not in manifest["spec"]["template"]["spec"]["containers"][1]  # left as it was
+
+
 def test_a_job_hook_needs_one_job_in_its_file_and_a_known_cluster(tmp_path: Path) -> None:
     from migrator.errors import ConfigError
 
