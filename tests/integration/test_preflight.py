@@ -217,7 +217,7 @@ def test_a_ready_plan_passes_with_the_warnings_it_deserves(
     gitops = report.check("gitops")
     assert gitops.status == "warn" and "1 object(s) are left to Argo CD" in gitops.summary
     assert f"Argo CD: 1 in {estate}" in gitops.details
-    assert "cpu 0.1 cores of" in report.check("capacity").summary  # the Pending pod's request
+    assert "cpu 0.1 cores of" in report.check("capacity").summary  # the Deployment's request
     assert status["crd-controllers"] == "pass" and status["dns"] == "skip"
     assert status["storage-classes"] in ("pass", "warn") and status["certificates"] == "pass"
     assert isinstance(report, PreflightReport) and not report.problems()

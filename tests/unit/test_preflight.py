@@ -22,6 +22,7 @@ from migrator.migrate.preflight.capacity import (
     node_usable,
     pod_requests,
     usage_status,
+    workload_requests,
 )
 from migrator.migrate.preflight.certificates import (
     certificate_not_after,
@@ -515,3 +516,18 @@ def test_clusters_that_do_not_answer_are_a_failed_line_not_an_exception(
     ]
     assert all("did not answer" in c.summary for c in skipped)
     assert [p.what for p in report.problems()] == ["reachable"]
+
+
+def test_a_workload_requests_its_template_times_its_replicas() -> None:
+    template = {"spec": {"containers": [{"resources": {"requests": {"cpu": "250m",
+                                                                     "memory": "64Mi"}}}]}}
+    deployment = {"kind": "Deployment", "spec": {"replicas": 3, "template": template}}
+    assert workload_requests(deployment) == Amounts(Decimal("0.75"), Decimal(3 * 64 * 2**20))
+    owned = {**deployment, "kind": "ReplicaSet",
+             "metadata": {"ownerReferences": [{"kind": "Deployment", "name": "web"}]}}
+    assert workload_requests(owned) == Amounts()  # counted through its Deployment
+    daemons = {"kind": "DaemonSet", "spec": {"template": template},
+               "status": {"desiredNumberScheduled": 2}}
+    assert workload_requests(daemons).cpu == Decimal("0.5")
+    unset = {"kind": "StatefulSet", "spec": {"template": template}}
+    assert workload_requests(unset).cpu == Decimal("0.25")  # replicas default to one

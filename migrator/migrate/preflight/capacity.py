@@ -1,7 +1,9 @@
 """``capacity``: the workloads in scope fit in the target.
 
-What the source's pods in scope request (CPU and memory; Running or Pending pods: what will
-run again in the target) is compared with what the target can still give: the allocatable
+What the source's workloads in scope will request in the target (CPU and memory: each
+Deployment, StatefulSet, ReplicaSet or ReplicationController of its own at its replicas times
+its pod template's requests, each DaemonSet at the pods it runs now, and the Running or
+Pending pods no controller owns) is compared with what the target can still give: the allocatable
 of its Ready, schedulable nodes less what its own pods (not finished) already request. Above
 80 % of that is a warn, above 100 % a fail. A pod requests the sum of its containers'
 requests or its largest init container's, whichever is more, plus its overhead (how the
@@ -70,6 +72,30 @@ def pod_requests(pod: Mapping[str, Any]) -> Amounts:
     )
     reserved = Amounts(max(containers.cpu, biggest.cpu), max(containers.memory, biggest.memory))
     return reserved + amounts(spec.get("overhead"))
+
+
+# The workloads whose pods the target will run, by (apiVersion, resource).
+SCALED = (
+    ("apps/v1", "deployments"),
+    ("apps/v1", "statefulsets"),
+    ("apps/v1", "replicasets"),
+    ("v1", "replicationcontrollers"),
+)
+
+
+def workload_requests(obj: Mapping[str, Any]) -> Amounts:
+    """What a workload's pods request in all: its pod template's requests times its replicas
+    (a DaemonSet: times the pods it schedules now). A ReplicaSet a Deployment owns is
+    counted through its Deployment, so it counts for nothing here."""
+    if lookup(obj, ("metadata", "ownerReferences")):
+        return Amounts()
+    if obj.get("kind") == "DaemonSet":
+        count = int(dig(obj, "status", "desiredNumberScheduled") or 0)
+    else:
+        replicas = dig(obj, "spec", "replicas")
+        count = 1 if replicas is None else int(replicas)
+    each = pod_requests({"spec": dig(obj, "spec", "template", "spec") or {}})
+    return Amounts(each.cpu * count, each.memory * count)
 
 
 def is_live(pod: Mapping[str, Any]) -> bool:
@@ -142,7 +168,15 @@ def capacity_result(
 
 def check_capacity(ctx: Context) -> CheckResult:
     try:
-        needed = total(pod_requests(p) for p in ctx.in_scope("v1", "pods") if is_live(p))
+        needed = total(
+            workload_requests(w)
+            for api_version, resource in (*SCALED, ("apps/v1", "daemonsets"))
+            for w in ctx.in_scope(api_version, resource)
+        ) + total(
+            pod_requests(p)
+            for p in ctx.in_scope("v1", "pods")
+            if is_live(p) and not lookup(p, ("metadata", "ownerReferences"))
+        )
         nodes = [n for n in ctx.list_all(TARGET, "v1", "nodes") if node_usable(n)]
         names = {str(dig(n, "metadata", "name")) for n in nodes}
         allocatable = total(amounts(dig(n, "status", "allocatable")) for n in nodes)
