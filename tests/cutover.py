@@ -32,12 +32,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
 
 from migrator.errors import ApiError
 from tests.namespaces import shared_namespace
+
+LOOKUP_ATTEMPTS = 2  # a lookup that times out is asked again once, as a stub resolver does
 
 
 class Backend(ABC):
@@ -290,7 +293,14 @@ class Client:
             if answer is not None and time.time() < answer.expires:
                 return answer.addresses
             query = dns.message.make_query(self.name, "A")
-            response = dns.query.udp(query, self.dns_server, port=self.dns_port, timeout=2)
+            for attempt in range(LOOKUP_ATTEMPTS):  # as a stub resolver does (resolv.conf)
+                try:
+                    response = dns.query.udp(query, self.dns_server, port=self.dns_port,
+                                             timeout=2)
+                    break
+                except dns.exception.Timeout:
+                    if attempt == LOOKUP_ATTEMPTS - 1:
+                        raise
             self.lookups += 1
             for rrset in response.answer:
                 if rrset.rdtype == dns.rdatatype.A:

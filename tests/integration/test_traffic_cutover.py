@@ -116,7 +116,7 @@ def test_a_failing_new_cluster_is_rolled_back_within_a_ttl_and_a_gate_window(
     # answered after the backend broke, sent before the last cached answer expired
     window = [(round(r.done - t_fail, 3), round(r.at - restored, 3)) for r in failed]
     assert all(t_fail <= r.done and r.at <= restored + TTL + slack for r in failed), window
-    assert all(r.address in new.addresses for r in failed)
+    assert all(r.address in new.addresses for r in failed), [(r.address, r.detail) for r in failed]
     after = [r for r in results if r.at > restored + TTL + slack]
     assert after and all(r.ok and r.served_by == "old" for r in after)
 
