@@ -18,7 +18,7 @@ from migrator import crypto, kube
 from migrator.kube import Cluster
 from migrator.migrate.hooks import HookResult, run_hook
 from migrator.migrate.notify import Notifier
-from migrator.migrate.plan import Plan
+from migrator.migrate.plan import Hook, Plan
 from migrator.migrate.state import RunStore, now_iso
 from migrator.migrate.watchdog import Watchdog
 from migrator.run import Journal
@@ -146,16 +146,19 @@ class RunContext:
         for hook in self.plan.hooks.at(point):
             self.emit("hook", phase=phase, hook=hook.where, status="started")
             self.runs.set_state(waiting=f"hook {hook.where}")
-            result: HookResult = run_hook(
-                hook,
-                clusters=_LazyClusters(self),
-                env=self.hook_env(phase, hook.where),
-                base_dir=self.plan.file.parent if self.plan.file else None,
-                stop=self.stop,
-            )
-            results.append(result.to_dict())
+            results.append(self.run_hook(hook, phase).to_dict())
             self.emit("hook", phase=phase, hook=hook.where, status="done")
         return results
+
+    def run_hook(self, hook: Hook, phase: str) -> HookResult:
+        """One hook of the plan, with the run's environment, in the plan's folder."""
+        return run_hook(
+            hook,
+            clusters=_LazyClusters(self),
+            env=self.hook_env(phase, hook.where),
+            base_dir=self.plan.file.parent if self.plan.file else None,
+            stop=self.stop,
+        )
 
     def hook_env(self, phase: str, where: str) -> dict[str, str]:
         env = {

@@ -34,7 +34,8 @@ from migrator.migrate.plan import Plan
 from migrator.migrate.preflight import run_preflight
 from migrator.resources import readiness as ready
 from migrator.resources.scope import Scope
-from migrator.run import Progress
+from migrator.run import Problem, Progress
+from migrator.snapshot import SnapshotReader
 from migrator.traffic import RESUME, START, StateStore, open_provider, replan, survey
 from migrator.traffic import apply as shift_apply
 from migrator.traffic.gates import StepContext, build_gates
@@ -64,6 +65,21 @@ class RunIds:
 
 
 Phase = Callable[[RunContext, RunIds], dict[str, Any]]
+
+
+def snapshot_namespaces(plan: Plan, reader: SnapshotReader) -> list[str]:
+    """The namespaces of a snapshot (its Namespace objects; without them, the plan's
+    namespaces and those of its claims): where the old cluster's workloads are."""
+    entry = reader.find("", "v1", "namespaces")
+    if entry is None:
+        claims = {c.namespace for c in claims_in_snapshot(reader)}
+        return sorted({*plan.export.include_namespaces, *claims})
+    return sorted(str(obj.get("metadata", {}).get("name")) for obj in reader.iter_objects(entry))
+
+
+def problems_line(problems: Sequence[Problem]) -> str:
+    """The first few problems of a stage report, for an error message."""
+    return "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
 
 
 def pass_settings(plan: Plan, *, quiesce: str | None = None) -> passes.PassSettings:
@@ -266,8 +282,7 @@ def import_(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
     if report.partial:
         problems = report.problems()
         raise PartialFailure(
-            f"the new cluster refused {len(problems)} object(s): "
-            + "; ".join(f"{p.what}: {p.error}" for p in problems[:5]),
+            f"the new cluster refused {len(problems)} object(s): " + problems_line(problems),
             hint="fix them (a transform rule, or the new cluster), then resume",
         )
     summary["hooks"] = {**hooks, "post": ctx.run_hooks("postImport", "import")}
@@ -289,7 +304,7 @@ def verify(ctx: RunContext, ids: RunIds) -> dict[str, Any]:
         problems = report.problems()
         raise VerificationFailed(
             f"{len(problems)} object(s) differ, are missing or are not ready in the new "
-            "cluster: " + "; ".join(f"{p.what}: {p.error}" for p in problems[:5]),
+            "cluster: " + problems_line(problems),
             hint="`migrator verify` shows every difference; fix them, then resume",
         )
     return summary

@@ -30,6 +30,8 @@ from migrator.migrate.phases import (
     export_options,
     holds_workloads,
     pass_settings,
+    problems_line,
+    snapshot_namespaces,
     start_held,
     transform_inputs,
 )
@@ -108,7 +110,7 @@ def rehearse(
         created = parse_iso(str(chosen.get("created_at") or ""))
         rpo = (datetime.now(UTC) - created).total_seconds() if created else None
         source = ctx.reader(snapshot_id)
-        namespaces = sorted(_namespaces(source))
+        namespaces = snapshot_namespaces(plan, source)
         rules, differences = transform_inputs(plan)
         mapping = {
             ns: f"{differences.namespaces.get(ns, ns)}{suffix if rename else ''}"[:63]
@@ -212,13 +214,6 @@ def _take_snapshot(ctx: RunContext, snapshot_id: str) -> dict[str, Any]:
     return summary
 
 
-def _namespaces(reader: Any) -> list[str]:
-    entry = reader.find("", "v1", "namespaces")
-    if entry is None:
-        return sorted({c.namespace for c in claims_in_snapshot(reader)})
-    return [str(o.get("metadata", {}).get("name")) for o in reader.iter_objects(entry)]
-
-
 def _transform(
     ctx: RunContext,
     snapshot: str,
@@ -268,8 +263,7 @@ def _import(
         if report.partial:
             problems = report.problems()
             raise MigratorError(
-                f"the scratch cluster refused {len(problems)} object(s): "
-                + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+                f"the scratch cluster refused {len(problems)} object(s): " + problems_line(problems)
             )
         return report.to_dict()
 
@@ -343,7 +337,7 @@ def _verify(
         problems = report.problems()
         raise MigratorError(
             f"{len(problems)} object(s) differ, are missing or are not ready: "
-            + "; ".join(f"{p.what}: {p.error}" for p in problems[:5])
+            + problems_line(problems)
         )
     return report.to_dict()
 

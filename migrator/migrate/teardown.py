@@ -22,8 +22,7 @@ from typing import Any
 from migrator.errors import MigratorError, RunRefused, SnapshotExists
 from migrator.export import export_cluster
 from migrator.migrate.context import OnEvent, RunContext
-from migrator.migrate.hooks import run_hook
-from migrator.migrate.phases import RunIds, pass_settings
+from migrator.migrate.phases import RunIds, pass_settings, snapshot_namespaces
 from migrator.migrate.plan import Plan
 from migrator.migrate.runner import (
     ROLLED_BACK,
@@ -53,15 +52,6 @@ def _ids(ctx: RunContext) -> RunIds:
             hint="start it with `migrator migrate -f PLAN`",
         )
     return RunIds.of(ctx.plan, str(head.get("startedAt")))
-
-
-def namespaces_of(ctx: RunContext, snapshot: str) -> list[str]:
-    """The namespaces of the export (where the old cluster's workloads are)."""
-    reader = ctx.reader(snapshot)
-    entry = reader.find("", "v1", "namespaces")
-    if entry is None:
-        return sorted(ctx.plan.export.include_namespaces)
-    return sorted(str(obj.get("metadata", {}).get("name")) for obj in reader.iter_objects(entry))
 
 
 def refusals(plan: Plan, records: dict[str, Any], *, yes: bool, confirm: str | None) -> list[str]:
@@ -101,7 +91,7 @@ def teardown(
                 hint="nothing was changed in either cluster",
             )
         with locked(ctx, "teardown"), ctx.watching():
-            namespaces = namespaces_of(ctx, ids.snapshot)
+            namespaces = snapshot_namespaces(ctx.plan, ctx.reader(ids.snapshot))
             steps = {
                 "teardown-snapshot": lambda: _final_snapshot(ctx, ids),
                 "teardown-scale": lambda: scale_down(
@@ -163,14 +153,7 @@ def _hook(ctx: RunContext) -> dict[str, Any]:
     hook = ctx.plan.teardown.hook
     if hook is None:
         return {"skipped": "the plan has no teardown hook"}
-    result = run_hook(
-        hook,
-        clusters=ctx.clusters(),
-        env=ctx.hook_env("teardown", hook.where),
-        base_dir=ctx.plan.file.parent if ctx.plan.file else None,
-        stop=ctx.stop,
-    )
-    return result.to_dict()
+    return ctx.run_hook(hook, "teardown").to_dict()
 
 
 def rollback(plan: Plan, *, data: bool = False, on_event: OnEvent | None = None) -> dict[str, Any]:
@@ -185,7 +168,7 @@ def rollback(plan: Plan, *, data: bool = False, on_event: OnEvent | None = None)
             )
         with locked(ctx, "rollback"), ctx.watching():
             summary: dict[str, Any] = {"traffic": _traffic_back(ctx)}
-            namespaces = namespaces_of(ctx, ids.snapshot)
+            namespaces = snapshot_namespaces(ctx.plan, ctx.reader(ids.snapshot))
             if data:
                 summary["data"] = _reverse_pass(ctx, ids, records)
             summary["restarted"] = [str(s.workload) for s in restore_scaled(ctx.old, namespaces)]
