@@ -30,20 +30,25 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
+import itertools
 import os
 import re
 import shutil
 import stat
 import threading
 import time
-from collections import OrderedDict, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry
+from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
+from migrator.volumes import writers as writers_module
 from migrator.volumes.entries import (
     DIR,
     FILE,
@@ -61,11 +66,24 @@ from migrator.volumes.files import bound_memory, join, walk
 from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
 from migrator.volumes.report import RestoreReport
 from migrator.volumes.repository import Repository, new_id
+from migrator.volumes.writers import (
+    FileWriter,
+    WholeFile,
+    meta_of,
+    replace,
+    set_metadata,
+    write_files,
+    write_in_worker,
+)
 
 WINDOW_BYTES = 256 * 1024 * 1024
 WINDOW_ENTRIES = 20_000
 CACHED_PACKS = 4
-_FILES_PER_TASK = 64
+_FILES_PER_TASK = 256
+# Packs fetched ahead of the one being written, and packs whose writes may still be queued
+# (each held decrypted, and its small files' chunks copied once more for the writers).
+_PACKS_AHEAD = 3
+_BYTES_PER_TASK = 4 * 1024 * 1024
 _SPECIAL_KINDS = {stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}
 _TYPES = {DIR, FILE, SYMLINK, HARDLINK, SPECIAL}
 _TEMP = re.compile(rb"^\.mgr-[0-9a-f]{8}-[0-9]+$")
@@ -252,16 +270,40 @@ class _File:
     final: bytes
     temp: bytes
     remaining: int
+    chunks: int = 0  # how many in all
     failed: str | None = None
     done: bool = False
+    whole: WholeFile | None = None  # what a writer is given, while it writes
+
+
+_Target = tuple[_File, int, list[Any]]  # a file, a chunk's offset in it, the chunk's ref
+
+
+def _whole(item: _File, chunks: list[_Target], view: memoryview) -> WholeFile:
+    """A file whose every chunk is in the pack ``view`` holds, for a writer."""
+    parent, name = item.final.rsplit(b"/", 1)
+    return WholeFile(
+        parent,
+        name,
+        item.temp.rsplit(b"/", 1)[1],
+        [
+            (
+                offset,
+                bytes(view[int(ref[2]) : int(ref[2]) + int(ref[3])]),
+                bytes.fromhex(ref[0]),
+                int(ref[4]),
+            )
+            for _item, offset, ref in chunks
+        ],
+        int(item.entry["s"]),
+        meta_of(item.entry),
+    )
 
 
 @dataclass
 class _Window:
     entries: list[tuple[Entry, _File | None]] = field(default_factory=list)
-    by_pack: dict[str, list[tuple[_File, int, list[Any]]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    by_pack: dict[str, list[_Target]] = field(default_factory=lambda: defaultdict(list))
     dirs_done: list[tuple[bytes, Entry]] = field(default_factory=list)
     bytes: int = 0
 
@@ -273,6 +315,7 @@ class _Restorer:
         repo: Repository,
         report: RestoreReport,
         workers: int,
+        writers: ProcessPoolExecutor | None,
         progress: Progress | None,
     ) -> None:
         self.plan = plan
@@ -280,9 +323,11 @@ class _Restorer:
         self.report = report
         self.root = plan.target
         self.token = new_id(4)
-        self.counter = 0
+        self.counter = itertools.count(1)  # temporary names (two threads take them)
         self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
+        self.writers = writers
+        self.writer = FileWriter(repo.codec)  # this thread's
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, bytes] = OrderedDict()
         self.progress = progress
@@ -293,6 +338,25 @@ class _Restorer:
     # -- windows ---------------------------------------------------------------------
 
     def run(self) -> None:
+        """Read the manifest into windows; each window is written (:meth:`_finish`) while
+        the next one is read, one at a time, in order."""
+        finisher = ThreadPoolExecutor(1, thread_name_prefix="restore-window")
+        writing: Future[None] | None = None
+
+        def finish(window: _Window) -> None:
+            nonlocal writing
+            if writing is not None:
+                writing.result()  # its files before the next window's hard links
+            writing = finisher.submit(self._finish, window)
+
+        try:
+            self._read_windows(finish)
+            if writing is not None:
+                writing.result()
+        finally:
+            finisher.shutdown(wait=True, cancel_futures=True)
+
+    def _read_windows(self, finish: Callable[[_Window], None]) -> None:
         window = _Window()
         stack: list[tuple[bytes, Entry]] = []  # directories whose content is not done
         for entry in read_entries(self.repo, self.plan.info):
@@ -308,15 +372,14 @@ class _Restorer:
             item = self._add_file(window, rel, entry) if kind == FILE else None
             window.entries.append((entry, item))
             if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
-                self._finish(window)
+                finish(window)
                 window = _Window()
         window.dirs_done.extend(reversed(stack))
-        self._finish(window)
+        finish(window)
 
     def _add_file(self, window: _Window, rel: bytes, entry: Entry) -> _File:
-        self.counter += 1
         parent, _, name = rel.rpartition(b"/")
-        temp_name = f".mgr-{self.token}-{self.counter}".encode()
+        temp_name = f".mgr-{self.token}-{next(self.counter)}".encode()
         item = _File(
             entry,
             join(self.root, rel),
@@ -327,29 +390,38 @@ class _Restorer:
             window.by_pack[ref[1]].append((item, offset, ref))
             item.remaining += 1
             window.bytes += int(ref[4])
+        item.chunks = item.remaining
         return item
 
     def _finish(self, window: _Window) -> None:
-        """Fetch the window's packs, a few at a time, and write their chunks, files spread
-        over the pool (a pack of small files holds thousands); then what follows in order."""
-        packs = list(window.by_pack.items())
-        for start in range(0, len(packs), self.workers):
-            some = packs[start : start + self.workers]
-            fetched = [self.pool.submit(self._fetch_for, pack, targets) for pack, targets in some]
-            writes = []
-            for (pack, targets), future in zip(some, fetched, strict=True):
-                view = future.result()
-                if view is None:
-                    continue
-                by_file: dict[int, list[tuple[_File, int, list[Any]]]] = defaultdict(list)
-                for target in targets:
-                    by_file[id(target[0])].append(target)
-                files = list(by_file.values())
-                for first in range(0, len(files), _FILES_PER_TASK):
-                    group = files[first : first + _FILES_PER_TASK]
-                    writes.append(self.pool.submit(self._write_files, pack, view, group))
-            for write in writes:
-                write.result()
+        """Fetch the window's packs, a few ahead of the one being written, and write
+        their chunks: the files a pack holds whole by the writer processes (a pack of small
+        files holds thousands), the others' chunks by the threads; then what follows in
+        order."""
+        packs = iter(window.by_pack.items())
+        fetching: deque[tuple[str, list[_Target], Future[memoryview | None]]] = deque()
+        writes: deque[tuple[int, Future[None]]] = deque()
+
+        def fetch_more() -> None:
+            while len(fetching) < min(self.workers, _PACKS_AHEAD):
+                pack, targets = next(packs, (None, None))
+                if pack is None or targets is None:
+                    return
+                fetching.append((pack, targets, self.pool.submit(self._fetch_for, pack, targets)))
+
+        fetch_more()
+        number = 0
+        while fetching:
+            pack, targets, future = fetching.popleft()
+            view = future.result()
+            fetch_more()
+            if view is not None:
+                writes.extend((number, write) for write in self._dispatch(pack, view, targets))
+            while writes and writes[0][0] <= number - _PACKS_AHEAD:  # bound what is held
+                writes.popleft()[1].result()
+            number += 1
+        for _number, write in writes:
+            write.result()
         for entry, item in window.entries:
             rel = entry_path(entry)
             try:
@@ -368,9 +440,74 @@ class _Restorer:
                 self.report.failures.add(rel, f"cannot restore: {err.strerror or err}")
         for rel, entry in window.dirs_done:
             try:
-                self._metadata(join(self.root, rel), entry, fd=None)
+                set_metadata(join(self.root, rel), meta_of(entry), self.owner)
             except OSError as err:
                 self.report.failures.add(rel, f"cannot set metadata: {err.strerror or err}")
+
+    def _dispatch(self, pack: str, view: memoryview, targets: list[_Target]) -> list[Future[None]]:
+        """Start writing what a fetched pack holds: batches of the files it holds whole,
+        groups of the other files' chunks."""
+        by_file: dict[int, list[_Target]] = defaultdict(list)
+        for target in targets:
+            by_file[id(target[0])].append(target)
+        where = self.repo.pack_key(pack)
+        futures: list[Future[None]] = []
+        batch: list[_File] = []
+        batch_bytes = 0
+        partial: list[list[_Target]] = []
+        for chunks in by_file.values():
+            item = chunks[0][0]
+            if len(chunks) != item.chunks:  # its other chunks are in other packs
+                partial.append(chunks)
+                continue
+            item.whole = _whole(item, chunks, view)
+            if (
+                batch
+                and batch[-1].whole is not None
+                and batch[-1].whole.parent != item.whole.parent
+            ):
+                futures.append(self._write_whole(batch, where))  # one directory per batch:
+                batch, batch_bytes = [], 0  # the writers' links contend less for its lock
+            batch.append(item)
+            batch_bytes += sum(len(c[1]) for c in item.whole.chunks)
+            if len(batch) >= _FILES_PER_TASK or batch_bytes >= _BYTES_PER_TASK:
+                futures.append(self._write_whole(batch, where))
+                batch, batch_bytes = [], 0
+        if batch:
+            futures.append(self._write_whole(batch, where))
+        for first in range(0, len(partial), _FILES_PER_TASK):
+            group = partial[first : first + _FILES_PER_TASK]
+            futures.append(self.pool.submit(self._write_files, pack, view, group))
+        return futures
+
+    def _write_whole(self, items: list[_File], where: str) -> Future[None]:
+        """Write files held whole in one pack, in a writer process (or a thread), and count
+        them when done."""
+        files = [item.whole for item in items if item.whole is not None]
+        if self.writers is not None:
+            written: Future[list[str | None]] = self.writers.submit(write_in_worker, files, where)
+        else:
+            written = self.pool.submit(write_files, FileWriter(self.repo.codec), files, where)
+        done: Future[None] = Future()
+
+        def settle(future: Future[list[str | None]]) -> None:
+            try:
+                results = future.result()
+                for item, failed in zip(items, results, strict=True):
+                    whole, item.whole = item.whole, None
+                    if failed is not None:
+                        self._fail(item, failed)
+                        continue
+                    item.remaining = 0
+                    item.done = True
+                    self._count_file(item)
+                    self._count_bytes(sum(raw for *_rest, raw in whole.chunks) if whole else 0)
+                done.set_result(None)
+            except BaseException as err:  # handed to whoever waits on it
+                done.set_exception(err)
+
+        written.add_done_callback(settle)
+        return done
 
     # -- packs and files -------------------------------------------------------------
 
@@ -442,15 +579,16 @@ class _Restorer:
 
     def _complete(self, item: _File) -> None:
         """A file whose chunks all arrived (or that has none), or that failed."""
-        if item.failed is not None or item.remaining:
-            _unlink(item.temp)
-            self.report.failures.add(entry_path(item.entry), item.failed or "chunks missing")
+        if item.failed is None and not item.remaining:  # it has no data: holes, or nothing
+            try:
+                self.writer.write(_whole(item, [], memoryview(b"")), "")
+            finally:
+                self.writer.close()
+            item.done = True
+            self._count_file(item)
             return
-        fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            self._close_file(item, fd)
-        finally:
-            os.close(fd)
+        _unlink(item.temp)
+        self.report.failures.add(entry_path(item.entry), item.failed or "chunks missing")
 
     def _close_file(self, item: _File, fd: int) -> None:
         """Size, owner, mode and times of a written file, then its rename into place."""
@@ -458,12 +596,15 @@ class _Restorer:
         size = int(entry["s"])
         if os.fstat(fd).st_size != size:  # a hole at the end, or an empty file
             os.ftruncate(fd, size)
-        self._metadata(item.temp, entry, fd=fd)
-        self._replace(item.temp, item.final)
+        set_metadata(fd, meta_of(entry), self.owner)
+        replace(item.temp, item.final)
         item.done = True
+        self._count_file(item)
+
+    def _count_file(self, item: _File) -> None:
         with self.lock:
             self.report.files += 1
-            self.report.bytes_written += int(entry["s"])
+            self.report.bytes_written += int(item.entry["s"])
             self.files_done += 1
             files = self.files_done
         if self.progress is not None and files % 64 == 0:
@@ -497,8 +638,8 @@ class _Restorer:
     def _symlink(self, rel: bytes, entry: Entry) -> None:
         temp = self._temp_beside(rel)
         os.symlink(get_path(entry, "l") or b"", temp)
-        self._metadata(temp, entry, fd=None, link=True)
-        self._replace(temp, join(self.root, rel))
+        set_metadata(temp, meta_of(entry), self.owner, link=True)
+        replace(temp, join(self.root, rel))
         self.report.symlinks += 1
 
     def _hardlink(self, rel: bytes, entry: Entry) -> None:
@@ -515,56 +656,20 @@ class _Restorer:
             pass
         temp = self._temp_beside(rel)
         os.link(source, temp, follow_symlinks=False)
-        self._replace(temp, final)
+        replace(temp, final)
         self.report.hardlinks += 1
 
     def _special(self, rel: bytes, entry: Entry) -> None:
         temp = self._temp_beside(rel)
         os.mknod(temp, int(entry["k"]) | 0o600, int(entry.get("r", 0)))
-        self._metadata(temp, entry, fd=None)
-        self._replace(temp, join(self.root, rel))
+        set_metadata(temp, meta_of(entry), self.owner)
+        replace(temp, join(self.root, rel))
         self.report.specials += 1
 
     def _temp_beside(self, rel: bytes) -> bytes:
-        self.counter += 1
         parent = rel.rpartition(b"/")[0]
-        name = f".mgr-{self.token}-{self.counter}".encode()
+        name = f".mgr-{self.token}-{next(self.counter)}".encode()
         return join(self.root, parent + b"/" + name if parent else name)
-
-    def _replace(self, temp: bytes, final: bytes) -> None:
-        """Rename ``temp`` over ``final``; an empty directory in the way is removed, a full
-        one is refused (it holds what the manifest does not: --delete removes it first)."""
-        try:
-            os.rename(temp, final)
-        except (IsADirectoryError, OSError) as err:
-            if not os.path.isdir(final) or os.path.islink(final):
-                _unlink(temp)
-                raise
-            try:
-                os.rmdir(final)
-            except OSError:
-                _unlink(temp)
-                raise OSError(
-                    f"a directory that is not empty is in the way ({err.strerror}); "
-                    "--delete removes it"
-                ) from err
-            os.rename(temp, final)
-
-    def _metadata(self, path: bytes, entry: Entry, *, fd: int | None, link: bool = False) -> None:
-        """Owner, mode and times (owner first: chown clears set-id bits)."""
-        target: int | bytes = fd if fd is not None else path
-        if self.owner:
-            if fd is not None:
-                os.fchown(fd, int(entry["u"]), int(entry["g"]))
-            else:
-                os.chown(path, int(entry["u"]), int(entry["g"]), follow_symlinks=False)
-        if not link:
-            os.chmod(target, int(entry["m"]))
-        times = (int(entry["at"] if "at" in entry else entry["mt"]), int(entry["mt"]))
-        if fd is not None:
-            os.utime(fd, ns=times)
-        else:
-            os.utime(path, ns=times, follow_symlinks=False)
 
 
 def _unlink(path: bytes) -> None:
@@ -576,13 +681,16 @@ def apply(
     plan: RestorePlan,
     *,
     workers: int = 8,
+    processes: int | None = None,
     delete: bool = False,
     sync: bool = True,
     progress: Progress | None = None,
 ) -> RestoreReport:
     """Restore the pass ``plan`` checked into its target; returns the report (partial when
-    some files could not be restored). With ``sync`` (the default) the target's file system
-    is flushed to its disk before this returns."""
+    some files could not be restored). ``workers`` threads fetch packs and write large
+    files, ``processes`` write the files a pack holds whole (default: one per core; 0: in
+    this process). With ``sync`` (the default) the target's file system is flushed to its
+    disk before this returns."""
     started = time.monotonic()
     bound_memory()
     repo = Repository.open(plan.store, plan.key)
@@ -590,11 +698,26 @@ def apply(
     os.makedirs(plan.target, exist_ok=True)
     if os.listdir(plan.target):
         _sweep(repo, plan, report, delete)
-    restorer = _Restorer(plan, repo, report, workers, progress)
+    count = default_processes() if processes is None else processes
+    pool = None
+    if count:  # before any thread of this restore exists (see run.processes)
+        pool = process_pool(
+            count,
+            preload=[writers_module.__name__],
+            initializer=writers_module.start_writer,
+            initargs=(repo.codec.params(),),
+        )
+    restorer = _Restorer(plan, repo, report, workers, pool, progress)
+    collecting = gc.isenabled()
+    gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for
     try:
         restorer.run()
     finally:
+        if collecting:
+            gc.enable()
         restorer.pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if sync:
         _sync(plan.target)  # the restore is durable when it returns
     report.seconds = time.monotonic() - started

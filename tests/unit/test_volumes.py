@@ -60,8 +60,10 @@ def restore(store, target: Path, name: str = "ns/data", key: bytes | None = None
     return volumes.apply_restore(plan, **kw)
 
 
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "encrypted"])
-def test_round_trip_keeps_bytes_holes_links_and_metadata(store, tmp_path: Path, key):
+def test_round_trip_keeps_bytes_holes_links_and_metadata(
+        store, tmp_path: Path, key, processes):
     source, target = tmp_path / "src", tmp_path / "dst"
     make_rich_tree(source)
     report = backup(store, source, key=key)
@@ -70,8 +72,9 @@ def test_round_trip_keeps_bytes_holes_links_and_metadata(store, tmp_path: Path, 
     # a file of 200 small files: far fewer objects than files
     assert report.packs == len(list(store.list(PACKS)))
     assert report.packs < 10
-    done = restore(store, target, key=key)
+    done = restore(store, target, key=key, processes=processes)
     assert not done.partial, done.to_dict()["problems"]
+    assert done.files == report.files
     assert_same_tree(source, target)
     assert os.stat(target / "sparse.img").st_blocks * 512 < 3 * MiB  # holes stayed holes
     assert volumes.verify_volume(store, "ns/data", target, key=key).differences.count == 0
@@ -108,7 +111,7 @@ def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
     # the two small files, and in the big file the chunks its changed 200 KiB touch: the one
     # it starts in, the one it ends in, and one more where a new cut point falls inside it
     # (boundaries move with the store's secret, which seeds the chunker)
-    assert 3 <= delta.chunks_new <= 5
+    assert 3 <= delta.chunks_new <= 5, delta.chunks_new
     assert delta.bytes_uploaded <= 0.2 * full.bytes_uploaded
     assert delta.bytes_uploaded < changed + 2 * 4 * MiB
     target = tmp_path / "dst"
@@ -154,7 +157,9 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
     assert_same_tree(source, target)
 
 
-def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(store, tmp_path: Path):
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
+def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(
+        store, tmp_path: Path, processes):
     source, target = tmp_path / "src", tmp_path / "dst"
     make_rich_tree(source)
     backup(store, source)
@@ -164,11 +169,13 @@ def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(store, tmp_path
     (target / "data" / "log.txt").write_text("old content, replaced")
     (target / "link-in").mkdir()  # a full directory where the manifest has a symlink
     (target / "link-in" / "x").write_text("x")
-    kept = restore(store, target)
+    (target / "data" / "small" / "f005").mkdir(parents=True)  # empty, where a file goes
+    kept = restore(store, target, processes=processes)
     assert (target / "extra.txt").exists()
+    assert (target / "data" / "small" / "f005").is_file()
     assert {k.what for k in kept.extra.items} >= {"extra.txt", "link-in/x"}
     assert kept.partial  # the symlink could not replace a full directory
-    done = restore(store, target, delete=True)
+    done = restore(store, target, delete=True, processes=processes)
     assert not done.partial and done.deleted >= 2
     assert_same_tree(source, target)
 
@@ -233,7 +240,9 @@ def test_outside_symlinks_restore_as_they_are_when_allowed(store, tmp_path: Path
     assert os.readlink(target / "pg_tblspc") == "/var/lib/postgresql/tablespace"
 
 
-def test_a_tampered_pack_fails_its_files_with_a_clear_error(store, tmp_path: Path):
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
+def test_a_tampered_pack_fails_its_files_with_a_clear_error(
+        store, tmp_path: Path, processes):
     source, target = tmp_path / "src", tmp_path / "dst"
     source.mkdir()
     (source / "a").write_bytes(os.urandom(100_000))
@@ -242,7 +251,7 @@ def test_a_tampered_pack_fails_its_files_with_a_clear_error(store, tmp_path: Pat
     blob = bytearray(store.get_bytes(pack))
     blob[10] ^= 0xFF
     store.put_bytes(pack, bytes(blob))
-    report = restore(store, target)
+    report = restore(store, target, processes=processes)
     assert report.partial
     (problem,) = report.problems()
     assert problem.what == "a" and "does not match its id" in problem.error

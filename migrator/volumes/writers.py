@@ -1,0 +1,216 @@
+"""The per-file work of a restore, where the interpreter lock does not bind.
+
+A restore's small files arrive by the thousand in one pack. The restore process hands them,
+a batch at a time, to worker processes (:func:`write_in_worker`) with their chunks' stored
+forms: a worker checks each chunk against its keyed id, writes the file and its owner, mode
+and times, and only then gives it its name. The pass process thus does a few microseconds
+per file, and the decoding and the file system's work run on every core.
+
+A file is written without a name (``O_TMPFILE``) and linked into its directory once
+complete: a reader, or a restore killed half way, never sees half a file, and nothing is
+left behind to sweep. Where a file of that name exists already, or the file system cannot
+make nameless files, the file gets a temporary name beside its final one and is renamed
+over it (atomic too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from migrator.errors import SnapshotCorrupt
+from migrator.volumes.repository import ChunkCodec
+
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_PROC_FD = b"/proc/self/fd/"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What a restored path gets besides its content."""
+
+    uid: int
+    gid: int
+    mode: int
+    atime: int
+    mtime: int
+
+
+def meta_of(entry: dict[str, Any]) -> Meta:
+    """The metadata of a manifest entry (an entry without an atime gets its mtime)."""
+    mtime = int(entry["mt"])
+    return Meta(
+        int(entry["u"]), int(entry["g"]), int(entry["m"]), int(entry.get("at", mtime)), mtime
+    )
+
+
+@dataclass
+class WholeFile:
+    """A file all of whose chunks are in one pack: where it goes, what it holds, its
+    metadata. ``chunks``: (file offset, stored form, chunk id, raw length)."""
+
+    parent: bytes  # the directory's absolute path
+    name: bytes
+    temp: bytes  # the name it takes if it cannot be written nameless
+    chunks: list[tuple[int, bytes, bytes, int]]
+    size: int
+    meta: Meta
+
+
+class FileWriter:
+    """Writes files atomically: nameless then linked where it can, else temporary name then
+    rename. Remembers what the file system refused (one failed try, not one per file)."""
+
+    def __init__(self, codec: ChunkCodec) -> None:
+        self.codec = codec
+        self.owner = os.geteuid() == 0
+        self.nameless = bool(_O_TMPFILE) and os.path.isdir(_PROC_FD)
+        self._dir: tuple[bytes, int] | None = None  # the last parent and an fd of it
+
+    def close(self) -> None:
+        """Let go of the directory kept open."""
+        if self._dir is not None:
+            os.close(self._dir[1])
+            self._dir = None
+
+    def _dir_fd(self, parent: bytes) -> int:
+        if self._dir is not None and self._dir[0] == parent:
+            return self._dir[1]
+        self.close()
+        fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self._dir = (parent, fd)
+        return fd
+
+    def write(self, item: WholeFile, where: str) -> None:
+        """Write one file and give it its name; raises SnapshotCorrupt (a chunk fails its
+        check) or OSError, leaving nothing behind."""
+        fd, temp = self._open(item)
+        try:
+            end = 0
+            for offset, stored, chunk_id, raw in item.chunks:
+                data = self.codec.decode_chunk(stored, chunk_id, raw, where)
+                os.pwrite(fd, data, offset)
+                end = offset + raw
+            if end != item.size:  # a hole at the end
+                os.ftruncate(fd, item.size)
+            set_metadata(fd, item.meta, self.owner)
+            if temp is None:
+                self._link(fd, item)
+            else:
+                replace(temp, item.parent + b"/" + item.name)
+                temp = None
+        except BaseException:
+            if temp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            raise
+        finally:
+            os.close(fd)
+
+    def _open(self, item: WholeFile) -> tuple[int, bytes | None]:
+        if self.nameless:
+            try:
+                dir_fd = self._dir_fd(item.parent)
+                return os.open(
+                    ".", os.O_WRONLY | _O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
+                ), None
+            except OSError as err:
+                if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+                self.nameless = False
+        temp = item.parent + b"/" + item.temp
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(temp, flags, 0o600), temp
+
+    def _link(self, fd: int, item: WholeFile) -> None:
+        """Name a nameless file; over an existing one through a temporary name."""
+        source = _PROC_FD + str(fd).encode()
+        dir_fd = self._dir_fd(item.parent)
+        # A dir_fd makes os.link call linkat, which follows /proc's link to the file.
+        try:
+            os.link(source, item.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            return
+        except FileExistsError:
+            pass
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(item.temp, dir_fd=dir_fd)  # left by a restore that was killed
+        os.link(source, item.temp, dst_dir_fd=dir_fd, follow_symlinks=True)
+        replace(item.parent + b"/" + item.temp, item.parent + b"/" + item.name)
+
+
+def set_metadata(target: int | bytes, item: Meta, owner: bool, *, link: bool = False) -> None:
+    """Owner (when restoring as root), mode (not of a symlink) and times of an fd or a
+    path, owner first: chown clears set-id bits."""
+    if isinstance(target, int):
+        if owner:
+            os.fchown(target, item.uid, item.gid)
+        os.fchmod(target, item.mode)
+        os.utime(target, ns=(item.atime, item.mtime))
+        return
+    if owner:
+        os.chown(target, item.uid, item.gid, follow_symlinks=False)
+    if not link:
+        os.chmod(target, item.mode)
+    os.utime(target, ns=(item.atime, item.mtime), follow_symlinks=False)
+
+
+def replace(temp: bytes, final: bytes) -> None:
+    """Rename ``temp`` over ``final``; an empty directory in the way is removed, a full one
+    is refused (it holds what the manifest does not: --delete removes it first). ``temp`` is
+    removed when this fails."""
+    try:
+        os.rename(temp, final)
+    except OSError as err:
+        if not os.path.isdir(final) or os.path.islink(final):
+            _unlink(temp)
+            raise
+        try:
+            os.rmdir(final)
+        except OSError:
+            _unlink(temp)
+            raise OSError(
+                f"a directory that is not empty is in the way ({err.strerror}); --delete removes it"
+            ) from err
+        os.rename(temp, final)
+
+
+def _unlink(path: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+_WRITER: FileWriter | None = None
+
+
+def start_writer(params: tuple[bytes, int, int, int]) -> None:
+    """Initializer of a worker process: its own codec."""
+    global _WRITER
+    _WRITER = FileWriter(ChunkCodec(*params))
+    gc.disable()  # its batches are acyclic: no cycles to look for
+
+
+def write_in_worker(files: list[WholeFile], where: str) -> list[str | None]:
+    """Write a batch of files (see :func:`start_writer`); for each, None or why it failed."""
+    assert _WRITER is not None, "start_writer was not called"
+    return write_files(_WRITER, files, where)
+
+
+def write_files(writer: FileWriter, files: list[WholeFile], where: str) -> list[str | None]:
+    """Write files one after the other; a failure fails its file only."""
+    results: list[str | None] = []
+    try:
+        for item in files:
+            try:
+                writer.write(item, where)
+                results.append(None)
+            except SnapshotCorrupt as err:
+                results.append(str(err))
+            except OSError as err:
+                results.append(f"cannot write: {err.strerror or err}")
+    finally:
+        writer.close()
+    return results
