@@ -139,8 +139,10 @@ class ManifestWriter:
         self.prefix = pass_prefix(name, pass_id)
         self.parts: list[dict[str, Any]] = []
         self.entries = 0
-        self._lines: list[bytes] = []
-        self._size = 0
+        # One buffer, not a list of lines: an encoder's small result may hold a few KiB it
+        # never gives back (orjson's does), which for a part of 20,000 lines was ~80 MB.
+        self._buffer = bytearray()
+        self._count = 0
         self._since = time.monotonic()
 
     def add(self, entry: Entry) -> None:
@@ -148,34 +150,35 @@ class ManifestWriter:
 
     def add_line(self, line: bytes) -> None:
         """Add an entry already encoded as its JSON line (one line, no newline)."""
-        self._lines.append(line)
-        self._size += len(line) + 1
+        self._buffer += line
+        self._buffer += b"\n"
+        self._count += 1
         self.entries += 1
         if (
-            len(self._lines) >= PART_ENTRIES
-            or self._size >= PART_BYTES
+            self._count >= PART_ENTRIES
+            or len(self._buffer) >= PART_BYTES
             or time.monotonic() - self._since >= PART_SECONDS
         ):
             self.flush()
 
     def flush(self) -> None:
         """Write what is buffered as the next part (a checkpoint)."""
-        if not self._lines:
+        if not self._count:
             return
         suffix = ".enc" if self.repo.encrypted else ""
         key = f"{self.prefix}part-{len(self.parts):05d}.jsonl.zst{suffix}"
-        body = zstandard.compress(b"\n".join(self._lines) + b"\n", 3)
+        body = zstandard.compress(self._buffer, 3)
         blob = self.repo.seal(key, body)
         self.repo.store.put_bytes(key, blob)
         self.parts.append(
             {
                 "key": key,
-                "entries": len(self._lines),
+                "entries": self._count,
                 "size": len(blob),
                 "sha256": hashlib.sha256(blob).hexdigest(),
             }
         )
-        self._lines, self._size, self._since = [], 0, time.monotonic()
+        self._buffer, self._count, self._since = bytearray(), 0, time.monotonic()
 
     def commit(self, head: dict[str, Any]) -> dict[str, Any]:
         """Write the last part, make the pass durable, then its head: the pass is complete."""

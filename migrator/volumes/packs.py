@@ -57,7 +57,7 @@ class PackWriter:
         self._futures: list[Future[None]] = []
         self._on_uploaded = on_uploaded
         self._merge_lock = threading.Lock()
-        self._unmerged: list[dict[str, Any]] = []
+        self._unmerged: list[bytes] = []  # packs' index documents, as JSON: compact
         self._merged = 0
         self._new_pack()
         self.packs = 0
@@ -153,8 +153,7 @@ class PackWriter:
     def _upload(self, pack: str, holder: list[bytearray], chunks: list[list[Any]]) -> None:
         try:
             buffer = holder.pop()  # the only reference: freed as soon as it is sealed
-            doc = {"pack": pack, "size": len(buffer), "chunks": chunks}
-            trailer = jsoncodec.dumps(doc)
+            trailer = jsoncodec.dumps({"pack": pack, "size": len(buffer), "chunks": chunks})
             buffer += trailer + len(trailer).to_bytes(8, "big") + TRAILER_MAGIC
             key = self.repo.pack_key(pack)
             blob = self.repo.seal(key, buffer)
@@ -164,10 +163,10 @@ class PackWriter:
                 # Under this pass's own folder, one per merge group: once merged, the group's
                 # single-pack documents go in one prefix deletion (batched on S3).
                 group = f"{PACK_INDEX}{self.pass_id}/{self._merged:05d}/"
-                self.repo.put_doc(f"{group}{pack}.idx", doc)
+                self.repo.put_encoded(f"{group}{pack}.idx", trailer)
                 self.packs += 1
                 self.bytes_uploaded += len(blob)
-                self._unmerged.append(doc)
+                self._unmerged.append(trailer)
                 if len(self._unmerged) >= MERGE_EVERY:
                     self._merge()
             if self._on_uploaded is not None:

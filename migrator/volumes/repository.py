@@ -294,8 +294,12 @@ class Repository:
         return crypto.decrypt(self.key, blob, key) if self.key is not None else blob
 
     def put_doc(self, key: str, doc: Any) -> None:
-        """A JSON document, zstd-compressed and sealed."""
-        self.store.put_bytes(key, self.seal(key, zstandard.compress(jsoncodec.dumps(doc), 3)))
+        """Store a JSON document (compressed, and sealed when the store is encrypted)."""
+        self.put_encoded(key, jsoncodec.dumps(doc))
+
+    def put_encoded(self, key: str, body: bytes) -> None:
+        """:meth:`put_doc` of a document already encoded as JSON."""
+        self.store.put_bytes(key, self.seal(key, zstandard.compress(body, 3)))
 
     def get_doc(self, key: str) -> Any:
         blob = self.unseal(key, self.store.get_bytes(key))
@@ -330,11 +334,13 @@ class Repository:
                     index.add_pack_index(pack_doc)
         return index
 
-    def merge_pack_indexes(self, pass_id: str, number: int, docs: Sequence[dict[str, Any]]) -> None:
-        """Write the indexes of merge group ``number`` of a pass (finished packs) as one
-        document, then remove the group's single-pack documents in one prefix deletion,
-        batched on S3 (whoever loads the index meanwhile sees both: no harm)."""
-        self.put_doc(f"{INDEX}{pass_id}-{number:05d}.idx", {"packs": list(docs)})
+    def merge_pack_indexes(self, pass_id: str, number: int, docs: Sequence[bytes]) -> None:
+        """Write the indexes of merge group ``number`` of a pass (finished packs; each
+        document as its JSON) as one document, then remove the group's single-pack documents
+        in one prefix deletion, batched on S3 (whoever loads the index meanwhile sees both:
+        no harm)."""
+        merged = b'{"packs":[' + b",".join(docs) + b"]}"
+        self.put_encoded(f"{INDEX}{pass_id}-{number:05d}.idx", merged)
         self.store.delete_prefix(f"{PACK_INDEX}{pass_id}/{number:05d}/")
 
 

@@ -77,7 +77,7 @@ from migrator.volumes.writers import (
 )
 
 WINDOW_BYTES = 256 * 1024 * 1024
-WINDOW_ENTRIES = 20_000
+WINDOW_ENTRIES = 8_000
 CACHED_PACKS = 4
 _FILES_PER_TASK = 256
 # Packs fetched ahead of the one being written, and packs whose writes may still be queued
@@ -692,7 +692,7 @@ def apply(
     this process). With ``sync`` (the default) the target's file system is flushed to its
     disk before this returns."""
     started = time.monotonic()
-    bound_memory()
+    bound_memory(mmap_threshold=1024 * 1024)
     repo = Repository.open(plan.store, plan.key)
     report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
     os.makedirs(plan.target, exist_ok=True)
