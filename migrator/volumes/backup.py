@@ -37,7 +37,6 @@ from typing import Any
 
 from migrator import __version__, jsoncodec
 from migrator.errors import ConfigError, MigratorError, StoreKeyNotFound, StoreNotFound
-from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
 from migrator.volumes import scan as scan_module
@@ -69,7 +68,7 @@ from migrator.volumes.manifest import (
 )
 from migrator.volumes.packs import PackWriter
 from migrator.volumes.report import BackupReport
-from migrator.volumes.repository import ChunkIndex, Location, Repository
+from migrator.volumes.repository import ChunkIndex, Location, Repository, codec_pool
 from migrator.volumes.scan import (
     BATCH_ENTRIES,
     DONE,
@@ -293,15 +292,7 @@ def apply(
     files, ``uploads`` packs are stored at a time."""
     bound_memory()
     repo = Repository.open(plan.store, plan.key, create=True)
-    count = default_processes() if processes is None else processes
-    pool = None
-    if count:  # before any thread of this pass exists (see run.processes)
-        pool = process_pool(
-            count,
-            preload=[scan_module.__name__],
-            initializer=scan_module.start_worker,
-            initargs=(repo.codec.params(),),
-        )
+    pool, count = codec_pool(processes, repo.codec, scan_module.start_worker)  # before threads
     try:
         report = _Pass(plan, repo, pool, max(count, 1), workers, uploads, progress).run()
     except BaseException:

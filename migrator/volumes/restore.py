@@ -45,10 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry
-from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
-from migrator.volumes import writers as writers_module
 from migrator.volumes.entries import (
     DIR,
     FILE,
@@ -65,13 +63,14 @@ from migrator.volumes.entries import (
 from migrator.volumes.files import bound_memory, join, walk
 from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
 from migrator.volumes.report import RestoreReport
-from migrator.volumes.repository import Repository, new_id
+from migrator.volumes.repository import Repository, codec_pool, new_id
 from migrator.volumes.writers import (
     FileWriter,
     WholeFile,
     meta_of,
     replace,
     set_metadata,
+    start_writer,
     write_files,
     write_in_worker,
 )
@@ -698,15 +697,7 @@ def apply(
     os.makedirs(plan.target, exist_ok=True)
     if os.listdir(plan.target):
         _sweep(repo, plan, report, delete)
-    count = default_processes() if processes is None else processes
-    pool = None
-    if count:  # before any thread of this restore exists (see run.processes)
-        pool = process_pool(
-            count,
-            preload=[writers_module.__name__],
-            initializer=writers_module.start_writer,
-            initargs=(repo.codec.params(),),
-        )
+    pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
     restorer = _Restorer(plan, repo, report, workers, pool, progress)
     collecting = gc.isenabled()
     gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for

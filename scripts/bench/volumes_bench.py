@@ -427,7 +427,7 @@ def main() -> None:
             scratch = args.work / "scratch"
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir()
-            results["filesystem"] = fresh_filesystem(scratch, size * 3 + 2 * 1024 * MiB)
+            results["filesystem"] = fresh_filesystem(scratch, size * 4 + 8 * 1024 * MiB)
             tree = scratch / "tree"
             subprocess.run(["cp", "-a", "--sparse=always", str(pristine / "tree"), str(tree)],
                            check=True)
