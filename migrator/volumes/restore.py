@@ -7,18 +7,20 @@ not fill the file) and counts what would be written. One unsafe entry refuses th
 restore before anything is written (:class:`~migrator.errors.UnsafeEntry`).
 
 ``apply(plan)`` streams the manifest again, in windows of a few hundred MiB or some
-thousands of entries:
+thousands of entries, each window written while the next is read:
 
 - directories are made as they come (never through a symlink: a symlink or a file where a
-  directory belongs is replaced); every file of the window gets a temporary name beside its
-  final one;
-- the packs the window needs are fetched by a bounded pool, each once (a small cache keeps
-  the last ones across windows), decrypted, and every chunk is checked against its keyed id
-  before it is written at its offset: holes stay holes;
-- a file is renamed into place, with its owner, mode and times, when its last chunk is
-  written (atomically: a reader sees the old file or the new, never a half); symlinks, hard
-  links and special files follow in manifest order, directories' metadata when their
-  content is done.
+  directory belongs is replaced);
+- the packs the window needs are fetched by a bounded pool, a few ahead of the writes, each
+  once (a small cache keeps the last ones across windows), decrypted, and every chunk is
+  checked against its keyed id before it is written at its offset: holes stay holes;
+- the files a pack holds whole (small files, by the thousand) go to writer processes
+  (:mod:`.writers`), a directory at a time: each is written nameless and linked into place
+  with its owner, mode and times once complete; a file whose chunks span packs is written
+  by the threads under a temporary name beside its final one and renamed into place when
+  its last chunk is written. Either way a reader sees the old file or the new, never a half;
+- symlinks, hard links and special files follow in manifest order, directories' metadata
+  when their content is done.
 
 A chunk that fails its check (a tampered or damaged pack) fails its files: their temporary
 files are removed and the report lists them (exit "partial"); the rest is restored. Files
