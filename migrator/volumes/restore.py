@@ -30,7 +30,6 @@ in the target that the manifest does not hold are kept and listed, or removed wi
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import itertools
@@ -69,6 +68,7 @@ from migrator.volumes.repository import Repository, codec_pool, new_id
 from migrator.volumes.writers import (
     FileWriter,
     WholeFile,
+    discard,
     meta_of,
     replace,
     set_metadata,
@@ -274,7 +274,6 @@ class _File:
     chunks: int = 0  # how many in all
     failed: str | None = None
     done: bool = False
-    whole: WholeFile | None = None  # what a writer is given, while it writes
 
 
 _Target = tuple[_File, int, list[Any]]  # a file, a chunk's offset in it, the chunk's ref
@@ -453,7 +452,7 @@ class _Restorer:
             by_file[id(target[0])].append(target)
         where = self.repo.pack_key(pack)
         futures: list[Future[None]] = []
-        batch: list[_File] = []
+        batch: list[tuple[_File, WholeFile]] = []
         batch_bytes = 0
         partial: list[list[_Target]] = []
         for chunks in by_file.values():
@@ -461,16 +460,12 @@ class _Restorer:
             if len(chunks) != item.chunks:  # its other chunks are in other packs
                 partial.append(chunks)
                 continue
-            item.whole = _whole(item, chunks, view)
-            if (
-                batch
-                and batch[-1].whole is not None
-                and batch[-1].whole.parent != item.whole.parent
-            ):
+            whole = _whole(item, chunks, view)
+            if batch and batch[-1][1].parent != whole.parent:
                 futures.append(self._write_whole(batch, where))  # one directory per batch:
                 batch, batch_bytes = [], 0  # the writers' links contend less for its lock
-            batch.append(item)
-            batch_bytes += sum(len(c[1]) for c in item.whole.chunks)
+            batch.append((item, whole))
+            batch_bytes += sum(len(c[1]) for c in whole.chunks)
             if len(batch) >= _FILES_PER_TASK or batch_bytes >= _BYTES_PER_TASK:
                 futures.append(self._write_whole(batch, where))
                 batch, batch_bytes = [], 0
@@ -481,10 +476,10 @@ class _Restorer:
             futures.append(self.pool.submit(self._write_files, pack, view, group))
         return futures
 
-    def _write_whole(self, items: list[_File], where: str) -> Future[None]:
+    def _write_whole(self, batch: list[tuple[_File, WholeFile]], where: str) -> Future[None]:
         """Write files held whole in one pack, in a writer process (or a thread), and count
         them when done."""
-        files = [item.whole for item in items if item.whole is not None]
+        files = [whole for _item, whole in batch]
         if self.writers is not None:
             written: Future[list[str | None]] = self.writers.submit(write_in_worker, files, where)
         else:
@@ -494,15 +489,14 @@ class _Restorer:
         def settle(future: Future[list[str | None]]) -> None:
             try:
                 results = future.result()
-                for item, failed in zip(items, results, strict=True):
-                    whole, item.whole = item.whole, None
+                for (item, whole), failed in zip(batch, results, strict=True):
                     if failed is not None:
                         self._fail(item, failed)
                         continue
                     item.remaining = 0
                     item.done = True
                     self._count_file(item)
-                    self._count_bytes(sum(raw for *_rest, raw in whole.chunks) if whole else 0)
+                    self._count_bytes(sum(raw for *_rest, raw in whole.chunks))
                 done.set_result(None)
             except BaseException as err:  # handed to whoever waits on it
                 done.set_exception(err)
@@ -588,7 +582,7 @@ class _Restorer:
             item.done = True
             self._count_file(item)
             return
-        _unlink(item.temp)
+        discard(item.temp)
         self.report.failures.add(entry_path(item.entry), item.failed or "chunks missing")
 
     def _close_file(self, item: _File, fd: int) -> None:
@@ -673,11 +667,6 @@ class _Restorer:
         return join(self.root, parent + b"/" + name if parent else name)
 
 
-def _unlink(path: bytes) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 def apply(
     plan: RestorePlan,
     *,
@@ -737,7 +726,7 @@ def _sweep(repo: Repository, plan: RestorePlan, report: RestoreReport, delete: b
             continue
         entry = entries.find(rel)
         if entry is None and _TEMP.match(rel.rpartition(b"/")[2]):
-            _unlink(join(plan.target, rel))  # left by a restore that was killed
+            discard(join(plan.target, rel))  # left by a restore that was killed
             continue
         in_the_way = entry is not None and stat.S_ISDIR(st.st_mode) and entry["t"] != DIR
         if entry is not None and not in_the_way:

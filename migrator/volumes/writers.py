@@ -105,8 +105,7 @@ class FileWriter:
                 temp = None
         except BaseException:
             if temp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
+                discard(temp)
             raise
         finally:
             os.close(fd)
@@ -166,19 +165,20 @@ def replace(temp: bytes, final: bytes) -> None:
         os.rename(temp, final)
     except OSError as err:
         if not os.path.isdir(final) or os.path.islink(final):
-            _unlink(temp)
+            discard(temp)
             raise
         try:
             os.rmdir(final)
         except OSError:
-            _unlink(temp)
+            discard(temp)
             raise OSError(
                 f"a directory that is not empty is in the way ({err.strerror}); --delete removes it"
             ) from err
         os.rename(temp, final)
 
 
-def _unlink(path: bytes) -> None:
+def discard(path: bytes) -> None:
+    """Remove a file if it is there (a temporary file that failed, or a killed run left)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
