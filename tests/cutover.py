@@ -40,7 +40,9 @@ import dns.rdatatype
 from migrator.errors import ApiError
 from tests.namespaces import shared_namespace
 
-LOOKUP_ATTEMPTS = 2  # a lookup that times out is asked again once, as a stub resolver does
+# A lookup waits and is asked again as a stub resolver does by default (resolv.conf's
+# "timeout:5 attempts:2"): a UDP answer lost on a loaded machine is no failure of a backend.
+LOOKUP_TIMEOUT, LOOKUP_ATTEMPTS = 5.0, 2
 
 
 class Backend(ABC):
@@ -296,7 +298,7 @@ class Client:
             for attempt in range(LOOKUP_ATTEMPTS):  # as a stub resolver does (resolv.conf)
                 try:
                     response = dns.query.udp(query, self.dns_server, port=self.dns_port,
-                                             timeout=2)
+                                             timeout=LOOKUP_TIMEOUT)
                     break
                 except dns.exception.Timeout:
                     if attempt == LOOKUP_ATTEMPTS - 1:
