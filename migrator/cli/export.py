@@ -22,6 +22,7 @@ from migrator.cli.options import (
     STORE_OPTION,
     from_option,
     key_file_option,
+    processes_option,
     to_option,
     with_options,
 )
@@ -87,13 +88,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Resource types listed at the same time.",
 )
-@click.option(
-    "--processes",
-    type=click.IntRange(0, 64),
-    default=None,
-    help="Worker processes that parse, strip and compress pages (0: none, all in "
-    "this process; default: one per core, at most 4).",
-)
+@processes_option("parse, strip and compress pages")
 @click.option(
     "--restart",
     is_flag=True,

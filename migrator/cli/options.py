@@ -95,6 +95,19 @@ def pairs_option(flag: str, help_text: str) -> Decorator:
     return click.option(flag, multiple=True, metavar="OLD=NEW", help=help_text)
 
 
+def processes_option(what: str) -> Decorator:
+    """``--processes N``: worker processes for CPU-bound work (default: one per core the
+    process may use, within its cgroup's CPU limit, at most 4)."""
+    return click.option(
+        "--processes",
+        type=click.IntRange(0, 64),
+        default=None,
+        metavar="N",
+        help=f"Worker processes that {what} (0: none, all in this process; default: one per "
+        "core this process may use, within a container's CPU limit, at most 4).",
+    )
+
+
 def key_file_option(help_text: str) -> Decorator:
     """``--key-file FILE``: a snapshot's encryption key (default ``$MIGRATOR_ENCRYPT_KEY``)."""
     return click.option(

@@ -30,6 +30,7 @@ from migrator.cli.options import (
     key_file_option,
     open_snapshot,
     pairs_option,
+    processes_option,
     snapshot_address,
     to_option,
 )
@@ -88,6 +89,7 @@ def volumes() -> None:
 @S3_ENDPOINT_OPTION
 @_workers(4, "Files read and chunked at the same time.")
 @_number("--uploads", click.IntRange(1, 64), 4, "Packs uploaded at the same time.")
+@processes_option("stat, read, chunk and compress small files")
 @click.option("--dry-run", is_flag=True, help="Say what the pass would read; change nothing.")
 @OUTPUT_OPTION
 def backup_command(
@@ -98,6 +100,7 @@ def backup_command(
     s3_endpoint: str | None,
     workers: int,
     uploads: int,
+    processes: int | None,
     dry_run: bool,
     output: str,
 ) -> None:
@@ -118,7 +121,9 @@ def backup_command(
         if dry_run:
             _show_plan(plan.to_dict(), output, f"Backup of {path} as {name} (dry run)")
             return
-        report = mover.apply_backup(plan, workers=workers, uploads=uploads, progress=bars)
+        report = mover.apply_backup(
+            plan, workers=workers, uploads=uploads, processes=processes, progress=bars
+        )
     show_report(report, output, _render_backup)
     if report.partial:
         raise PartialFailure(f"{report.failures.count} file(s) of {path} could not be read")
@@ -142,6 +147,7 @@ def backup_command(
     help="Restore symlinks that point out of the volume as they are (never followed).",
 )
 @_workers(8, "Packs fetched and written at the same time.")
+@processes_option("check and write the files a pack holds whole")
 @click.option(
     "--no-sync",
     is_flag=True,
@@ -159,6 +165,7 @@ def restore_command(
     delete: bool,
     allow_outside_symlinks: bool,
     workers: int,
+    processes: int | None,
     no_sync: bool,
     dry_run: bool,
     output: str,
@@ -186,7 +193,12 @@ def restore_command(
     with contextlib.ExitStack() as stack:
         bars = progress_bars(stack, output, transfer=True)
         report = mover.apply_restore(
-            plan, workers=workers, delete=delete, sync=not no_sync, progress=bars
+            plan,
+            workers=workers,
+            processes=processes,
+            delete=delete,
+            sync=not no_sync,
+            progress=bars,
         )
     show_report(report, output, _render_restore)
     if report.partial:

@@ -10,6 +10,7 @@ is gone, however it ended: a killed command leaves no process behind.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 # Past a few processes something else is the bound: the API server, the store, the disk.
@@ -29,9 +31,64 @@ def default_processes() -> int:
     :data:`MAX_DEFAULT_PROCESSES`), none on a single core or where processes cannot fork."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return 0
+    cores = usable_cores()
+    return min(cores, MAX_DEFAULT_PROCESSES) if cores > 1 else 0
+
+
+def usable_cores(root: Path = Path("/")) -> int:
+    """The cores this process may use: those it may run on, and no more than its cgroup's
+    CPU limit allows (a container's limit, rounded up). A pod limited to one CPU on a
+    32-core node gets one, not 32 processes that share one core's time and each hold
+    memory against the pod's limit."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
-    return min(cores, MAX_DEFAULT_PROCESSES) if cores > 1 else 0
+    limit = cgroup_cpu_limit(root)
+    return max(1, min(cores, math.ceil(limit))) if limit is not None else cores
+
+
+def cgroup_cpu_limit(root: Path = Path("/")) -> float | None:
+    """The CPUs (quota / period) the cgroups of this process allow, the smallest along
+    each hierarchy (a limit set on a parent binds its children); None: no limit, or no
+    cgroup file system to read. ``root`` is where ``/proc`` and ``/sys`` are (a test's
+    copy)."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        _id, controllers, path = line.split(":", 2)
+        if not controllers:  # cgroup v2: cpu.max ("max 100000" or "150000 100000")
+            places = [root / "sys/fs/cgroup", root / "sys/fs/cgroup/unified"]
+            limits += _limits(places, path, ["cpu.max"])
+        elif "cpu" in controllers.split(","):  # v1: cfs quota (-1: none) and period
+            places = [root / "sys/fs/cgroup" / name for name in _V1_CPU_MOUNTS]
+            limits += _limits(places, path, ["cpu.cfs_quota_us", "cpu.cfs_period_us"])
+    return min(limits) if limits else None
+
+
+_V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+
+
+def _limits(places: Sequence[Path], path: str, files: Sequence[str]) -> list[float]:
+    """The limits set in ``files`` of cgroup ``path`` and its ancestors, under each mount
+    point of ``places`` that has them."""
+    found: list[float] = []
+    parts = [part for part in path.split("/") if part]
+    for place in places:
+        for depth in range(len(parts), -1, -1):
+            directory = place.joinpath(*parts[:depth])
+            try:
+                words = " ".join((directory / name).read_text() for name in files).split()
+            except OSError:
+                continue
+            try:
+                quota, period = words[0], int(words[1])
+                if quota not in ("max", "-1") and period > 0:
+                    found.append(int(quota) / period)
+            except (IndexError, ValueError):
+                continue  # a file we do not understand limits nothing
+    return found
 
 
 def process_pool(

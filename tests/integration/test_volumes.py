@@ -61,7 +61,7 @@ def test_round_trip_and_incremental_pass_on_minio(s3: S3Target, tmp_path: Path):
     time.sleep(2.1)  # let every file settle (a pass reads "just modified" files again)
     changed = change_one_percent(source, seed=5)
     before = keys(s3, "volumes/packs/")
-    second = mover(s3, "backup", str(source), "--name", "shop/db-data")
+    second = mover(s3, "backup", str(source), "--name", "shop/db-data", "--processes", "0")
     assert second.returncode == 0, second.stderr
     delta = json.loads(second.stdout)
     new_packs = set(keys(s3, "volumes/packs/")) - set(before)
@@ -69,7 +69,7 @@ def test_round_trip_and_incremental_pass_on_minio(s3: S3Target, tmp_path: Path):
     assert delta["bytesUploaded"] <= 0.05 * full["bytesUploaded"] + 2 * 4 * MiB
     assert delta["bytesUploaded"] < changed + 2 * 4 * MiB
     assert len(new_packs) == delta["packs"] <= 2
-    done = mover(s3, "restore", "shop/db-data", str(target))
+    done = mover(s3, "restore", "shop/db-data", str(target), "--processes", "1")
     assert done.returncode == 0, done.stderr
     assert_same_tree(source, target)
     check = mover(s3, "verify", "shop/db-data", str(target))
