@@ -59,9 +59,11 @@ from migrator.volumes.manifest import (
     check_name,
     delete_pass,
     line_path,
-    list_passes,
     new_pass_id,
+    newest_complete,
     order_key,
+    pass_ids,
+    pass_info,
     pass_prefix,
     read_entries,
     read_lines,
@@ -167,15 +169,12 @@ def _count(self: BackupPlan, old: SortedEntries) -> None:
     self.counted = True
 
 
-def _bases(repo: Repository, name: str) -> tuple[PassInfo | None, PassInfo | None]:
+def _bases(
+    repo: Repository, name: str, ids: list[str] | None = None
+) -> tuple[PassInfo | None, PassInfo | None]:
     """The newest complete pass of ``name``, and the interrupted pass after it that got
-    furthest (the one a new pass resumes from), if any."""
-    passes = list_passes(repo.store, name)
-    complete = [p for p in passes if p.complete]
-    previous = complete[-1] if complete else None
-    after = [
-        p for p in passes if not p.complete and (previous is None or p.pass_id > previous.pass_id)
-    ]
+    furthest (the one a new pass resumes from), if any. ``ids``: its passes, if known."""
+    previous, after = newest_complete(repo.store, name, ids)
     best = None
     most = 0
     for candidate in after:
@@ -323,9 +322,9 @@ class _Pass:
         self.pool = pool
         self.lanes = lanes
         self.root = plan.source
-        passes = list_passes(repo.store, plan.name)
-        self.previous, self.interrupted = _bases(repo, plan.name)
-        self.pass_id = new_pass_id(passes[-1].pass_id if passes else None)
+        passes = pass_ids(repo.store, plan.name)
+        self.previous, self.interrupted = _bases(repo, plan.name, passes)
+        self.pass_id = new_pass_id(passes[-1] if passes else None)
         self.report = BackupReport(
             plan.name,
             self.pass_id,
@@ -537,10 +536,13 @@ class _Pass:
                 "problems": report.failures.count,
             }
         )
-        # Interrupted passes before this one are superseded: it holds all they did.
-        for info in list_passes(repo.store, plan.name):
-            if not info.complete and info.pass_id < self.pass_id:
-                delete_pass(repo, plan.name, info.pass_id)
+        # Interrupted passes before this one are superseded: it holds all they did. Those
+        # before the previous complete pass went when it was committed.
+        since = report.previous or ""
+        between = [p for p in pass_ids(repo.store, plan.name) if since < p < self.pass_id]
+        for pass_id in between:
+            if not pass_info(repo.store, plan.name, pass_id).complete:
+                delete_pass(repo, plan.name, pass_id)
         return report
 
 

@@ -80,19 +80,39 @@ class PassInfo:
         return self.head is not None
 
 
+def pass_ids(store: Store, name: str) -> list[str]:
+    """The ids of volume ``name``'s passes, complete or not, oldest first: one listing."""
+    return [child for child in store.children(f"{MANIFESTS}{name}/") if _PASS.match(child)]
+
+
+def pass_info(store: Store, name: str, pass_id: str) -> PassInfo:
+    """Pass ``pass_id`` of volume ``name`` with its head, if it is complete."""
+    try:
+        head = jsoncodec.loads(store.get_bytes(f"{pass_prefix(name, pass_id)}{HEAD}"))
+    except StoreKeyNotFound:
+        head = None
+    return PassInfo(name, pass_id, head)
+
+
 def list_passes(store: Store, name: str) -> list[PassInfo]:
-    """The passes of volume ``name``, oldest first (reading them needs no key)."""
-    found = []
-    prefix = f"{MANIFESTS}{name}/"
-    for child in store.children(prefix):
-        if not _PASS.match(child):
-            continue
-        try:
-            head = jsoncodec.loads(store.get_bytes(f"{prefix}{child}/{HEAD}"))
-        except StoreKeyNotFound:
-            head = None
-        found.append(PassInfo(name, child, head))
-    return found
+    """The passes of volume ``name``, oldest first, with their heads (reading them needs no
+    key): a request per pass, for listing them all."""
+    return [pass_info(store, name, pass_id) for pass_id in pass_ids(store, name)]
+
+
+def newest_complete(
+    store: Store, name: str, ids: list[str] | None = None
+) -> tuple[PassInfo | None, list[PassInfo]]:
+    """The newest complete pass of volume ``name`` and the interrupted ones after it,
+    oldest first: heads are read from the newest back to the first complete one, so a
+    volume with hundreds of delta passes costs two requests, not hundreds."""
+    after: list[PassInfo] = []
+    for pass_id in reversed(pass_ids(store, name) if ids is None else ids):
+        info = pass_info(store, name, pass_id)
+        if info.complete:
+            return info, after[::-1]
+        after.append(info)
+    return None, after[::-1]
 
 
 def list_volumes(store: Store) -> Iterator[str]:
@@ -109,9 +129,12 @@ def list_volumes(store: Store) -> Iterator[str]:
 
 def latest_complete(repo: Repository, name: str, pass_id: str | None = None) -> PassInfo:
     """The newest complete pass of ``name`` (or the pass ``pass_id``)."""
-    passes = [p for p in list_passes(repo.store, name) if p.complete]
     if pass_id is not None:
-        passes = [p for p in passes if p.pass_id == pass_id]
+        known = pass_id in pass_ids(repo.store, name)
+        passes = [info] if known and (info := pass_info(repo.store, name, pass_id)).complete else []
+    else:
+        newest, _interrupted = newest_complete(repo.store, name)
+        passes = [newest] if newest is not None else []
     if not passes:
         what = f"pass {pass_id} of volume {name!r}" if pass_id else f"volume {name!r}"
         raise VolumeNotFound(

@@ -334,6 +334,37 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     assert_same_tree(source, tmp_path / "dst")
 
 
+class CountingStore(LocalStore):
+    """A local store that counts the reads of each key."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads: list[str] = []
+
+    def get_bytes(self, key: str) -> bytes:
+        self.reads.append(key)
+        return super().get_bytes(key)
+
+
+def test_a_pass_reads_as_many_pass_heads_after_many_passes_as_after_one(tmp_path: Path, settled):
+    """Delta passes run as often as wanted: finding the pass to build on must not cost a
+    request per earlier pass (it did, four times over, for every pass)."""
+    source = tmp_path / "src"
+    make_rich_tree(source, big=MiB)
+    settled(source)
+    store = CountingStore(tmp_path / "store")
+    store.check(create=True)
+    heads = []
+    for _ in range(6):
+        store.reads.clear()
+        backup(store, source)
+        heads.append(sum(key.endswith("/manifest.json") for key in store.reads))
+    assert heads[0] == 0 and heads[1:] == [2] * 5, heads  # the plan's and the pass's look
+    assert [p.complete for p in list_passes(store, "ns/data")] == [True] * 6
+    assert volumes.plan_restore(store, "ns/data", tmp_path / "dst").info.pass_id == (
+        list_passes(store, "ns/data")[-1].pass_id)
+
+
 def test_paths_that_are_not_utf8_round_trip_through_entries():
     for raw in [b"", b"plain", "ünï ✓".encode(), b"\xff\xfe\x80", b"a/b\xe9/c"]:
         entry: dict = {}
