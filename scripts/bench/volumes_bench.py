@@ -7,8 +7,9 @@ Two trees, made once under ``--work`` (deterministic, kept between runs):
   two sparse disk images;
 - ``small``: ``--small-files`` files of 0-4 KiB (random and text) in directories of 1,000.
 
-For each tree and method, on a fresh bucket of the proving ground's MinIO (each method's
-bucket is removed afterwards): a full backup, a 1 % change of the tree, an incremental
+For each tree and method, on a fresh bucket of a MinIO of the bench's own (built by the
+proving ground's scripts, on a fresh ext4 of its own, nothing else running; or the running
+proving ground's with ``--store-server proving-ground``; each bucket is removed afterwards): a full backup, a 1 % change of the tree, an incremental
 backup, and a restore into an empty directory. Wall time of each command, peak memory
 (proportional set sizes of the command and its children, sampled every 250 ms: pages a
 forked worker shares with its parent count once).
@@ -35,20 +36,29 @@ host's file system and says so.
 The 1 % change: 4 KiB pages overwritten in place in a few large files, appends to log
 files, and whole small and medium files rewritten, ~1 % of the tree's bytes in all.
 
+With ``--repeat N`` every method runs N times, each round in a rotated order (no method
+always first or last), and every figure is the median of its N runs (low-high shown).
+
     .venv/bin/python scripts/bench/volumes_bench.py [--trees mixed,small] [--mixed-gib 2]
-        [--small-files 200000] [--methods tar,kopia,migrator] [--work DIR] [--json]
+        [--small-files 200000] [--methods tar,kopia,migrator] [--repeat N]
+        [--store-server own|proving-ground] [--work DIR] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -395,68 +405,143 @@ def release_filesystem(where: Path) -> None:
     where.with_suffix(".img").unlink(missing_ok=True)
 
 
+@contextmanager
+def object_store(args: argparse.Namespace) -> Iterator[dict[str, str]]:
+    """The MinIO every method stores into: by default one of the bench's own, started from
+    the proving ground's build cache on a fresh ext4 of its own, so that nothing else runs
+    beside the methods (the proving ground's clusters cost ~5-10 % of a core even idle)
+    and MinIO writes to a journaled file system; ``--store-server proving-ground`` uses the
+    running proving ground's."""
+    if args.store_server == "proving-ground":
+        yield json.loads((REPO / ".proving-ground" / "state.json").read_text())["s3"]
+        return
+    from proving_ground import build, ground
+
+    place = args.work / "minio"
+    place.mkdir(parents=True, exist_ok=True)
+    fresh_filesystem(place, 24 * 1024 * MiB)
+    launcher = ground.Launcher(place)
+    try:
+        yield ground._start_minio(launcher, build.build_minio())
+    finally:
+        for process in launcher.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process["pid"], signal.SIGTERM)
+        for process in launcher.processes:
+            for _ in range(100):
+                try:
+                    os.kill(process["pid"], 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+        release_filesystem(place)
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def one_run(method: str, tree_name: str, pristine: Path, size: int, work: Path,
+            s3: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """One method's full pass, 1 % change, incremental pass and restore, on a fresh copy
+    of the tree on a fresh file system and a fresh bucket."""
+    scratch = work / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    filesystem = fresh_filesystem(scratch, size * 4 + 8 * 1024 * MiB)
+    tree = scratch / "tree"
+    subprocess.run(["cp", "-a", "--sparse=always", str(pristine / "tree"), str(tree)],
+                   check=True)
+    time.sleep(2.5)  # every file older than the mover's "just modified" window
+    subprocess.run(["tar", "-cf", "/dev/null", "-C", str(tree), "."], check=True)
+    os.sync()  # the copy's writeback is not part of any method's time
+    changed: list[int] = []
+
+    def change(tree: Path = tree, changed: list[int] = changed) -> None:
+        changed.append(change_tree(tree, seed=7))
+
+    bucket = Bucket(s3)
+    try:
+        load = os.getloadavg()[0]
+        if method == "tar":
+            result = bench_tar(tree, bucket, scratch, change)
+        elif method == "kopia":
+            result = bench_kopia(tree, bucket, scratch, change)
+        else:
+            result = bench_migrator(tree, bucket, scratch, change, f"bench/{tree_name}")
+    finally:
+        bucket.remove()
+        release_filesystem(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["changed_bytes"] = changed[0] if changed else None
+    result["load"] = load
+    return result, filesystem
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the runs (a figure missing from a run, a timed-out
+    restore, stays missing; a flag holds only if it held in every run), and the runs."""
+    merged: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [r.get(key) for r in runs]
+        if isinstance(first, bool):
+            merged[key] = all(values)
+        elif all(isinstance(v, (int, float)) for v in values):
+            merged[key] = statistics.median(values)
+        else:
+            merged[key] = None
+    if len(runs) > 1:
+        merged["runs"] = runs
+    return merged
+
+
+def spread(r: dict[str, Any], key: str) -> str:
+    """`` (LOW-HIGH)`` of a figure over the runs, when there were several."""
+    values = [run[key] for run in r.get("runs", []) if run.get(key) is not None]
+    return f" ({min(values):.1f}-{max(values):.1f})" if len(values) > 1 else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trees", default="mixed,small")
     parser.add_argument("--mixed-gib", type=float, default=2.0)
     parser.add_argument("--small-files", type=int, default=200_000)
     parser.add_argument("--methods", default="tar,kopia,migrator")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every method, each round in a rotated order; the "
+                        "figures are the medians")
+    parser.add_argument("--store-server", choices=["own", "proving-ground"], default="own")
     parser.add_argument("--work", type=Path, default=Path("/tmp/migrator-volumes-bench"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    state = json.loads((REPO / ".proving-ground" / "state.json").read_text())
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "migrator")],
                    check=True, stdout=subprocess.DEVNULL)
-    results: dict[str, Any] = {"load_at_start": os.getloadavg(), "trees": {}}
-    for tree_name in args.trees.split(","):
-        label = (f"mixed-{args.mixed_gib:g}GiB" if tree_name == "mixed"
-                 else f"small-{args.small_files}")
-        pristine = args.work / label
-        if not (pristine / ".done").exists():
-            shutil.rmtree(pristine, ignore_errors=True)
-            (pristine / "tree").mkdir(parents=True)
-            started = time.monotonic()
-            if tree_name == "mixed":
-                make_mixed(pristine / "tree", args.mixed_gib)
-            else:
-                make_small(pristine / "tree", args.small_files)
-            (pristine / ".done").write_text(f"{time.monotonic() - started:.0f}s\n")
-        files, size = tree_bytes(pristine / "tree")
-        row: dict[str, Any] = {"files": files, "bytes": size, "methods": {}}
-        for method in args.methods.split(","):
-            scratch = args.work / "scratch"
-            shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir()
-            results["filesystem"] = fresh_filesystem(scratch, size * 4 + 8 * 1024 * MiB)
-            tree = scratch / "tree"
-            subprocess.run(["cp", "-a", "--sparse=always", str(pristine / "tree"), str(tree)],
-                           check=True)
-            time.sleep(2.5)  # every file older than the mover's "just modified" window
-            subprocess.run(["tar", "-cf", "/dev/null", "-C", str(tree), "."], check=True)
-            os.sync()  # the copy's writeback is not part of any method's time
-            changed: list[int] = []
-
-            def change(tree: Path = tree, changed: list[int] = changed) -> None:
-                changed.append(change_tree(tree, seed=7))
-
-            bucket = Bucket(state["s3"])
-            try:
-                load = os.getloadavg()[0]
-                if method == "tar":
-                    result = bench_tar(tree, bucket, scratch, change)
-                elif method == "kopia":
-                    result = bench_kopia(tree, bucket, scratch, change)
+    methods = args.methods.split(",")
+    results: dict[str, Any] = {"load_at_start": os.getloadavg(), "trees": {},
+                               "repeat": args.repeat, "store_server": args.store_server}
+    with object_store(args) as s3:
+        for tree_name in args.trees.split(","):
+            label = (f"mixed-{args.mixed_gib:g}GiB" if tree_name == "mixed"
+                     else f"small-{args.small_files}")
+            pristine = args.work / label
+            if not (pristine / ".done").exists():
+                shutil.rmtree(pristine, ignore_errors=True)
+                (pristine / "tree").mkdir(parents=True)
+                started = time.monotonic()
+                if tree_name == "mixed":
+                    make_mixed(pristine / "tree", args.mixed_gib)
                 else:
-                    result = bench_migrator(tree, bucket, scratch, change, f"bench/{tree_name}")
-            finally:
-                bucket.remove()
-                release_filesystem(scratch)
-                shutil.rmtree(scratch, ignore_errors=True)
-            result["changed_bytes"] = changed[0] if changed else None
-            result["load"] = load
-            row["methods"][method] = result
-            print(f"[bench] {label} {method}: {json.dumps(result)}", file=sys.stderr, flush=True)
-        results["trees"][label] = row
+                    make_small(pristine / "tree", args.small_files)
+                (pristine / ".done").write_text(f"{time.monotonic() - started:.0f}s\n")
+            files, size = tree_bytes(pristine / "tree")
+            runs: dict[str, list[dict[str, Any]]] = {method: [] for method in methods}
+            for round_number in range(args.repeat):
+                shift = round_number % len(methods)
+                for method in methods[shift:] + methods[:shift]:
+                    result, results["filesystem"] = one_run(method, tree_name, pristine, size,
+                                                            args.work, s3)
+                    runs[method].append(result)
+                    print(f"[bench] {label} {method} (round {round_number + 1}): "
+                          f"{json.dumps(result)}", file=sys.stderr, flush=True)
+            results["trees"][label] = {"files": files, "bytes": size, "methods": {
+                method: median_of(method_runs) for method, method_runs in runs.items()}}
     results["load_at_end"] = os.getloadavg()
     if args.json:
         print(json.dumps(results, indent=2))
@@ -465,7 +550,8 @@ def main() -> None:
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [f"load at start {results['load_at_start']}, at end {results['load_at_end']}"]
+    lines = [f"load at start {results['load_at_start']}, at end {results['load_at_end']}; "
+             f"medians of {results['repeat']} run(s) per method (low-high)"]
     header = ("tree", "method", "full backup", "MB/s", "uploaded", "incremental", "incr. bytes",
               "restore", "peak MB")
     lines.append(" | ".join(header))
@@ -477,9 +563,10 @@ def render(results: dict[str, Any]) -> str:
                        else f"{r['restore_s']:.1f} s")
             lines.append(" | ".join([
                 f"{label} ({row['files']:,} files, {mb:,.0f} MB)", method,
-                f"{r['full_s']:.1f} s", f"{mb / r['full_s']:.0f}",
-                f"{r['full_uploaded'] / 1e6:,.0f} MB", f"{r['incr_s']:.1f} s",
-                f"{r['incr_uploaded'] / 1e6:,.1f} MB", restore, peak]))
+                f"{r['full_s']:.1f} s{spread(r, 'full_s')}", f"{mb / r['full_s']:.0f}",
+                f"{r['full_uploaded'] / 1e6:,.0f} MB",
+                f"{r['incr_s']:.1f} s{spread(r, 'incr_s')}",
+                f"{r['incr_uploaded'] / 1e6:,.1f} MB", restore + spread(r, "restore_s"), peak]))
         m = row["methods"].get("migrator")
         if m:
             notes = [f"incremental {100 * m['incr_s'] / m['full_s']:.1f} % of the full pass's "
