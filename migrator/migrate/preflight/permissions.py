@@ -1,7 +1,8 @@
 """``permissions``: the identity of each kubeconfig context holds what migrator needs there.
 
-What migrator needs is what the RBAC it ships grants (``manifests/`` of the source tree,
-read at run time so the check and the manifests never disagree): on the old cluster the
+What migrator needs is what the RBAC it ships grants (``migrator/manifests/``, package data
+that the source tree's ``manifests/`` links to, read at run time so the check and the
+manifests never disagree): on the old cluster the
 ``exporter`` role of ``rbac.yaml`` (read everything), on the new one the ``importer`` role
 (every verb on everything: it recreates RBAC, and Kubernetes lets an identity grant only
 what it holds); on both, when volumes move or writers are quiesced, the role of
@@ -24,9 +25,9 @@ from migrator.kube import Cluster
 from migrator.migrate.preflight.context import SOURCE, TARGET, Context
 from migrator.migrate.preflight.result import FAIL, PASS, WARN, CheckResult, bounded
 
-# The repository's manifests/ folder, beside the package in a source checkout or an
-# editable install (a wheel does not carry it: the check then says so).
-MANIFESTS = Path(__file__).resolve().parents[3] / "manifests"
+# The RBAC and Job manifests the package ships (package data; the source tree's manifests/
+# links here, for `kubectl apply -f manifests/...`).
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 ROLE_LABEL = "migrator.io/role"
 REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 REVIEW_WORKERS = 8
@@ -137,7 +138,8 @@ def check_permissions(ctx: Context) -> CheckResult:
             WARN,
             f"the RBAC manifests cannot be read ({MANIFESTS}: {exc.strerror or exc}): "
             "permissions not checked",
-            "run migrator from its source tree, or check by hand with `kubectl auth can-i --list`",
+            "reinstall migrator (the manifests are part of the package), or check by hand "
+            "with `kubectl auth can-i --list`",
         )
     lines: list[str] = []
     commands: list[str] = []
