@@ -1,4 +1,5 @@
-"""Cutover benchmark: requests across a whole shift, and how fast a failing new cluster is rolled back.
+"""Cutover benchmark: requests across a whole shift, and how fast a failing new cluster is
+rolled back.
 
 On the proving ground's BIND, a name points at the old cluster's endpoint; the old and new
 endpoints are HTTP servers on loopback addresses of their own (``--per-side`` each, one
@@ -138,7 +139,7 @@ def steps(events: list[dict[str, Any]], results: list[Result], name: str, ttl: f
           ) -> list[dict[str, Any]]:
     written = [e for e in events if e["event"] == "written"]
     rows = []
-    for this, following in zip(written, written[1:] + [None]):
+    for this, following in zip(written, written[1:] + [None], strict=True):
         end = following["time"] if following else this["time"] + ttl + 0.5
         seen = share_new(results, this["time"] + ttl + 0.1, end)
         rows.append({"step": this["step"], "seconds": round(end - this["time"], 2),

@@ -1,4 +1,5 @@
-"""Export benchmark: migrator export vs the HTTP limit vs kubectl, on the proving ground's old cluster.
+"""Export benchmark: migrator export vs the HTTP limit vs kubectl, on the proving ground's
+old cluster.
 
 For each size N (``--sizes 5000,20000``), the old cluster is brought to exactly N objects
 labelled ``bench=migrator`` (mostly ~1 KiB ConfigMaps in 50 namespaces, plus Secrets,
@@ -36,21 +37,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from migrator.errors import ApiError  # noqa: E402
 from migrator.export import ExportOptions  # noqa: E402
 from migrator.export import plan as export_plan  # noqa: E402
+from migrator.kube import Cluster, connect, discover, iter_items  # noqa: E402
+from migrator.kube.pager import DEFAULT_PAGE_SIZE  # noqa: E402
 from migrator.resources.regenerated import type_skip  # noqa: E402
 from migrator.resources.scope import Scope  # noqa: E402
 from migrator.resources.types import ResourceType  # noqa: E402
-from migrator.kube import Cluster, connect, discover, iter_items  # noqa: E402
-from migrator.kube.pager import DEFAULT_PAGE_SIZE  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import LABEL, NAMESPACES, SELECTOR, body, delete_namespaces, plan, raw_pool  # noqa: E402,I001
+from common import LABEL, NAMESPACES, SELECTOR, body, delete_namespaces, plan, raw_pool  # noqa: E402
 
 KUBECTL = Path.home() / ".cache/migrator-proving-ground/bin/kubernetes-1.21.14/kubectl"
 
@@ -275,7 +275,7 @@ def render(results: list[dict[str, Any]]) -> str:
         for r in results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.append("migrator obj/s: the whole command (start-up, discovery, manifest included); "
                  "listing obj/s: its listing and writing phase; one process: --processes 0")
     lines.append("goals: >= 0.80x the limit, >= 3x kubectl, peak memory flat and < 250 MB")

@@ -9,8 +9,9 @@ Two trees, made once under ``--work`` (deterministic, kept between runs):
 
 For each tree and method, on a fresh bucket of a MinIO of the bench's own (built by the
 proving ground's scripts, on a fresh ext4 of its own, nothing else running; or the running
-proving ground's with ``--store-server proving-ground``; each bucket is removed afterwards): a full backup, a 1 % change of the tree, an incremental
-backup, and a restore into an empty directory. Wall time of each command, peak memory
+proving ground's with ``--store-server proving-ground``; each bucket is removed
+afterwards): a full backup, a 1 % change of the tree, an incremental backup, and a restore
+into an empty directory. Wall time of each command, peak memory
 (proportional set sizes of the command and its children, sampled every 250 ms: pages a
 forked worker shares with its parent count once).
 
@@ -68,7 +69,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import boto3  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
-
 
 MiB = 1024 * 1024
 KOPIA_MODULE, KOPIA_VERSION = "github.com/kopia/kopia", "v0.21.1"
