@@ -367,12 +367,22 @@ def rehearse_command(
     default=None,
     help="Write it to this file instead of stdout.",
 )
-def report_command(plan_file: Path, fmt: str, out_file: Path | None) -> None:
-    """Render the report of PLAN's last run again (it is also kept in the store)."""
+@click.option(
+    "--rehearsal",
+    metavar="STAMP",
+    is_flag=False,
+    flag_value="latest",
+    default=None,
+    help="A rehearsal's report instead: the newest, or the one of STAMP (its key's name).",
+)
+def report_command(plan_file: Path, fmt: str, out_file: Path | None, rehearsal: str | None) -> None:
+    """Render the report of PLAN's last run again, or of a rehearsal (both are kept in the
+    store)."""
     from migrator.migrate import report as reports
-    from migrator.migrate.runner import last_report
+    from migrator.migrate.runner import last_report, rehearsal_report
 
-    report = last_report(_load(plan_file))
+    plan = _load(plan_file)
+    report = rehearsal_report(plan, rehearsal) if rehearsal else last_report(plan)
     if fmt == "text" and out_file is None:
         from migrator.cli.plan_view import render_run
 

@@ -36,7 +36,7 @@ from migrator.migrate.phases import (
     transform_inputs,
 )
 from migrator.migrate.plan import Plan
-from migrator.migrate.state import now_iso, parse_iso
+from migrator.migrate.state import REHEARSALS, now_iso, parse_iso
 from migrator.resources.scope import Scope
 from migrator.snapshot.reader import list_snapshots
 from migrator.transform.differences import DifferencesConfig
@@ -170,7 +170,7 @@ def rehearse(
             },
         )
         doc = report.to_dict()
-        where = f"rehearsals/{stamp}"
+        where = f"{REHEARSALS}/{stamp}"
         ctx.runs.save(f"{where}.json", doc)
         ctx.runs.put_text(f"{where}.md", reports.markdown(report))
         ctx.runs.put_text(f"{where}.html", reports.html(report))

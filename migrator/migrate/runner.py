@@ -34,7 +34,7 @@ from migrator.migrate import report as reports
 from migrator.migrate.context import OnEvent, RunContext
 from migrator.migrate.phases import RunIds, check, steps
 from migrator.migrate.plan import Plan
-from migrator.migrate.state import RunStore, epoch, now_iso, process_alive
+from migrator.migrate.state import REHEARSALS, RunStore, epoch, now_iso, process_alive
 from migrator.run import Journal
 
 RUNNING, PAUSED, FAILED, DONE = "running", "paused", "failed", "done"
@@ -325,6 +325,26 @@ def _order(names: list[str], item: tuple[str, dict[str, Any]]) -> tuple[int, str
     rollback) by when they ended."""
     name, record = item
     return (names.index(name) if name in names else len(names), record.get("endedAt") or "")
+
+
+def rehearsal_report(plan: Plan, rehearsal: str = "latest") -> reports.RunReport:
+    """A rehearsal's report as kept in the store: the newest (``latest``), or the one whose
+    stamp ``rehearsal`` gives."""
+    runs = RunContext.open(plan).runs
+    stamps = runs.rehearsals()
+    if not stamps:
+        raise RunRefused(
+            f"plan {plan.name} has no rehearsal in {runs.url}",
+            hint="run one with `migrator rehearse -f PLAN --scratch CONTEXT`",
+        )
+    stamp = stamps[-1] if rehearsal == "latest" else rehearsal
+    doc = runs.load(f"{REHEARSALS}/{stamp}.json") if stamp in stamps else None
+    if doc is None:
+        raise RunRefused(
+            f"plan {plan.name} has no rehearsal {rehearsal!r} in {runs.url}",
+            hint=f"its rehearsals, newest last: {', '.join(stamps[-5:])}",
+        )
+    return reports.RunReport.from_dict(doc)
 
 
 def last_report(plan: Plan) -> reports.RunReport:

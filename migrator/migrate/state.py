@@ -30,6 +30,7 @@ RUNS = "runs"
 STATE = "state.json"
 CONTROL = "control.json"
 RECORDS = "phases"
+REHEARSALS = "rehearsals"
 
 
 def now_iso() -> str:
@@ -76,6 +77,15 @@ class RunStore:
 
     def put_text(self, relative: str, text: str) -> None:
         self.store.put_bytes(self.prefix + relative, text.encode())
+
+    def rehearsals(self) -> list[str]:
+        """The stamps of the rehearsals kept (``rehearsals/<stamp>.json``), oldest first."""
+        base = f"{self.prefix}{REHEARSALS}/"
+        return sorted(
+            key[len(base) : -len(".json")]
+            for key in self.store.list(base)
+            if key.endswith(".json") and "/" not in key[len(base) :]
+        )
 
     # -- what the run is doing ---------------------------------------------------------------
 

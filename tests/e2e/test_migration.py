@@ -240,6 +240,10 @@ def test_a_dr_rehearsal_restores_into_namespaces_of_its_own(old_cluster, new_clu
         assert running_pods(old_cluster.client, e.shop, "app=db")
         store = _store(s3, "dr")
         assert [k for k in store.list("runs/") if "/rehearsals/" in k and k.endswith(".md")]
+        code, out, err = migrator("report", "-f", str(e.plan("dr-rehearsal")), "--rehearsal",
+                                  "--format", "json", env=e.env)
+        assert code == 0, err[-3000:]
+        assert json.loads(out) == report  # the newest rehearsal's, as kept
         print("\nREHEARSAL-FIGURES " + json.dumps({"rto": report["rtoSeconds"],
                                                    "rpo": report["rpoSeconds"],
                                                    "phases": _timings(report)}))

@@ -125,3 +125,14 @@ def test_the_run_state_in_a_store(tmp_path):
     assert not runs.pause_requested()
     runs.save("phases/export", {"status": "done"})
     assert runs.records() == {"export": {"status": "done"}}
+
+
+def test_the_rehearsals_kept_in_a_store_oldest_first(tmp_path):
+    runs = RunStore(LocalStore(tmp_path), "shop-move")
+    assert runs.rehearsals() == []
+    for stamp in ["20261206t171200", "20261205t090000"]:
+        runs.save(f"rehearsals/{stamp}.json", {"status": "rehearsed"})
+        runs.put_text(f"rehearsals/{stamp}.md", "# report")
+    runs.save("rehearsals/notes/x.json", {})  # not a rehearsal's report
+    RunStore(LocalStore(tmp_path), "shop-move-2").save("rehearsals/20270101t000000.json", {})
+    assert runs.rehearsals() == ["20261205t090000", "20261206t171200"]
