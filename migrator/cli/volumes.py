@@ -146,7 +146,7 @@ def backup_command(
     is_flag=True,
     help="Restore symlinks that point out of the volume as they are (never followed).",
 )
-@_workers(8, "Packs fetched and written at the same time.")
+@_workers(4, "Packs fetched and written at the same time.")
 @processes_option("check and write the files a pack holds whole")
 @click.option(
     "--no-sync",

@@ -670,7 +670,7 @@ class _Restorer:
 def apply(
     plan: RestorePlan,
     *,
-    workers: int = 8,
+    workers: int = 4,
     processes: int | None = None,
     delete: bool = False,
     sync: bool = True,
@@ -682,7 +682,7 @@ def apply(
     this process). With ``sync`` (the default) the target's file system is flushed to its
     disk before this returns."""
     started = time.monotonic()
-    bound_memory(mmap_threshold=1024 * 1024)
+    bound_memory()
     repo = Repository.open(plan.store, plan.key)
     report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
     os.makedirs(plan.target, exist_ok=True)
