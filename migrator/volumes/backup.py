@@ -139,7 +139,7 @@ def plan(
         repo: Repository | None = Repository.open(store, key)
     except (StoreKeyNotFound, StoreNotFound):  # no pass into this store yet (apply makes it)
         repo = None
-    previous, interrupted = _bases(repo, name) if repo is not None else (None, None)
+    previous, interrupted, _after = _bases(repo, name) if repo is not None else (None, None, [])
     result = BackupPlan(store, key, name, root, previous, interrupted)
     if count:
         _count(result, _previous_entries(repo, previous, interrupted))
@@ -171,9 +171,10 @@ def _count(self: BackupPlan, old: SortedEntries) -> None:
 
 def _bases(
     repo: Repository, name: str, ids: list[str] | None = None
-) -> tuple[PassInfo | None, PassInfo | None]:
-    """The newest complete pass of ``name``, and the interrupted pass after it that got
-    furthest (the one a new pass resumes from), if any. ``ids``: its passes, if known."""
+) -> tuple[PassInfo | None, PassInfo | None, list[PassInfo]]:
+    """The newest complete pass of ``name``, the interrupted pass after it that got
+    furthest (the one a new pass resumes from), if any, and all the interrupted passes
+    after it (a new pass supersedes them). ``ids``: its passes, if known."""
     previous, after = newest_complete(repo.store, name, ids)
     best = None
     most = 0
@@ -182,7 +183,7 @@ def _bases(
         parts = sum(1 for _ in repo.store.list(f"{prefix}part-"))
         if parts >= most and parts > 0:
             best, most = candidate, parts
-    return previous, best
+    return previous, best, after
 
 
 def _previous_entries(
@@ -323,7 +324,7 @@ class _Pass:
         self.lanes = lanes
         self.root = plan.source
         passes = pass_ids(repo.store, plan.name)
-        self.previous, self.interrupted = _bases(repo, plan.name, passes)
+        self.previous, self.interrupted, self.superseded = _bases(repo, plan.name, passes)
         self.pass_id = new_pass_id(passes[-1] if passes else None)
         self.report = BackupReport(
             plan.name,
@@ -536,13 +537,12 @@ class _Pass:
                 "problems": report.failures.count,
             }
         )
-        # Interrupted passes before this one are superseded: it holds all they did. Those
-        # before the previous complete pass went when it was committed.
-        since = report.previous or ""
-        between = [p for p in pass_ids(repo.store, plan.name) if since < p < self.pass_id]
-        for pass_id in between:
-            if not pass_info(repo.store, plan.name, pass_id).complete:
-                delete_pass(repo, plan.name, pass_id)
+        # The interrupted passes found at the start are superseded: this one holds all they
+        # did (those before the previous complete pass went when it was committed). Each is
+        # looked at again: one completed meanwhile is kept.
+        for info in self.superseded:
+            if not pass_info(repo.store, plan.name, info.pass_id).complete:
+                delete_pass(repo, plan.name, info.pass_id)
         return report
 
 

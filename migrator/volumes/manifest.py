@@ -130,8 +130,8 @@ def list_volumes(store: Store) -> Iterator[str]:
 def latest_complete(repo: Repository, name: str, pass_id: str | None = None) -> PassInfo:
     """The newest complete pass of ``name`` (or the pass ``pass_id``)."""
     if pass_id is not None:
-        known = pass_id in pass_ids(repo.store, name)
-        passes = [info] if known and (info := pass_info(repo.store, name, pass_id)).complete else []
+        valid = _PASS.match(pass_id) is not None
+        passes = [info] if valid and (info := pass_info(repo.store, name, pass_id)).complete else []
     else:
         newest, _interrupted = newest_complete(repo.store, name)
         passes = [newest] if newest is not None else []

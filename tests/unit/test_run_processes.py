@@ -70,14 +70,12 @@ def real_cpu_cgroup() -> Path:
     v2 = Path("/sys/fs/cgroup")
     for place in [v2 / "cpu", v2 / "cpu,cpuacct", v2]:
         controllers = place / "cgroup.controllers"
-        if (place / "cpu.cfs_quota_us").exists() or (
-                controllers.exists() and "cpu" in controllers.read_text().split()):
-            if os.access(place, os.W_OK):
-                return place
-    message = "no writable cpu cgroup controller on this machine"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+        has_cpu = (place / "cpu.cfs_quota_us").exists() or (
+            controllers.exists() and "cpu" in controllers.read_text().split())
+        if has_cpu and os.access(place, os.W_OK):
+            return place
+    pytest.fail("no writable cpu cgroup controller on this machine (run as root, as the "
+                "proving ground does)")
 
 
 def test_a_process_in_a_one_cpu_cgroup_starts_no_worker_processes():
