@@ -123,10 +123,10 @@ class PartRoller:
         if self._key is not None:
             data = crypto.encrypt(self._key, spool.read(), relative)
             digest, size = hashlib.sha256(data).hexdigest(), len(data)
-            self._store.put_bytes(self._prefix + relative, data)
+            self._store.put_bytes(self._prefix + relative, data, checked=True)
         else:
             digest, size = sha256_stream(spool)
             spool.seek(0)
-            self._store.put_file(self._prefix + relative, spool)
+            self._store.put_file(self._prefix + relative, spool, checked=True)
         self.parts.append(PartInfo(key=relative, sha256=digest, bytes=size, objects=self._objects))
         self.discard()

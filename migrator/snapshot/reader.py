@@ -209,7 +209,7 @@ class SnapshotReader:
         """The part's plaintext, after its size and sha256 matched the manifest."""
         name = part["key"]
         try:
-            with self.store.open_read(self._prefix + name) as stream:
+            with self.store.open_read(self._prefix + name, checked=True) as stream:
                 data = stream.read(part["bytes"] + 1)  # one byte more tells "too long" apart
         except StoreKeyNotFound as err:
             raise SnapshotCorrupt(f"part {name} is missing", part=name) from err
@@ -226,7 +226,7 @@ class SnapshotReader:
     def _check_part(self, part: PartInfo, report: VerifyReport) -> str | None:
         """What is wrong with one part, or None; counts it in ``report``."""
         try:
-            with self.store.open_read(self._prefix + part["key"]) as stream:
+            with self.store.open_read(self._prefix + part["key"], checked=True) as stream:
                 digest, size = sha256_stream(stream)
         except StoreKeyNotFound:
             return "missing"

@@ -12,6 +12,12 @@ single missing key (:class:`~migrator.errors.StoreKeyNotFound`).
 Durability is asked for, not paid on every put: a writer calls :meth:`Store.sync` where it
 matters (a snapshot's parts before the marker that lists them, everything before the
 manifest), so thousands of small writes do not each wait for the disk.
+
+Integrity in transit is asked for too. Content that carries its own end-to-end check (a
+chunk pack whose chunks are named by a keyed hash and sealed by AES-GCM, a snapshot part
+whose SHA-256 its manifest records) is put and read with ``checked=True``: the reader
+verifies it anyway, so a backend need not add a checksum of its own. Everything else (heads,
+state documents, configuration) gets the backend's transport checksum, where it has one.
 """
 
 from __future__ import annotations
@@ -57,19 +63,20 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key``, replacing what was there, all or nothing."""
+    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+        """Store ``data`` under ``key``, replacing what was there, all or nothing.
+        ``checked``: its readers verify it themselves (see the module's docstring)."""
 
     @abstractmethod
-    def put_file(self, key: str, source: Source) -> None:
+    def put_file(self, key: str, source: Source, *, checked: bool = False) -> None:
         """Store a file's content under ``key``, streamed (multipart on S3 for big files)."""
 
     @abstractmethod
-    def get_bytes(self, key: str) -> bytes:
-        """The whole content of ``key``."""
+    def get_bytes(self, key: str, *, checked: bool = False) -> bytes:
+        """The whole content of ``key``; ``checked``: the caller verifies it itself."""
 
     @abstractmethod
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, *, checked: bool = False) -> BinaryIO:
         """A binary stream over the content of ``key``; the caller closes it."""
 
     @abstractmethod

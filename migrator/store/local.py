@@ -44,11 +44,11 @@ class LocalStore(Store):
                 raise StoreError(f"cannot create directory {self.root}: {err.strerror}") from err
         self._require_root()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
         with self._atomic_write(key) as out:
             out.write(data)
 
-    def put_file(self, key: str, source: Source) -> None:
+    def put_file(self, key: str, source: Source, *, checked: bool = False) -> None:
         with self._atomic_write(key) as out:
             if isinstance(source, (str, os.PathLike)):
                 with open(source, "rb") as src:
@@ -56,11 +56,11 @@ class LocalStore(Store):
             else:
                 shutil.copyfileobj(source, out)
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, checked: bool = False) -> bytes:
         with self.open_read(key) as stream:
             return stream.read()
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, *, checked: bool = False) -> BinaryIO:
         path = self._path(key)
         try:
             return open(path, "rb")

@@ -5,6 +5,12 @@ profiles, ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, which boto3 reads itse
 explicit ``endpoint_url`` (the CLI's ``--s3-endpoint``). With a custom endpoint we address
 buckets path-style, which S3-compatible servers expect.
 
+Transport checksums are asked for per object, not by botocore's default (a CRC32 of every
+put, checked on every get): content its readers verify themselves (``checked=True``, see
+:mod:`migrator.store.base`) goes without, which saves ~0.4 s of the client's CPU per GiB
+uploaded (measured: 2 GiB of 8 MiB puts took 4.5-5.2 s of CPU with the CRC32, 3.3-3.9 s
+without); the rest keeps its CRC32.
+
 Retries are botocore's own (standard mode); this module adds none. Every botocore failure is
 turned into a :class:`~migrator.errors.StoreError` child that says what to do, raised
 ``from`` the botocore error; messages name the bucket and endpoint, never a credential.
@@ -64,6 +70,12 @@ _CREDENTIALS_HINT = (
 _DELETE_BATCH = 1000  # the most keys one DeleteObjects call takes
 
 
+def _put_checksum(checked: bool) -> dict[str, str]:
+    """A put's checksum arguments: CRC32, computed here and checked by the server, unless
+    the content's readers verify it themselves."""
+    return {} if checked else {"ChecksumAlgorithm": "CRC32"}
+
+
 class S3Store(Store):
     """Keys live under ``s3://bucket/prefix/``."""
 
@@ -89,7 +101,11 @@ class S3Store(Store):
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL")
         )
-        options: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": max_attempts}}
+        options: dict[str, Any] = {
+            "retries": {"mode": "standard", "max_attempts": max_attempts},
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
         if custom_endpoint:
             options["s3"] = {"addressing_style": "path"}
         # A custom endpoint still needs some region to sign with; S3-compatible servers
@@ -125,25 +141,28 @@ class S3Store(Store):
             self._client.head_bucket(Bucket=self.bucket)
         self._bucket_seen = True
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
         with self._errors(key):
-            self._client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._full(key), Body=data, **_put_checksum(checked)
+            )
 
-    def put_file(self, key: str, source: Source) -> None:
+    def put_file(self, key: str, source: Source, *, checked: bool = False) -> None:
         with self._errors(key):
             if isinstance(source, (str, os.PathLike)):
                 with open(source, "rb") as stream:
-                    self._upload(key, stream)
+                    self._upload(key, stream, checked)
             else:
-                self._upload(key, source)
+                self._upload(key, source, checked)
 
-    def get_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as stream, self._errors(key):
+    def get_bytes(self, key: str, *, checked: bool = False) -> bytes:
+        with self.open_read(key, checked=checked) as stream, self._errors(key):
             return stream.read()
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, *, checked: bool = False) -> BinaryIO:
+        extra = {} if checked else {"ChecksumMode": "ENABLED"}
         with self._errors(key):
-            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
+            response = self._client.get_object(Bucket=self.bucket, Key=self._full(key), **extra)
         return cast(BinaryIO, response["Body"])
 
     def size(self, key: str) -> int:
@@ -197,8 +216,14 @@ class S3Store(Store):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _upload(self, key: str, stream: IO[bytes]) -> None:
-        self._client.upload_fileobj(stream, self.bucket, self._full(key), Config=self._transfer)
+    def _upload(self, key: str, stream: IO[bytes], checked: bool) -> None:
+        self._client.upload_fileobj(
+            stream,
+            self.bucket,
+            self._full(key),
+            ExtraArgs=_put_checksum(checked),
+            Config=self._transfer,
+        )
 
     def _delete_batch(self, keys: Sequence[str]) -> None:
         with self._errors():

@@ -158,7 +158,7 @@ class PackWriter:
             key = self.repo.pack_key(pack)
             blob = self.repo.seal(key, buffer)
             del buffer
-            self.repo.store.put_bytes(key, blob)
+            self.repo.store.put_bytes(key, blob, checked=True)  # chunk ids, GCM
             with self._merge_lock:
                 # Under this pass's own folder, one per merge group: once merged, the group's
                 # single-pack documents go in one prefix deletion (batched on S3).

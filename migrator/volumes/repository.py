@@ -335,7 +335,7 @@ class Repository:
         """A pack's plain content (decrypted and authenticated when encrypted)."""
         key = self.pack_key(pack)
         try:
-            return self.unseal(key, self.store.get_bytes(key))
+            return self.unseal(key, self.store.get_bytes(key, checked=True))
         except SnapshotCorrupt as err:
             raise SnapshotCorrupt(
                 f"pack {key} fails authentication: it was modified, truncated or moved", part=key

@@ -3,8 +3,10 @@ and a whole snapshot written to a bucket and read back."""
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -83,6 +85,38 @@ def test_multipart_upload_reads_back_byte_exact(s3, aws_env, tmp_path) -> None:
         etag = s3.client().head_object(Bucket=s3.bucket, Key=key)["ETag"]
         assert etag.strip('"').endswith("-3")  # three 5 MiB parts: it really went multipart
         assert store.get_bytes(key) == data
+
+
+def test_content_its_readers_verify_is_stored_without_a_transport_checksum(
+    s3, aws_env, tmp_path
+) -> None:
+    """A pack or snapshot part (``checked=True``) is verified by its reader end to end, so
+    it skips botocore's CRC32 on both sides; heads and state documents keep one, stored
+    with the object and checked on every read."""
+    store = S3Store(
+        s3.bucket,
+        endpoint_url=s3.endpoint,
+        multipart_threshold=5 * MiB,
+        multipart_chunksize=5 * MiB,
+    )
+    small, big = b"a state document", os.urandom(11 * MiB)
+    (tmp_path / "big").write_bytes(big)
+    store.put_bytes("doc", small)
+    store.put_bytes("pack", small, checked=True)
+    store.put_file("part", tmp_path / "big")
+    store.put_file("part-checked", tmp_path / "big", checked=True)
+
+    def stored_crc(key: str) -> str | None:
+        head = s3.client().head_object(Bucket=s3.bucket, Key=key, ChecksumMode="ENABLED")
+        return head.get("ChecksumCRC32")
+
+    assert stored_crc("doc") == base64.b64encode(zlib.crc32(small).to_bytes(4, "big")).decode()
+    assert stored_crc("part") is not None  # multipart: a checksum of the parts' checksums
+    assert stored_crc("pack") is None
+    assert stored_crc("part-checked") is None
+    for key, data in [("doc", small), ("pack", small), ("part", big), ("part-checked", big)]:
+        assert store.get_bytes(key) == data
+        assert store.get_bytes(key, checked=True) == data
 
 
 def test_missing_bucket_is_store_not_found(s3, aws_env) -> None:

@@ -341,9 +341,9 @@ class CountingStore(LocalStore):
         super().__init__(root)
         self.reads: list[str] = []
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, checked: bool = False) -> bytes:
         self.reads.append(key)
-        return super().get_bytes(key)
+        return super().get_bytes(key, checked=checked)
 
 
 def test_a_pass_reads_as_many_pass_heads_after_many_passes_as_after_one(tmp_path: Path, settled):
