@@ -4,11 +4,14 @@
 would read (files new or changed since the previous pass) and reuse. ``apply(plan)`` does
 the pass:
 
-- the tree's names are walked in the manifest's order and merged with the previous pass's
-  entries (both sorted the same way: neither is held whole);
-- batches of paths go to worker processes (:mod:`.scan`) that stat them and read, chunk,
-  hash and compress the small files; a file whose size, mtime, inode and ctime match the
-  previous entry, and whose chunks the store holds, is not read: its entry is reused;
+- the tree's names are walked in the manifest's order; each batch of paths goes with the
+  previous pass's entries in its range (both sorted the same way, neither held whole;
+  found by binary search, so this process does no per-entry work for them);
+- the batches go to worker processes (:mod:`.scan`) that match paths with entries, stat
+  them, and read, chunk, hash and compress the small files; a file whose size, mtime,
+  inode and ctime match the previous entry, and whose chunks the store holds, is not read:
+  its entry is reused (its line as it was, when nothing else moved either), and finished
+  lines come back in runs;
 - large files go to a bounded pool of reader threads (reading, FastCDC, BLAKE3 and zstd all
   release the interpreter lock), streamed in blocks;
 - new chunks go into packs that a bounded pool uploads (:class:`~.packs.PackWriter`);
@@ -23,6 +26,7 @@ finished before the kill are not read again either.
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 import threading
@@ -58,24 +62,25 @@ from migrator.volumes.manifest import (
     SortedLines,
     check_name,
     delete_pass,
-    line_path,
+    line_key,
     new_pass_id,
     newest_complete,
     order_key,
+    parse_line,
     pass_ids,
     pass_info,
     pass_prefix,
     read_entries,
-    read_lines,
+    read_parts,
 )
 from migrator.volumes.packs import PackWriter
 from migrator.volumes.report import BackupReport
 from migrator.volumes.repository import ChunkIndex, Location, Repository, codec_pool
 from migrator.volumes.scan import (
     BATCH_ENTRIES,
-    DONE,
     FAILED,
     GONE,
+    LINES,
     READ,
     REUSED,
     SOCKET,
@@ -220,21 +225,24 @@ def _previous_lines(
     in finished packs (found again in the index: an interrupted pass may name chunks of a
     pack that never finished)."""
 
-    def chain() -> Iterator[tuple[bytes, bytes]]:
+    def runs() -> Iterator[list[bytes]]:
         last: bytes | None = None
         if interrupted is not None:
-            for entry in read_entries(repo, interrupted):
-                last = order_key(entry_path(entry))
-                refs = _reusable(entry, index)
-                if refs is not None:
-                    yield last, jsoncodec.dumps({**entry, "c": refs})
+            for part, lines in read_parts(repo, interrupted):
+                kept = []
+                for line in lines:
+                    entry = parse_line(line, part)
+                    last = order_key(entry_path(entry))
+                    refs = _reusable(entry, index)
+                    if refs is not None:
+                        kept.append(jsoncodec.dumps({**entry, "c": refs}))
+                yield kept
         if previous is not None:
-            for line in read_lines(repo, previous):
-                key = order_key(line_path(line))
-                if last is None or key > last:
-                    yield key, line
+            for _part, lines in read_parts(repo, previous):
+                start = 0 if last is None else bisect.bisect_right(lines, last, key=line_key)
+                yield lines[start:] if start else lines
 
-    return SortedLines(chain())
+    return SortedLines(runs())
 
 
 class _Sink:
@@ -270,10 +278,10 @@ class _Meter:
         if self.progress is not None:
             self.progress("bytes", done, self.total_bytes)
 
-    def add_file(self) -> None:
-        self.files += 1
+    def add_files(self, count: int) -> None:
+        before, self.files = self.files, self.files + count
         if self.progress is not None and (
-            self.files % 64 == 0 or self.total_files and self.files >= self.total_files
+            before // 64 != self.files // 64 or self.total_files and self.files >= self.total_files
         ):
             self.progress("files", self.files, self.total_files)
 
@@ -347,18 +355,18 @@ class _Pass:
     def run(self) -> BackupReport:
         inflight: deque[Future[ScannedBatch]] = deque()
         old = _previous_lines(self.repo, self.previous, self.interrupted, self.index)
-        batch: list[tuple[bytes, bytes | None]] = []
+        batch: list[bytes] = []
         size = BATCH_ENTRIES
         try:
             for rel in walk_names(self.root, self.report.warnings.add):
-                batch.append((rel, old.find(rel)))
+                batch.append(rel)
                 if len(batch) >= size:
-                    inflight.append(self._scan(batch))
+                    inflight.append(self._scan(batch, old.take(batch)))
                     batch = []
                     while inflight and (inflight[0].done() or len(inflight) > 2 * self.lanes):
                         self._take(inflight.popleft())
             if batch:
-                inflight.append(self._scan(batch))
+                inflight.append(self._scan(batch, old.take(batch)))
             while inflight:
                 self._take(inflight.popleft())
             while self.pending:
@@ -371,11 +379,11 @@ class _Pass:
         self.readers.shutdown()
         return self._commit()
 
-    def _scan(self, batch: list[tuple[bytes, bytes | None]]) -> Future[ScannedBatch]:
+    def _scan(self, batch: list[bytes], previous: list[bytes]) -> Future[ScannedBatch]:
         if self.pool is not None:
-            return self.pool.submit(scan_module.scan_in_worker, self.root, batch)
+            return self.pool.submit(scan_module.scan_in_worker, self.root, batch, previous)
         done: Future[ScannedBatch] = Future()
-        done.set_result(scan_module.scan(self.chunker, self.root, batch))
+        done.set_result(scan_module.scan(self.chunker, self.root, batch, previous))
         return done
 
     def _take(self, future: Future[ScannedBatch]) -> None:
@@ -400,24 +408,20 @@ class _Pass:
         )
         if scanned.bytes_read:
             self.meter.add_bytes(scanned.bytes_read)
-        pending, add_line, meter = self.pending, self.writer.add_line, self.meter
+        pending, add_lines, meter = self.pending, self.writer.add_lines, self.meter
         for what, rel, payload, link in scanned.items:
             item: tuple[Entry | bytes, Future[FileRead] | None] | None
-            if what == DONE:
+            if what == LINES:
+                lines, files, size = payload
+                if files:
+                    report.files_reused += files
+                    report.files += files
+                    report.bytes_total += size
+                    meter.add_files(files)
                 if not pending:
-                    add_line(payload)
+                    add_lines(lines)
                     continue
-                item = payload, None
-            elif what == REUSED and link is None:
-                line, size = payload
-                report.files_reused += 1
-                report.files += 1
-                report.bytes_total += size
-                meter.add_file()
-                if not pending:
-                    add_line(line)
-                    continue
-                item = line, None
+                item = lines, None
             else:
                 item = self._item(what, rel, payload, link, places)
                 if item is None:
@@ -489,7 +493,7 @@ class _Pass:
     def _emit(self, entry: Entry | bytes, future: Future[FileRead] | None) -> None:
         """Write an entry (or a line) to the manifest, once its large file is read."""
         if isinstance(entry, bytes):
-            self.writer.add_line(entry)
+            self.writer.add_lines(entry)
             return
         report = self.report
         if future is not None:
@@ -507,7 +511,7 @@ class _Pass:
         if entry["t"] == FILE:
             report.files += 1
             report.bytes_total += entry["s"]
-            self.meter.add_file()
+            self.meter.add_files(1)
         self.writer.add(entry)
 
     def _commit(self) -> BackupReport:

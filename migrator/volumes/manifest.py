@@ -17,6 +17,7 @@ streams through in pieces of a few MiB.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import time
@@ -169,14 +170,16 @@ class ManifestWriter:
         self._since = time.monotonic()
 
     def add(self, entry: Entry) -> None:
-        self.add_line(jsoncodec.dumps(entry))
+        self.add_lines(jsoncodec.dumps(entry))
 
-    def add_line(self, line: bytes) -> None:
-        """Add an entry already encoded as its JSON line (one line, no newline)."""
-        self._buffer += line
+    def add_lines(self, lines: bytes) -> None:
+        """Add entries already encoded as JSON lines, joined by newlines (one or more
+        lines, no newline at the end; JSON lines hold none of their own)."""
+        self._buffer += lines
         self._buffer += b"\n"
-        self._count += 1
-        self.entries += 1
+        count = lines.count(b"\n") + 1
+        self._count += count
+        self.entries += count
         if (
             self._count >= PART_ENTRIES
             or len(self._buffer) >= PART_BYTES
@@ -309,24 +312,68 @@ class SortedEntries:
 
 
 class SortedLines:
-    """Manifest lines in the walk's order, each with its :func:`order_key`, looked up by path
-    in that same order (as :class:`SortedEntries`, without decoding the entries)."""
+    """Manifest lines in the walk's order, handed out a batch of paths at a time: each
+    batch gets the lines whose paths fall within its first and last path, found by binary
+    search (a worker then matches them with the batch's paths: :func:`match_lines`). Fed
+    a run of lines at a time (a part), it holds one run and what it hands out."""
 
-    def __init__(self, lines: Iterator[tuple[bytes, bytes]]) -> None:
-        self._lines = lines
-        self._key: bytes | None = None
-        self._line = b""
-        self._next()
+    # Lines in one batch's range beyond this many per path are filtered here, to the
+    # batch's own paths: a directory removed since the previous pass may sort between
+    # two paths of the tree with any number of entries.
+    FILTER_BEYOND = 4
 
-    def _next(self) -> None:
-        self._key, self._line = next(self._lines, (None, b""))
+    def __init__(self, runs: Iterator[list[bytes]]) -> None:
+        self._runs = runs
+        self._lines: list[bytes] = []
+        self._at = 0
 
-    def find(self, rel: bytes) -> bytes | None:
-        """The line of ``rel``, if there is one (ask in walk order)."""
-        key = order_key(rel)
-        while self._key is not None and self._key < key:
-            self._next()
-        return self._line if self._key == key else None
+    def take(self, paths: list[bytes]) -> list[bytes]:
+        """The lines of the paths in ``paths`` (in walk order, after every path asked
+        before), with at most a few others in their range; lines before ``paths`` are
+        passed over for good."""
+        if not paths:
+            return []
+        first, last = order_key(paths[0]), order_key(paths[-1])
+        limit = self.FILTER_BEYOND * len(paths) + 64
+        wanted: set[bytes] | None = None
+        out: list[bytes] = []
+        while True:
+            lines = self._lines
+            begin = bisect.bisect_left(lines, first, self._at, key=line_key)
+            end = bisect.bisect_right(lines, last, begin, key=line_key)
+            if wanted is None and end - begin + len(out) > limit:
+                wanted = {order_key(p) for p in paths}
+                out = [line for line in out if line_key(line) in wanted]
+            if wanted is not None:
+                out += [line for line in lines[begin:end] if line_key(line) in wanted]
+            else:
+                out += lines[begin:end]
+            self._at = end
+            if end < len(lines):
+                return out
+            run = next(self._runs, None)
+            if run is None:
+                self._lines, self._at = [], 0
+                return out
+            self._lines, self._at = run, 0
+
+
+def line_key(line: bytes) -> bytes:
+    """The :func:`order_key` of a manifest line's path."""
+    return order_key(line_path(line))
+
+
+def match_lines(paths: list[bytes], lines: list[bytes]) -> list[bytes | None]:
+    """For each path (in walk order), its line among ``lines`` (in walk order), or None."""
+    found: list[bytes | None] = []
+    keys = [line_key(line) for line in lines]
+    at, count = 0, len(keys)
+    for path in paths:
+        want = order_key(path)
+        while at < count and keys[at] < want:
+            at += 1
+        found.append(lines[at] if at < count and keys[at] == want else None)
+    return found
 
 
 def delete_pass(repo: Repository, name: str, pass_id: str) -> None:

@@ -1,16 +1,16 @@
 """The per-path work of a backup pass, in batches, where the interpreter lock does not bind.
 
 A pass's own process walks names only (``scandir``: no ``lstat``) and hands batches of
-paths, each with the previous pass's entry (its JSON line, as stored) when that entry may be
-reused, to worker processes (:func:`scan`). A worker ``lstat`` s each path and builds its
-manifest entry: a directory, symlink or special file whole; a file whose size, mtime, inode
-and ctime match the previous entry with the previous entry's chunks (not read); a small file
-read, chunked, hashed and compressed whole; a large one left to the pass's reader threads
-(streamed, bounded memory). What comes back is one :class:`ScannedBatch`: finished entries
-as JSON lines, the entries that still need the pass (chunk locations, a read, a hard-link
-check) as dicts, and the batch's new chunks side by side in plain lists. The pass process
-thus does a few microseconds per path (add the chunks to a pack, write the lines), and the
-syscalls, hashing and encoding run on every core.
+paths, with the previous pass's entries in their range (JSON lines, as stored) whose chunks
+the store holds, to worker processes (:func:`scan`), which match the two. A worker
+``lstat`` s each path and builds its manifest entry: a directory, symlink or special file
+whole; a file whose size, mtime, inode and ctime match the previous entry with the previous
+entry's chunks (not read); a small file read, chunked, hashed and compressed whole; a large
+one left to the pass's reader threads (streamed, bounded memory). What comes back is one
+:class:`ScannedBatch`: finished entries as runs of JSON lines, the entries that still need the pass
+(chunk locations, a read, a hard-link check) as dicts, and the batch's new chunks side by
+side in plain lists. The pass process thus does a few microseconds per path (add the chunks
+to a pack, write the lines), and the syscalls, hashing and encoding run on every core.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from migrator.volumes.entries import (
     same_content_key,
 )
 from migrator.volumes.files import Chunker, FileRead, join, read_file
+from migrator.volumes.manifest import match_lines
 from migrator.volumes.repository import ChunkCodec, Location
 
 # A file up to this size is read by the worker that stats it; larger ones are streamed by
@@ -42,8 +43,9 @@ BATCH_BYTES = 8 * 1024 * 1024
 BATCH_ENTRIES = 256
 
 # What a worker made of a path: the first field of an item of ScannedBatch.items.
-DONE = 0  # payload: the entry's JSON line (a directory, symlink or special file)
-REUSED = 1  # payload: (line, size); or the entry (a dict) when it may be a hard link
+LINES = 0  # finished entries of consecutive paths (no path): (their JSON lines joined by
+# newlines, how many of them are files reused, those files' bytes)
+REUSED = 1  # payload: the entry (a dict) of a file reused that may be a hard link
 READ = 2  # payload: (entry, bytes read, changed while read): chunk refs point into the batch
 LARGE = 3  # payload: the entry without its data: the pass reads the file
 GONE = 4  # vanished since the listing (payload None)
@@ -95,10 +97,10 @@ def start_worker(params: tuple[bytes, int, int, int]) -> None:
     _CHUNKER = Chunker(ChunkCodec(*params))
 
 
-def scan_in_worker(root: bytes, items: list[tuple[bytes, bytes | None]]) -> ScannedBatch:
+def scan_in_worker(root: bytes, paths: list[bytes], previous: list[bytes]) -> ScannedBatch:
     """:func:`scan` with the worker's own codec (see :func:`start_worker`)."""
     assert _CHUNKER is not None, "start_worker was not called"
-    return scan(_CHUNKER, root, items)
+    return scan(_CHUNKER, root, paths, previous)
 
 
 def fill(entry: Entry, got: FileRead) -> None:
@@ -120,19 +122,43 @@ def _read_small(chunker: Chunker, path: bytes, batch: ScannedBatch) -> FileRead:
         raise
 
 
-def scan(chunker: Chunker, root: bytes, items: list[tuple[bytes, bytes | None]]) -> ScannedBatch:
-    """Stat each path of a batch and make its entry; read the small files that changed
-    (``items`` pairs a path with the previous pass's entry of it, as a JSON line, when that
-    entry's chunks are all in the store)."""
+def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes]) -> ScannedBatch:
+    """Stat each path of a batch and make its entry; read the small files that changed.
+    ``previous``: the lines of the previous pass's entries (in walk order) whose
+    chunks are all in the store, among them those of these paths (see
+    :meth:`~.manifest.SortedLines.take`). A file's line is reused as it is when nothing
+    in its lstat moved."""
     batch = ScannedBatch()
-    out = batch.items
-    dumps = jsoncodec.dumps
+    items = batch.items
+    dumps, loads = jsoncodec.dumps, jsoncodec.loads
     budget = BATCH_BYTES
-    for rel, previous in items:
+    # Finished lines are sent as runs (one item, one write for the pass), not path by path.
+    run: list[bytes] = []
+    reused = [0, 0]  # files and bytes in the run
+
+    def flush() -> None:
+        if run:
+            items.append((LINES, b"", (b"\n".join(run), *reused), None))
+            run.clear()
+            reused[:] = [0, 0]
+
+    def out(item: Item) -> None:
+        flush()
+        items.append(item)
+
+    for rel, line in zip(paths, match_lines(paths, previous), strict=True):
         path = join(root, rel)
         try:
             st = os.lstat(path)
             mode = st.st_mode
+            old = None
+            if line is not None and stat.S_ISREG(mode):
+                old = loads(line)
+                if st.st_nlink == 1 and _unchanged(old, st):
+                    run.append(line)
+                    reused[0] += 1
+                    reused[1] += st.st_size
+                    continue
             entry: Entry = {}
             put_path(entry, "p", rel)
             entry["t"] = DIR
@@ -146,23 +172,26 @@ def scan(chunker: Chunker, root: bytes, items: list[tuple[bytes, bytes | None]])
                 entry["t"] = FILE
                 entry["s"] = st.st_size
                 entry["n"] = [st.st_ino, st.st_ctime_ns]
-                old = jsoncodec.loads(previous) if previous is not None else None
                 if old is not None and same_content_key(
                     old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
                 ):
                     entry["c"] = old.get("c", [])
                     if "x" in old:
                         entry["x"] = old["x"]
-                    reused = (dumps(entry), st.st_size) if link is None else entry
-                    out.append((REUSED, rel, reused, link))
+                    if link is None:
+                        run.append(dumps(entry))
+                        reused[0] += 1
+                        reused[1] += st.st_size
+                    else:
+                        out((REUSED, rel, entry, link))
                 elif st.st_size > SMALL or budget <= 0:
-                    out.append((LARGE, rel, entry, link))
+                    out((LARGE, rel, entry, link))
                 else:
                     got = _read_small(chunker, path, batch)
                     fill(entry, got)
                     budget -= got.bytes_read
                     batch.bytes_read += got.bytes_read
-                    out.append((READ, rel, (entry, got.bytes_read, got.changed), link))
+                    out((READ, rel, (entry, got.bytes_read, got.changed), link))
                 continue
             kind = stat.S_IFMT(mode)
             if kind == stat.S_IFDIR:
@@ -172,17 +201,30 @@ def scan(chunker: Chunker, root: bytes, items: list[tuple[bytes, bytes | None]])
                 put_path(entry, "l", os.readlink(path))
                 batch.symlinks += 1
             elif kind == stat.S_IFSOCK:
-                out.append((SOCKET, rel, None, None))
+                out((SOCKET, rel, None, None))
                 continue
             else:
                 entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
                 batch.specials += 1
-            out.append((DONE, rel, dumps(entry), None))
+            run.append(dumps(entry))
         except FileNotFoundError:
-            out.append((GONE, rel, None, None))
+            out((GONE, rel, None, None))
         except OSError as err:
-            out.append((FAILED, rel, err.strerror or str(err), None))
+            out((FAILED, rel, err.strerror or str(err), None))
+    flush()
     return batch
+
+
+def _unchanged(old: Entry, st: os.stat_result) -> bool:
+    """Whether a file's previous entry is what its entry would be now: same content key,
+    mode, owner and times."""
+    return (
+        same_content_key(old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        and old.get("at") == st.st_atime_ns
+        and old.get("m") == st.st_mode & 0o7777
+        and old.get("u") == st.st_uid
+        and old.get("g") == st.st_gid
+    )
 
 
 def walk_names(root: bytes, warn: Any) -> Iterator[bytes]:
