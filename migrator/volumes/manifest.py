@@ -216,12 +216,6 @@ class ManifestWriter:
         return head
 
 
-def read_lines(repo: Repository, info: PassInfo) -> Iterator[bytes]:
-    """The entries of a pass as their JSON lines (see :func:`read_parts`)."""
-    for _key, lines in read_parts(repo, info):
-        yield from lines
-
-
 def read_parts(repo: Repository, info: PassInfo) -> Iterator[tuple[str, list[bytes]]]:
     """The parts of a pass, one at a time: each part's key and its entries' JSON lines. A
     complete pass's parts are checked against the sha256 its head recorded; an interrupted

@@ -136,6 +136,13 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
     run: list[bytes] = []
     reused = [0, 0]  # files and bytes in the run
 
+    def keep(line: bytes, size: int | None = None) -> None:
+        """A finished line; ``size``: a reused file's."""
+        run.append(line)
+        if size is not None:
+            reused[0] += 1
+            reused[1] += size
+
     def flush() -> None:
         if run:
             items.append((LINES, b"", (b"\n".join(run), *reused), None))
@@ -155,9 +162,7 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
             if line is not None and stat.S_ISREG(mode):
                 old = loads(line)
                 if st.st_nlink == 1 and _unchanged(old, st):
-                    run.append(line)
-                    reused[0] += 1
-                    reused[1] += st.st_size
+                    keep(line, st.st_size)
                     continue
             entry: Entry = {}
             put_path(entry, "p", rel)
@@ -179,9 +184,7 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
                     if "x" in old:
                         entry["x"] = old["x"]
                     if link is None:
-                        run.append(dumps(entry))
-                        reused[0] += 1
-                        reused[1] += st.st_size
+                        keep(dumps(entry), st.st_size)
                     else:
                         out((REUSED, rel, entry, link))
                 elif st.st_size > SMALL or budget <= 0:
@@ -206,7 +209,7 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
             else:
                 entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
                 batch.specials += 1
-            run.append(dumps(entry))
+            keep(dumps(entry))
         except FileNotFoundError:
             out((GONE, rel, None, None))
         except OSError as err:
