@@ -54,7 +54,15 @@ from migrator.volumes.entries import (
     put_path,
     same_content_key,
 )
-from migrator.volumes.files import Chunker, FileRead, bound_memory, join, read_file, walk
+from migrator.volumes.files import (
+    Chunker,
+    FileRead,
+    bound_memory,
+    join,
+    quick_handoffs,
+    read_file,
+    walk,
+)
 from migrator.volumes.manifest import (
     ManifestWriter,
     PassInfo,
@@ -302,7 +310,8 @@ def apply(
     repo = Repository.open(plan.store, plan.key, create=True)
     pool, count = codec_pool(processes, repo.codec, scan_module.start_worker)  # before threads
     try:
-        report = _Pass(plan, repo, pool, max(count, 1), workers, uploads, progress).run()
+        with quick_handoffs():
+            report = _Pass(plan, repo, pool, max(count, 1), workers, uploads, progress).run()
     except BaseException:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -61,7 +61,7 @@ from migrator.volumes.entries import (
     get_path,
     path_key,
 )
-from migrator.volumes.files import bound_memory, join, walk
+from migrator.volumes.files import bound_memory, join, quick_handoffs, walk
 from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
 from migrator.volumes.report import RestoreReport
 from migrator.volumes.repository import Repository, codec_pool, new_id
@@ -155,50 +155,51 @@ class _Checker:
             rel = entry_path(entry)
         except ValueError as err:
             raise UnsafeEntry(f"a manifest entry has no readable path: {err}") from err
-        where = display(rel)
-        _check_relative(rel, where)
-        key = path_key(rel)
+        key = _relative_key(rel)
         kind = entry.get("t")
         if kind not in _TYPES:
-            raise UnsafeEntry(f"manifest entry {where!r} has an unknown type {kind!r}")
+            raise UnsafeEntry(f"manifest entry {display(rel)!r} has an unknown type {kind!r}")
         if self.last is None:
             if key != () or kind != DIR:
                 raise UnsafeEntry(
-                    f"the manifest does not start with its root directory (first entry {where!r})"
+                    "the manifest does not start with its root directory (first entry "
+                    f"{display(rel)!r})"
                 )
         elif key <= self.last:
-            raise UnsafeEntry(f"manifest entry {where!r} is out of order or repeated")
+            raise UnsafeEntry(f"manifest entry {display(rel)!r} is out of order or repeated")
         self.last = key
         parent = key[:-1]
         while self.dirs and self.dirs[-1] != parent:
             self.dirs.pop()
         if key and (not self.dirs or self.dirs[-1] != parent):
             raise UnsafeEntry(
-                f"manifest entry {where!r} is not inside a directory of the manifest (its "
+                f"manifest entry {display(rel)!r} is not inside a directory of the manifest (its "
                 "parent is a symlink, a file or missing): restoring it could write through "
                 "a symlink"
             )
         if kind == DIR:
             self.dirs.append(key)
+        elif kind == FILE:
+            _check_chunks(entry, rel)
         elif kind == SYMLINK:
-            self._check_symlink(entry, rel, where)
+            self._check_symlink(entry, rel)
         elif kind == HARDLINK:
             link = get_path(entry, "h") or b""
-            _check_relative(link, display(link))
-            if not link or path_key(link) >= key:
+            if not link or _relative_key(link) >= key:
                 raise UnsafeEntry(
-                    f"hard link {where!r} points to {display(link)!r}, which is "
+                    f"hard link {display(rel)!r} points to {display(link)!r}, which is "
                     "not an earlier file of the manifest"
                 )
-        elif kind == FILE:
-            _check_chunks(entry, where)
         elif kind == SPECIAL and entry.get("k") not in _SPECIAL_KINDS:
-            raise UnsafeEntry(f"special file {where!r} has an unknown kind {entry.get('k')!r}")
+            raise UnsafeEntry(
+                f"special file {display(rel)!r} has an unknown kind {entry.get('k')!r}"
+            )
         mode = entry.get("m", 0)
         if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
-            raise UnsafeEntry(f"manifest entry {where!r} has an invalid mode {mode!r}")
+            raise UnsafeEntry(f"manifest entry {display(rel)!r} has an invalid mode {mode!r}")
 
-    def _check_symlink(self, entry: Entry, rel: bytes, where: str) -> None:
+    def _check_symlink(self, entry: Entry, rel: bytes) -> None:
+        where = display(rel)
         target = get_path(entry, "l")
         if target is None or not target or b"\0" in target:
             raise UnsafeEntry(f"symlink {where!r} has no valid target")
@@ -218,31 +219,53 @@ class _Checker:
                 depth += 1
 
 
-def _check_relative(rel: bytes, where: str) -> None:
+def _relative_key(rel: bytes) -> tuple[bytes, ...]:
+    """The sort key of a manifest path (see :func:`path_key`), refusing one that is absolute,
+    holds a NUL byte, or has an empty, ``.`` or ``..`` component."""
     if rel.startswith(b"/") or b"\0" in rel:
-        raise UnsafeEntry(f"manifest entry {where!r} is an absolute path or holds a NUL byte")
-    if rel and any(part in (b"", b".", b"..") for part in rel.split(b"/")):
-        raise UnsafeEntry(f"manifest entry {where!r} has an empty, '.' or '..' component")
+        raise UnsafeEntry(
+            f"manifest entry {display(rel)!r} is an absolute path or holds a NUL byte"
+        )
+    key = path_key(rel)
+    if b"" in key or b"." in key or b".." in key:
+        raise UnsafeEntry(f"manifest entry {display(rel)!r} has an empty, '.' or '..' component")
+    return key
 
 
-def _check_chunks(entry: Entry, where: str) -> None:
+def _check_chunks(entry: Entry, rel: bytes) -> None:
     size = entry.get("s")
     if not isinstance(size, int) or size < 0:
-        raise UnsafeEntry(f"file {where!r} has an invalid size")
+        raise UnsafeEntry(f"file {display(rel)!r} has an invalid size")
     try:
-        placed = list(_placements(entry))
+        placed = _placements(entry)
     except (ValueError, TypeError, IndexError) as err:
-        raise UnsafeEntry(f"file {where!r}: {err}") from err
+        raise UnsafeEntry(f"file {display(rel)!r}: {err}") from err
     if placed and placed[-1][0] + placed[-1][1][4] > size:
-        raise UnsafeEntry(f"file {where!r} has chunks beyond its size")
+        raise UnsafeEntry(f"file {display(rel)!r} has chunks beyond its size")
 
 
 def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
     """(file offset, chunk ref) of every chunk of a file entry: chunks fill its data extents
     in order, never across one's end."""
     refs = entry.get("c", [])
-    extents = extents_of(entry)
     placed: list[tuple[int, list[Any]]] = []
+    if "x" not in entry:  # one extent, the whole file (the usual case): no extent list
+        size = int(entry.get("s", 0))
+        pos = 0
+        for ref in refs:
+            raw = int(ref[4])
+            if raw <= 0 or pos + raw > size:
+                raise ValueError(
+                    "a chunk crosses the end of a data extent"
+                    if size
+                    else "it has more chunks than its data extents hold"
+                )
+            placed.append((pos, ref))
+            pos += raw
+        if pos != size:
+            raise ValueError("its chunks do not fill its data extents")
+        return placed
+    extents = extents_of(entry)
     i = 0
     for offset, length in extents:
         if offset < 0 or length <= 0:
@@ -265,11 +288,12 @@ def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
 
 @dataclass
 class _File:
-    """A file of the current window: its entry, temporary and final paths, chunks to go."""
+    """A file of the current window: its entry, final path, the number of its temporary
+    name (:meth:`_Restorer.temp_of`), chunks to go."""
 
     entry: Entry
     final: bytes
-    temp: bytes
+    number: int
     remaining: int
     chunks: int = 0  # how many in all
     failed: str | None = None
@@ -285,7 +309,6 @@ def _whole(item: _File, chunks: list[_Target], view: memoryview) -> WholeFile:
     return WholeFile(
         parent,
         name,
-        item.temp.rsplit(b"/", 1)[1],
         [
             (
                 offset,
@@ -322,7 +345,7 @@ class _Restorer:
         self.repo = repo
         self.report = report
         self.root = plan.target
-        self.token = new_id(4)
+        self.temp_prefix = f".mgr-{new_id(4)}-".encode()  # temporary names: prefix, number
         self.counter = itertools.count(1)  # temporary names (two threads take them)
         self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
@@ -358,39 +381,34 @@ class _Restorer:
 
     def _read_windows(self, finish: Callable[[_Window], None]) -> None:
         window = _Window()
-        stack: list[tuple[bytes, Entry]] = []  # directories whose content is not done
+        # Directories whose content is not done: (key, path, entry).
+        stack: list[tuple[tuple[bytes, ...], bytes, Entry]] = []
         for entry in read_entries(self.repo, self.plan.info):
             rel = entry_path(entry)
             key = path_key(rel)
-            while stack and path_key(stack[-1][0]) != key[: len(path_key(stack[-1][0]))]:
-                window.dirs_done.append(stack.pop())
+            while stack and key[: len(stack[-1][0])] != stack[-1][0]:
+                window.dirs_done.append(stack.pop()[1:])
             kind = entry["t"]
             if kind == DIR:
                 if self._make_dir(rel):
-                    stack.append((rel, entry))
+                    stack.append((key, rel, entry))
                 continue
             item = self._add_file(window, rel, entry) if kind == FILE else None
             window.entries.append((entry, item))
             if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
                 finish(window)
                 window = _Window()
-        window.dirs_done.extend(reversed(stack))
+        window.dirs_done.extend(done[1:] for done in reversed(stack))
         finish(window)
 
     def _add_file(self, window: _Window, rel: bytes, entry: Entry) -> _File:
-        parent, _, name = rel.rpartition(b"/")
-        temp_name = f".mgr-{self.token}-{next(self.counter)}".encode()
-        item = _File(
-            entry,
-            join(self.root, rel),
-            join(self.root, parent + b"/" + temp_name if parent else temp_name),
-            0,
-        )
-        for offset, ref in _placements(entry):
-            window.by_pack[ref[1]].append((item, offset, ref))
-            item.remaining += 1
+        item = _File(entry, join(self.root, rel), next(self.counter), 0)
+        placed = _placements(entry)
+        by_pack = window.by_pack
+        for offset, ref in placed:
+            by_pack[ref[1]].append((item, offset, ref))
             window.bytes += int(ref[4])
-        item.chunks = item.remaining
+        item.chunks = item.remaining = len(placed)
         return item
 
     def _finish(self, window: _Window) -> None:
@@ -423,11 +441,12 @@ class _Restorer:
         for _number, write in writes:
             write.result()
         for entry, item in window.entries:
+            if item is not None and item.done:
+                continue
             rel = entry_path(entry)
             try:
                 if item is not None:
-                    if not item.done:
-                        self._complete(item)
+                    self._complete(item)
                     continue
                 kind = entry["t"]
                 if kind == SYMLINK:
@@ -465,7 +484,7 @@ class _Restorer:
                 futures.append(self._write_whole(batch, where))  # one directory per batch:
                 batch, batch_bytes = [], 0  # the writers' links contend less for its lock
             batch.append((item, whole))
-            batch_bytes += sum(len(c[1]) for c in whole.chunks)
+            batch_bytes += whole.size  # at least what its chunks hold
             if len(batch) >= _FILES_PER_TASK or batch_bytes >= _BYTES_PER_TASK:
                 futures.append(self._write_whole(batch, where))
                 batch, batch_bytes = [], 0
@@ -479,24 +498,28 @@ class _Restorer:
     def _write_whole(self, batch: list[tuple[_File, WholeFile]], where: str) -> Future[None]:
         """Write files held whole in one pack, in a writer process (or a thread), and count
         them when done."""
-        files = [whole for _item, whole in batch]
         if self.writers is not None:
-            written: Future[list[str | None]] = self.writers.submit(write_in_worker, files, where)
+            written: Future[list[str | None]] = self.writers.submit(
+                write_in_worker, [tuple(whole) for _item, whole in batch], where
+            )
         else:
+            files = [whole for _item, whole in batch]
             written = self.pool.submit(write_files, FileWriter(self.repo.codec), files, where)
         done: Future[None] = Future()
 
         def settle(future: Future[list[str | None]]) -> None:
             try:
                 results = future.result()
+                written = []
                 for (item, whole), failed in zip(batch, results, strict=True):
                     if failed is not None:
                         self._fail(item, failed)
                         continue
                     item.remaining = 0
                     item.done = True
-                    self._count_file(item)
-                    self._count_bytes(sum(raw for *_rest, raw in whole.chunks))
+                    written.append(whole.size)
+                self._count_files(len(written), sum(written))
+                self._count_bytes(sum(written))
                 done.set_result(None)
             except BaseException as err:  # handed to whoever waits on it
                 done.set_exception(err)
@@ -553,7 +576,8 @@ class _Restorer:
         self, item: _File, chunks: list[tuple[_File, int, list[Any]]], view: memoryview, pack: str
     ) -> None:
         where = self.repo.pack_key(pack)
-        fd = os.open(item.temp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.temp_of(item), flags, 0o600)
         written = 0
         try:
             for _item, offset, ref in chunks:
@@ -580,9 +604,9 @@ class _Restorer:
             finally:
                 self.writer.close()
             item.done = True
-            self._count_file(item)
+            self._count_files(1, int(item.entry["s"]))
             return
-        discard(item.temp)
+        discard(self.temp_of(item))
         self.report.failures.add(entry_path(item.entry), item.failed or "chunks missing")
 
     def _close_file(self, item: _File, fd: int) -> None:
@@ -592,17 +616,19 @@ class _Restorer:
         if os.fstat(fd).st_size != size:  # a hole at the end, or an empty file
             os.ftruncate(fd, size)
         set_metadata(fd, meta_of(entry), self.owner)
-        replace(item.temp, item.final)
+        replace(self.temp_of(item), item.final)
         item.done = True
-        self._count_file(item)
+        self._count_files(1, size)
 
-    def _count_file(self, item: _File) -> None:
+    def _count_files(self, count: int, size: int) -> None:
+        """Count restored files (and their size) into the report and the progress."""
         with self.lock:
-            self.report.files += 1
-            self.report.bytes_written += int(item.entry["s"])
-            self.files_done += 1
+            self.report.files += count
+            self.report.bytes_written += size
+            before = self.files_done
+            self.files_done += count
             files = self.files_done
-        if self.progress is not None and files % 64 == 0:
+        if self.progress is not None and files // 64 != before // 64:
             self.progress("files", files, self.plan.files)
 
     def _count_bytes(self, n: int) -> None:
@@ -661,9 +687,13 @@ class _Restorer:
         replace(temp, join(self.root, rel))
         self.report.specials += 1
 
+    def temp_of(self, item: _File) -> bytes:
+        """The temporary name of a file the threads write (whichever thread asks: the same)."""
+        return b"%s/%s%d" % (item.final.rpartition(b"/")[0], self.temp_prefix, item.number)
+
     def _temp_beside(self, rel: bytes) -> bytes:
         parent = rel.rpartition(b"/")[0]
-        name = f".mgr-{self.token}-{next(self.counter)}".encode()
+        name = b"%s%d" % (self.temp_prefix, next(self.counter))
         return join(self.root, parent + b"/" + name if parent else name)
 
 
@@ -693,7 +723,8 @@ def apply(
     collecting = gc.isenabled()
     gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for
     try:
-        restorer.run()
+        with quick_handoffs():
+            restorer.run()
     finally:
         if collecting:
             gc.enable()

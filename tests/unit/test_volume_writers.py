@@ -11,7 +11,7 @@ from migrator.volumes.repository import ChunkCodec
 from migrator.volumes.writers import FileWriter, Meta, WholeFile, write_files
 
 CODEC = ChunkCodec(bytes(range(32)), 256 * 1024, 1024 * 1024, 4 * 1024 * 1024)
-META = Meta(os.geteuid(), os.getegid(), 0o640, 1_000_000_000, 2_000_000_123)
+META: Meta = (os.geteuid(), os.getegid(), 0o640, 1_000_000_000, 2_000_000_123)
 
 
 def whole(parent: Path, name: str, parts: list[tuple[int, bytes]], size: int) -> WholeFile:
@@ -19,7 +19,7 @@ def whole(parent: Path, name: str, parts: list[tuple[int, bytes]], size: int) ->
     for offset, data in parts:
         codec, payload = CODEC.encode_chunk(data)
         chunks.append((offset, bytes((codec,)) + bytes(payload), CODEC.chunk_id(data), len(data)))
-    return WholeFile(os.fsencode(parent), name.encode(), b".mgr-test-1", chunks, size, META)
+    return WholeFile(os.fsencode(parent), name.encode(), chunks, size, META)
 
 
 @pytest.fixture(params=[True, False], ids=["nameless", "temporary-name"])
