@@ -29,7 +29,6 @@ from __future__ import annotations
 import bisect
 import os
 import stat
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -82,7 +81,7 @@ from migrator.volumes.manifest import (
     read_parts,
 )
 from migrator.volumes.packs import PackWriter
-from migrator.volumes.report import BackupReport
+from migrator.volumes.report import BackupReport, Meter
 from migrator.volumes.repository import ChunkIndex, Location, Repository, codec_pool
 from migrator.volumes.scan import (
     BATCH_ENTRIES,
@@ -268,32 +267,6 @@ class _Sink:
         return self.packs.add(chunk_id, self.repo.codec.encode_chunk(data), len(data))
 
 
-class _Meter:
-    """Progress of a pass: bytes read and files done, reported as they move."""
-
-    def __init__(self, progress: Progress | None, plan: BackupPlan) -> None:
-        self.progress = progress
-        self.total_bytes = plan.bytes_to_read if plan.counted else None
-        self.total_files = plan.files if plan.counted else None
-        self.bytes = 0
-        self.files = 0
-        self._lock = threading.Lock()
-
-    def add_bytes(self, n: int) -> None:
-        with self._lock:
-            self.bytes += n
-            done = self.bytes
-        if self.progress is not None:
-            self.progress("bytes", done, self.total_bytes)
-
-    def add_files(self, count: int) -> None:
-        before, self.files = self.files, self.files + count
-        if self.progress is not None and (
-            before // 64 != self.files // 64 or self.total_files and self.files >= self.total_files
-        ):
-            self.progress("files", self.files, self.total_files)
-
-
 def apply(
     plan: BackupPlan,
     *,
@@ -350,7 +323,11 @@ class _Pass:
             resumed_from=self.interrupted.pass_id if self.interrupted else None,
         )
         self.index = repo.load_index()
-        self.meter = _Meter(progress, plan)
+        self.meter = Meter(
+            progress,
+            plan.bytes_to_read if plan.counted else None,
+            plan.files if plan.counted else None,
+        )
         self.packs = PackWriter(repo, self.index, self.pass_id, uploads=uploads)
         self.writer = ManifestWriter(repo, plan.name, self.pass_id)
         self.chunker = Chunker(repo.codec)

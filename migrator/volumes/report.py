@@ -12,10 +12,42 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.run.progress import Progress
 from migrator.run.report import Problem, StageReport
 from migrator.volumes.entries import display
 
 LISTED = 1000
+
+
+class Meter:
+    """Progress of a pass or a restore, from any thread: bytes as they move, files every
+    64th and the last."""
+
+    def __init__(
+        self, progress: Progress | None, total_bytes: int | None, total_files: int | None
+    ) -> None:
+        self.progress = progress
+        self.total_bytes = total_bytes
+        self.total_files = total_files
+        self.bytes = 0
+        self.files = 0
+        self._lock = threading.Lock()
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes += n
+            done = self.bytes
+        if self.progress is not None:
+            self.progress("bytes", done, self.total_bytes)
+
+    def add_files(self, count: int) -> None:
+        with self._lock:
+            before, self.files = self.files, self.files + count
+            done = self.files
+        if self.progress is not None and (
+            before // 64 != done // 64 or self.total_files and done >= self.total_files
+        ):
+            self.progress("files", done, self.total_files)
 
 
 @dataclass

@@ -63,7 +63,7 @@ from migrator.volumes.entries import (
 )
 from migrator.volumes.files import bound_memory, join, quick_handoffs, walk
 from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
-from migrator.volumes.report import RestoreReport
+from migrator.volumes.report import Meter, RestoreReport
 from migrator.volumes.repository import Repository, codec_pool, new_id
 from migrator.volumes.writers import (
     FileWriter,
@@ -353,9 +353,7 @@ class _Restorer:
         self.writer = FileWriter(repo.codec)  # this thread's
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, bytes] = OrderedDict()
-        self.progress = progress
-        self.bytes_done = 0
-        self.files_done = 0
+        self.meter = Meter(progress, plan.bytes_total, plan.files)
         self.owner = os.geteuid() == 0
 
     # -- windows ---------------------------------------------------------------------
@@ -519,7 +517,7 @@ class _Restorer:
                     item.done = True
                     written.append(whole.size)
                 self._count_files(len(written), sum(written))
-                self._count_bytes(sum(written))
+                self.meter.add_bytes(sum(written))
                 done.set_result(None)
             except BaseException as err:  # handed to whoever waits on it
                 done.set_exception(err)
@@ -594,7 +592,7 @@ class _Restorer:
                 self._close_file(item, fd)
         finally:
             os.close(fd)
-        self._count_bytes(written)
+        self.meter.add_bytes(written)
 
     def _complete(self, item: _File) -> None:
         """A file whose chunks all arrived (or that has none), or that failed."""
@@ -625,18 +623,7 @@ class _Restorer:
         with self.lock:
             self.report.files += count
             self.report.bytes_written += size
-            before = self.files_done
-            self.files_done += count
-            files = self.files_done
-        if self.progress is not None and files // 64 != before // 64:
-            self.progress("files", files, self.plan.files)
-
-    def _count_bytes(self, n: int) -> None:
-        with self.lock:
-            self.bytes_done += n
-            done = self.bytes_done
-        if self.progress is not None:
-            self.progress("bytes", done, self.plan.bytes_total)
+        self.meter.add_files(count)
 
     # -- the other kinds -------------------------------------------------------------
 
