@@ -164,13 +164,14 @@ class Lease:
     def acquire(self) -> None:
         """Take the lease, or raise :class:`LockHeld` naming the live holder."""
         body = self._body()
+        sent = self._monotonic()
         try:
             self._lease = self._cluster.request("POST", self._path, body=body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
             self._take_over(body)
-        self._renewed_at = self._monotonic()
+        self._renewed_at = sent
         self._thread = threading.Thread(
             target=self._heartbeat, name=f"{self.name}-lease", daemon=True
         )
@@ -286,11 +287,14 @@ class Lease:
             return
         spec = dict(lease.get("spec") or {})
         spec["renewTime"] = micro_time(self._clock())
+        # Renewed as of when the request left, not when its answer came: a process stalled
+        # while the answer was on its way must not count the stall as time held.
+        sent = self._monotonic()
         try:
             self._lease = self._cluster.request(
                 "PUT", f"{self._path}/{self.name}", body={**lease, "spec": spec}
             )
-            self._renewed_at = self._monotonic()
+            self._renewed_at = sent
         except ApiError as exc:
             if exc.status in (404, 409):
                 self._lost = (
