@@ -370,7 +370,18 @@ def _render_restore(console: Console, report: RestoreReport) -> None:
         console,
         f"Volume {report.name}: pass {report.pass_id} restored into {report.target}",
         [
-            _tree(d, "bytesWritten"),
+            _tree({**d, "bytes": d["bytesWritten"] + d["bytesUnchanged"]}, "bytes"),
+            (
+                "written",
+                f"{d['files'] - d['filesUnchanged']:,} files ({_size(d['bytesWritten'])})",
+            ),
+            (
+                "unchanged",
+                f"{d['filesUnchanged']:,} files ({_size(d['bytesUnchanged'])}) kept as the "
+                f"restore of pass {d['basePass']} left them"
+                if d["basePass"]
+                else "none known (the target holds no earlier restore of this volume)",
+            ),
             ("downloaded", f"{_size(d['bytesDownloaded'])} in {d['packs']:,} packs"),
             ("deleted", f"{d['deleted']:,}"),
             ("time", f"{d['seconds']:.1f} s"),

@@ -138,6 +138,9 @@ class RestoreReport(_TreeCounts, StageReport):
     """One restore of one pass into a directory."""
 
     target: str = ""
+    base_pass: str | None = None  # the earlier restore the target held, built on
+    files_unchanged: int = 0  # of ``files``: kept as the earlier restore left them
+    bytes_unchanged: int = 0
     bytes_written: int = 0
     bytes_downloaded: int = 0
     packs: int = 0
@@ -153,6 +156,9 @@ class RestoreReport(_TreeCounts, StageReport):
         return {
             **self._counts(),
             "target": self.target,
+            "basePass": self.base_pass,
+            "filesUnchanged": self.files_unchanged,
+            "bytesUnchanged": self.bytes_unchanged,
             "bytesWritten": self.bytes_written,
             "bytesDownloaded": self.bytes_downloaded,
             "bytesRead": self.bytes_downloaded,

@@ -26,10 +26,18 @@ A chunk that fails its check (a tampered or damaged pack) fails its files: their
 files are removed and the report lists them (exit "partial"); the rest is restored. Files
 in the target that the manifest does not hold are kept and listed, or removed with
 ``delete=True``.
+
+A target that holds an earlier restore of the same volume (its record: :mod:`.restored`)
+gets only what changed: a file whose content (its chunk ids and extents) is the same in
+that earlier pass and this one, and whose copy in the target is as that restore left it
+(a regular file of the same size and mtime), is kept, its owner, mode and mtime brought up
+to date if they moved; nothing of it is downloaded or written. So a migration's final
+restore, inside the cutover window, costs what changed, as its backup does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import itertools
@@ -45,9 +53,10 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry
+from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry, VolumeNotFound
 from migrator.run.progress import Progress
 from migrator.store.base import Store
+from migrator.volumes import restored
 from migrator.volumes.entries import (
     DIR,
     FILE,
@@ -62,7 +71,13 @@ from migrator.volumes.entries import (
     path_key,
 )
 from migrator.volumes.files import bound_memory, join, quick_handoffs, walk
-from migrator.volumes.manifest import PassInfo, SortedEntries, open_pass, read_entries
+from migrator.volumes.manifest import (
+    PassInfo,
+    SortedEntries,
+    latest_complete,
+    open_pass,
+    read_entries,
+)
 from migrator.volumes.report import Meter, RestoreReport
 from migrator.volumes.repository import Repository, codec_pool, new_id
 from migrator.volumes.writers import (
@@ -244,6 +259,15 @@ def _check_chunks(entry: Entry, rel: bytes) -> None:
         raise UnsafeEntry(f"file {display(rel)!r} has chunks beyond its size")
 
 
+def _same_content(old: Entry, new: Entry) -> bool:
+    """Whether two file entries hold the same bytes: the same size, data extents and chunk
+    ids (a chunk's id is a keyed hash of its bytes)."""
+    if old.get("s") != new.get("s") or old.get("x") != new.get("x"):
+        return False
+    a, b = old.get("c", []), new.get("c", [])
+    return len(a) == len(b) and all(x[0] == y[0] for x, y in zip(a, b, strict=True))
+
+
 def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
     """(file offset, chunk ref) of every chunk of a file entry: chunks fill its data extents
     in order, never across one's end."""
@@ -340,6 +364,7 @@ class _Restorer:
         workers: int,
         writers: ProcessPoolExecutor | None,
         progress: Progress | None,
+        base: PassInfo | None = None,
     ) -> None:
         self.plan = plan
         self.repo = repo
@@ -355,6 +380,8 @@ class _Restorer:
         self.cache: OrderedDict[str, bytes] = OrderedDict()
         self.meter = Meter(progress, plan.bytes_total, plan.files)
         self.owner = os.geteuid() == 0
+        # What the target holds already, from an earlier restore (None: nothing known).
+        self.base = SortedEntries(read_entries(repo, base)) if base is not None else None
 
     # -- windows ---------------------------------------------------------------------
 
@@ -391,6 +418,8 @@ class _Restorer:
                 if self._make_dir(rel):
                     stack.append((key, rel, entry))
                 continue
+            if kind == FILE and self.base is not None and self._in_place(rel, entry):
+                continue
             item = self._add_file(window, rel, entry) if kind == FILE else None
             window.entries.append((entry, item))
             if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
@@ -398,6 +427,50 @@ class _Restorer:
                 window = _Window()
         window.dirs_done.extend(done[1:] for done in reversed(stack))
         finish(window)
+
+    def _in_place(self, rel: bytes, entry: Entry) -> bool:
+        """Whether the target holds this file's content already, as the earlier restore
+        left it; if so its metadata is brought up to date and it is counted as kept."""
+        assert self.base is not None
+        old = self.base.find(rel)
+        if old is None or old.get("t") != FILE or not _same_content(old, entry):
+            return False
+        path = join(self.root, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        size = int(entry["s"])
+        # Same content in both passes, so a copy with either pass's mtime holds it (one
+        # with this pass's was written by a restore of it that did not finish). A copy
+        # with other names (hard links) is kept too: every other name has its own entry,
+        # which links it again, or replaces it with a file of its own.
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_size != size
+            or st.st_mtime_ns not in (old.get("mt"), entry.get("mt"))
+        ):
+            return False
+        meta = meta_of(entry)
+        moved = (stat.S_IMODE(st.st_mode), st.st_mtime_ns) != (meta[2], meta[4]) or (
+            self.owner and (st.st_uid, st.st_gid) != meta[:2]
+        )
+        if moved:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return False  # written again instead
+            try:
+                set_metadata(fd, meta, self.owner)
+            finally:
+                os.close(fd)
+        with self.lock:
+            self.report.files += 1
+            self.report.files_unchanged += 1
+            self.report.bytes_unchanged += size
+        self.meter.add_bytes(size)
+        self.meter.add_files(1)
+        return True
 
     def _add_file(self, window: _Window, rel: bytes, entry: Entry) -> _File:
         item = _File(entry, join(self.root, rel), next(self.counter), 0)
@@ -705,8 +778,11 @@ def apply(
     os.makedirs(plan.target, exist_ok=True)
     if os.listdir(plan.target):
         _sweep(repo, plan, report, delete)
+    record, base = _earlier(repo, plan)
+    report.base_pass = base.pass_id if base is not None else None
+    recorded = restored.write(plan.target, record)  # "writing" from here on
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
-    restorer = _Restorer(plan, repo, report, workers, pool, progress)
+    restorer = _Restorer(plan, repo, report, workers, pool, progress, base)
     collecting = gc.isenabled()
     gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for
     try:
@@ -720,8 +796,26 @@ def apply(
             pool.shutdown(wait=True, cancel_futures=True)
     if sync:
         _sync(plan.target)  # the restore is durable when it returns
+    if recorded and not report.partial:
+        restored.write(plan.target, restored.Record(record.name, record.store, plan.info.pass_id))
+        if sync:
+            _sync_dir(plan.target)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _earlier(repo: Repository, plan: RestorePlan) -> tuple[restored.Record, PassInfo | None]:
+    """The record a restore of ``plan`` leaves while it writes, and the complete pass the
+    target holds that it may build on (None: it writes everything)."""
+    name, pass_id = plan.info.name, plan.info.pass_id
+    tag = repo.codec.chunk_id(b"migrator restore record").hex()  # the store, revealing nothing
+    earlier = restored.read(plan.target)
+    base_id = earlier.base_for(name, tag, pass_id) if earlier is not None else None
+    base = None
+    if base_id is not None:
+        with contextlib.suppress(VolumeNotFound):  # removed from the store since
+            base = latest_complete(repo, name, base_id)
+    return restored.Record(name, tag, base_id if base is not None else None, pass_id), base
 
 
 def _sync(path: bytes) -> None:
@@ -731,6 +825,15 @@ def _sync(path: bytes) -> None:
     try:
         if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
             os.sync()
+    finally:
+        os.close(fd)
+
+
+def _sync_dir(path: bytes) -> None:
+    """Make ``path``'s own metadata (its record) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -187,6 +187,11 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
 
             stage_backup = stage["volumes"][0]["backup"]["report"]
             final_backup = final["volumes"][0]["backup"]["report"]
+            # The final restore builds on the stage's: what the app wrote before the stage
+            # pass is in the new claim already and is not written again.
+            final_restore = final["volumes"][0]["restore"]["report"]
+            assert final_restore["basePass"] == stage_backup["pass"], final_restore
+            assert 0 < final_restore["filesUnchanged"] < final_restore["files"], final_restore
             figures = {
                 "files": final["files"], "bytes": final["bytes"],
                 "stage": {"seconds": stage["seconds"], "bytesUploaded": stage_backup["bytesUploaded"],
@@ -196,7 +201,9 @@ def test_a_statefulset_moves_with_its_data_stage_then_final_pass(
                           "filesRead": final_backup["filesRead"], "bytesRead": final_backup["bytesRead"],
                           "bytesUploaded": final_backup["bytesUploaded"],
                           "backupSeconds": final_backup["seconds"],
-                          "restoreSeconds": final["volumes"][0]["restore"]["report"]["seconds"],
+                          "restoreSeconds": final_restore["seconds"],
+                          "restoreFilesUnchanged": final_restore["filesUnchanged"],
+                          "restoreBytesWritten": final_restore["bytesWritten"],
                           "backupJobSeconds": final["volumes"][0]["backup"]["seconds"],
                           "restoreJobSeconds": final["volumes"][0]["restore"]["seconds"],
                           "quiesceSeconds": final["quiesceSeconds"]},

@@ -14,6 +14,7 @@ from migrator import jsoncodec, volumes
 from migrator.errors import ConfigError, DecryptionError, UnsafeEntry, VolumeNotFound
 from migrator.store import LocalStore
 from migrator.volumes import backup as backup_module
+from migrator.volumes import restored
 from migrator.volumes import scan as scan_module
 from migrator.volumes.entries import get_path, put_path
 from migrator.volumes.files import Chunker
@@ -192,6 +193,87 @@ def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(
     assert kept.partial  # the symlink could not replace a full directory
     done = restore(store, target, delete=True, processes=processes)
     assert not done.partial and done.deleted >= 2
+    assert_same_tree(source, target)
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
+def test_a_restore_over_an_earlier_one_writes_only_what_changed(
+        store, tmp_path: Path, settled, processes):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    first = backup(store, source, key=KEY)
+    full = restore(store, target, key=KEY, processes=processes)
+    assert full.base_pass is None and full.files_unchanged == 0
+    assert restored.read(os.fsencode(target)).complete == first.pass_id
+    small = source / "data" / "small"
+    inode = {name: os.stat(target / "data" / "small" / name).st_ino
+             for name in ("f000", "f002", "f003", "f004")}
+    big_inode = os.stat(target / "data" / "big.bin").st_ino
+    change_one_percent(source, seed=3)  # the big file and two of f005-f199
+    os.chmod(small / "f002", 0o640)  # metadata only: kept, mode brought up to date
+    os.utime(small / "f003", ns=(5 * 10**9, 5 * 10**9))  # mtime only: kept, mtime moved
+    copy = target / "data" / "small" / "f004"  # touched in the target since: written again
+    copy.write_bytes(bytes(len(copy.read_bytes())))
+    second = backup(store, source, key=KEY)
+    again = restore(store, target, key=KEY, processes=processes)
+    assert not again.partial, again.to_dict()["problems"]
+    assert again.base_pass == first.pass_id
+    assert again.files == second.files == full.files
+    written = again.files - again.files_unchanged
+    assert written == 4  # big.bin, two small files, f004
+    assert again.bytes_written + again.bytes_unchanged == second.bytes_total
+    assert 0 < again.bytes_written < 0.2 * second.bytes_total  # the big file is 6 of ~55 MB
+    assert_same_tree(source, target)
+    assert volumes.verify_volume(store, "ns/data", target, key=KEY).differences.count == 0
+    now = {name: os.stat(target / "data" / "small" / name).st_ino for name in inode}
+    assert now["f000"] == inode["f000"] and now["f002"] == inode["f002"]
+    assert now["f003"] == inode["f003"] and now["f004"] != inode["f004"]
+    assert os.stat(target / "data" / "big.bin").st_ino != big_inode
+    assert restored.read(os.fsencode(target)).complete == second.pass_id
+    # Once more, nothing changed: nothing downloaded, nothing written.
+    idle = restore(store, target, key=KEY, processes=processes)
+    assert idle.base_pass == second.pass_id
+    assert idle.bytes_downloaded == 0 and idle.bytes_written == 0
+    assert idle.files_unchanged == idle.files and idle.packs == 0
+    assert_same_tree(source, target)
+
+
+def test_a_restore_trusts_the_earlier_one_only_for_the_same_volume_store_and_pass():
+    record = restored.Record("ns/data", "tag", "pass-1")
+    assert record.base_for("ns/data", "tag", "pass-2") == "pass-1"
+    assert record.base_for("ns/other", "tag", "pass-2") is None
+    assert record.base_for("ns/data", "other-store", "pass-2") is None
+    unfinished = restored.Record("ns/data", "tag", "pass-1", writing="pass-2")
+    assert unfinished.base_for("ns/data", "tag", "pass-2") == "pass-1"  # the same pass again
+    assert unfinished.base_for("ns/data", "tag", "pass-3") is None  # any file may be either
+
+
+def test_an_unfinished_restore_keeps_its_record_and_a_restore_of_another_pass_writes_all(
+        store, tmp_path: Path, settled):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    first = backup(store, source)
+    restore(store, target)
+    (source / "data" / "small" / "new-file").write_bytes(b"new")
+    second = backup(store, source)
+    blocker = target / "data" / "small" / "new-file"
+    blocker.mkdir()
+    (blocker / "x").write_bytes(b"a full directory where the new file goes")
+    partial = restore(store, target)
+    assert partial.partial and partial.base_pass == first.pass_id
+    record = restored.read(os.fsencode(target))
+    assert (record.complete, record.writing) == (first.pass_id, second.pass_id)
+    # The same pass again builds on the earlier complete one, and finishes.
+    done = restore(store, target, delete=True)
+    assert not done.partial and done.base_pass == first.pass_id and done.files_unchanged > 200
+    assert_same_tree(source, target)
+    # A record naming another pass as half written: nothing in the target is trusted.
+    restored.write(os.fsencode(target), restored.Record(
+        record.name, record.store, second.pass_id, writing="20250101T000000.000000Z-abcdef"))
+    everything = restore(store, target)
+    assert everything.base_pass is None and everything.files_unchanged == 0
     assert_same_tree(source, target)
 
 
