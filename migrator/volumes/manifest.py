@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import zstandard
 
@@ -33,6 +33,8 @@ from migrator.errors import ConfigError, SnapshotCorrupt, StoreKeyNotFound, Volu
 from migrator.store.base import Store
 from migrator.volumes.entries import Entry, entry_path, path_key
 from migrator.volumes.repository import MANIFESTS, Repository, new_id
+
+_T = TypeVar("_T")
 
 HEAD = "manifest.json"
 PART_ENTRIES = 20_000
@@ -281,28 +283,42 @@ def order_key(path: bytes) -> bytes:
     return path.replace(b"/", b"\0")
 
 
-class SortedEntries:
-    """Entries in the walk's order, looked up by path in that same order: a merge of the
-    entries with a walk of a tree that holds neither whole."""
+class _InWalkOrder(Generic[_T]):
+    """Items in the walk's order, looked up by path in that same order: a merge of a stream
+    with a walk of a tree that holds neither whole."""
 
-    def __init__(self, entries: Iterator[Entry]) -> None:
-        self._entries = entries
-        self._head: tuple[tuple[bytes, ...], Entry] | None = None
-        self._next()
+    def __init__(self, items: Iterator[tuple[tuple[bytes, ...], _T]]) -> None:
+        self._items = items
+        self._head: tuple[tuple[bytes, ...], _T] | None = next(self._items, None)
 
-    def _next(self) -> None:
-        entry = next(self._entries, None)
-        self._head = None if entry is None else (path_key(entry_path(entry)), entry)
-
-    def find(self, rel: bytes) -> Entry | None:
-        """The entry of ``rel``, if there is one (ask in walk order: entries before ``rel``
+    def find(self, rel: bytes) -> _T | None:
+        """The item of ``rel``, if there is one (ask in walk order: items before ``rel``
         are passed over for good)."""
         key = path_key(rel)
         while self._head is not None and self._head[0] < key:
-            self._next()
+            self._head = next(self._items, None)
         if self._head is not None and self._head[0] == key:
             return self._head[1]
         return None
+
+
+class SortedEntries(_InWalkOrder[Entry]):
+    """Entries in the walk's order, looked up by path in that order."""
+
+    def __init__(self, entries: Iterator[Entry]) -> None:
+        super().__init__((path_key(entry_path(entry)), entry) for entry in entries)
+
+
+class SortedPassLines(_InWalkOrder[bytes]):
+    """A pass's manifest lines in the walk's order, looked up by path in that order; a line
+    whose path is plain is not decoded (:func:`line_path`)."""
+
+    def __init__(self, repo: Repository, info: PassInfo) -> None:
+        super().__init__(
+            (path_key(line_path(line)), line)
+            for _key, lines in read_parts(repo, info)
+            for line in lines
+        )
 
 
 class SortedLines:

@@ -73,10 +73,12 @@ from migrator.volumes.entries import (
 from migrator.volumes.files import bound_memory, join, quick_handoffs, walk
 from migrator.volumes.manifest import (
     PassInfo,
-    SortedEntries,
+    SortedPassLines,
     latest_complete,
     open_pass,
+    parse_line,
     read_entries,
+    read_parts,
 )
 from migrator.volumes.report import Meter, RestoreReport
 from migrator.volumes.repository import Repository, codec_pool, new_id
@@ -381,7 +383,7 @@ class _Restorer:
         self.meter = Meter(progress, plan.bytes_total, plan.files)
         self.owner = os.geteuid() == 0
         # What the target holds already, from an earlier restore (None: nothing known).
-        self.base = SortedEntries(read_entries(repo, base)) if base is not None else None
+        self.base = SortedPassLines(repo, base) if base is not None else None
 
     # -- windows ---------------------------------------------------------------------
 
@@ -408,32 +410,38 @@ class _Restorer:
         window = _Window()
         # Directories whose content is not done: (key, path, entry).
         stack: list[tuple[tuple[bytes, ...], bytes, Entry]] = []
-        for entry in read_entries(self.repo, self.plan.info):
-            rel = entry_path(entry)
-            key = path_key(rel)
-            while stack and key[: len(stack[-1][0])] != stack[-1][0]:
-                window.dirs_done.append(stack.pop()[1:])
-            kind = entry["t"]
-            if kind == DIR:
-                if self._make_dir(rel):
-                    stack.append((key, rel, entry))
-                continue
-            if kind == FILE and self.base is not None and self._in_place(rel, entry):
-                continue
-            item = self._add_file(window, rel, entry) if kind == FILE else None
-            window.entries.append((entry, item))
-            if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
-                finish(window)
-                window = _Window()
+        for part, lines in read_parts(self.repo, self.plan.info):
+            for line in lines:
+                entry = parse_line(line, part)
+                rel = entry_path(entry)
+                key = path_key(rel)
+                while stack and key[: len(stack[-1][0])] != stack[-1][0]:
+                    window.dirs_done.append(stack.pop()[1:])
+                kind = entry["t"]
+                if kind == DIR:
+                    if self._make_dir(rel):
+                        stack.append((key, rel, entry))
+                    continue
+                if kind == FILE and self.base is not None and self._in_place(rel, entry, line):
+                    continue
+                item = self._add_file(window, rel, entry) if kind == FILE else None
+                window.entries.append((entry, item))
+                if window.bytes >= WINDOW_BYTES or len(window.entries) >= WINDOW_ENTRIES:
+                    finish(window)
+                    window = _Window()
         window.dirs_done.extend(done[1:] for done in reversed(stack))
         finish(window)
 
-    def _in_place(self, rel: bytes, entry: Entry) -> bool:
+    def _in_place(self, rel: bytes, entry: Entry, line: bytes) -> bool:
         """Whether the target holds this file's content already, as the earlier restore
         left it; if so its metadata is brought up to date and it is counted as kept."""
         assert self.base is not None
-        old = self.base.find(rel)
-        if old is None or old.get("t") != FILE or not _same_content(old, entry):
+        old_line = self.base.find(rel)
+        if old_line is None:
+            return False
+        # An entry a pass reused as it was is the same line in both (the usual case).
+        old = entry if old_line == line else parse_line(old_line)
+        if old.get("t") != FILE or not _same_content(old, entry):
             return False
         path = join(self.root, rel)
         try:
@@ -841,16 +849,16 @@ def _sync_dir(path: bytes) -> None:
 def _sweep(repo: Repository, plan: RestorePlan, report: RestoreReport, delete: bool) -> None:
     """What the target holds and the manifest does not: listed, or removed with ``delete``
     (also a directory where the manifest has something else)."""
-    entries = SortedEntries(read_entries(repo, plan.info))
+    lines = SortedPassLines(repo, plan.info)
     for rel, st in walk(plan.target, lambda rel, why: None):
         if not rel:
             continue
-        entry = entries.find(rel)
-        if entry is None and _TEMP.match(rel.rpartition(b"/")[2]):
+        line = lines.find(rel)
+        if line is None and _TEMP.match(rel.rpartition(b"/")[2]):
             discard(join(plan.target, rel))  # left by a restore that was killed
             continue
-        in_the_way = entry is not None and stat.S_ISDIR(st.st_mode) and entry["t"] != DIR
-        if entry is not None and not in_the_way:
+        in_the_way = line is not None and stat.S_ISDIR(st.st_mode) and parse_line(line)["t"] != DIR
+        if line is not None and not in_the_way:
             continue
         if not delete:
             report.extra.add(rel, "in the target, not in the manifest: kept (--delete removes it)")
