@@ -100,14 +100,20 @@ def process_pool(
     """A pool of ``processes`` workers, all started before this returns; ``preload`` names
     the modules a fresh server process imports first (when forking is not safe),
     ``initializer(*initargs)`` runs in each worker."""
+    context = _context(preload)
     pool = ProcessPoolExecutor(
         max_workers=processes,
-        mp_context=_context(preload),
+        mp_context=context,
         initializer=_worker_started,
         initargs=(initializer, initargs),
     )
-    for future in [pool.submit(time.sleep, 0.05) for _ in range(processes)]:
-        future.result()  # start them now, while this may be the only thread
+    # Start them now, while this may be the only thread. A forking pool forks all its
+    # workers at its first task, so a task that returns at once will do (a sleep here cost
+    # every command 50 ms); a server process starts a worker per task while none is idle,
+    # so there each task holds its worker a moment.
+    hold = 0.0 if context.get_start_method() == "fork" else 0.05
+    for future in [pool.submit(time.sleep, hold) for _ in range(processes)]:
+        future.result()
     return pool
 
 

@@ -53,6 +53,7 @@ from migrator.errors import (
     StoreUnreachable,
 )
 from migrator.store.base import Source, Store, check_key
+from migrator.store.boto_session import quick_session
 
 MiB = 1024 * 1024
 
@@ -102,7 +103,7 @@ class S3Store(Store):
             raise ConfigError("S3 store URL has no bucket name", hint="use s3://BUCKET[/PREFIX]")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        session = session or boto3.session.Session()
+        session = session or quick_session()  # its first client starts sooner
         custom_endpoint = (
             endpoint_url
             or os.environ.get("AWS_ENDPOINT_URL_S3")
