@@ -61,7 +61,9 @@ def new_pass_id(after: str | None = None) -> str:
     machine's clock is behind the one that wrote it (movers run on many nodes)."""
     now = datetime.now(UTC)
     if after is not None:
-        last = datetime.strptime(after.partition("Z")[0] + "Z", _PASS_TIME).replace(tzinfo=UTC)
+        # ISO 8601's basic form: fromisoformat reads it, and costs no strptime (whose first
+        # call imports and compiles its locale's patterns: ~20 ms of every pass's start).
+        last = datetime.fromisoformat(after.partition("Z")[0] + "Z")
         now = max(now, last + timedelta(microseconds=1))
     return now.strftime(_PASS_TIME) + "-" + new_id(3)
 
