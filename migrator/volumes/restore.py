@@ -787,8 +787,10 @@ def apply(
     if os.listdir(plan.target):
         _sweep(repo, plan, report, delete)
     record, base = _earlier(repo, plan)
-    report.base_pass = base.pass_id if base is not None else None
     recorded = restored.write(plan.target, record)  # "writing" from here on
+    if not recorded:
+        base = None  # an earlier record this restore cannot mark is not trusted either
+    report.base_pass = base.pass_id if base is not None else None
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
     restorer = _Restorer(plan, repo, report, workers, pool, progress, base)
     collecting = gc.isenabled()

@@ -15,21 +15,18 @@ restored completely, and the pass a restore is writing now. A restore that did n
 leaves that second name: the next restore of the same pass still trusts the complete one
 (every file is either as that pass left it or already the new content), a restore of any
 other pass trusts nothing and writes everything. Where the file system keeps no extended
-attributes, there is no record, and every restore writes everything, as before.
+attributes (or the record cannot be written: no permission, a full disk), a restore trusts
+no record and writes everything, as before.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 
 from migrator import jsoncodec
 
 ATTRIBUTE = "user.migrator.restored"
-# The file system cannot keep the record (no user xattrs, or a read-only mount): restores
-# go on without one.
-_UNSUPPORTED = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.EROFS}
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,9 @@ def read(target: bytes) -> Record | None:
 
 
 def write(target: bytes, record: Record) -> bool:
-    """Keep ``record`` on ``target``; False where the file system cannot."""
+    """Keep ``record`` on ``target``; False where it cannot be kept (no user extended
+    attributes, no permission, a full or read-only file system): a record never fails a
+    restore, the restore then trusts none."""
     doc = {
         "name": record.name,
         "store": record.store,
@@ -81,10 +80,8 @@ def write(target: bytes, record: Record) -> bool:
     }
     try:
         os.setxattr(target, ATTRIBUTE, jsoncodec.dumps(doc), follow_symlinks=False)
-    except OSError as err:
-        if err.errno in _UNSUPPORTED:
-            return False
-        raise
+    except OSError:
+        return False
     return True
 
 

@@ -2,6 +2,7 @@
 unsafe manifests, tampering, keys."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -274,6 +275,24 @@ def test_an_unfinished_restore_keeps_its_record_and_a_restore_of_another_pass_wr
         record.name, record.store, second.pass_id, writing="20250101T000000.000000Z-abcdef"))
     everything = restore(store, target)
     assert everything.base_pass is None and everything.files_unchanged == 0
+    assert_same_tree(source, target)
+
+
+def test_a_target_that_cannot_keep_the_record_gets_everything_written(
+        store, tmp_path: Path, settled, monkeypatch):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    backup(store, source)
+    assert restore(store, target).files_unchanged == 0
+    assert restored.read(os.fsencode(target)) is not None
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(restored.os, "setxattr", refuse)  # e.g. no user xattrs there
+    again = restore(store, target)
+    assert not again.partial and again.base_pass is None and again.files_unchanged == 0
     assert_same_tree(source, target)
 
 
