@@ -16,7 +16,8 @@ benchmark's finer round-robin shares.
 **The client** resolves the name through the DNS server on every request, keeping an
 answer only for its TTL as a stub resolver does, picks one of the addresses at random (as
 clients spread over a round-robin set), and sends ``GET /`` with the name as Host header,
-from several threads without pause; every request's outcome is kept with its time.
+from several threads, without pause or at a set ``rate``; every request's outcome is kept
+with its time.
 """
 
 from __future__ import annotations
@@ -279,6 +280,7 @@ class Client:
     port: int
     threads: int = 4
     timeout: float = 2.0
+    rate: float | None = None  # requests a second in all; None: each thread without pause
     results: list[Result] = field(default_factory=list)
     lookups: int = 0
 
@@ -313,7 +315,12 @@ class Client:
 
     def _work(self) -> None:
         rng = random.Random()
+        interval = self.threads / self.rate if self.rate else 0.0
+        due = time.monotonic()
         while not self._stop.is_set():
+            if interval:
+                due = max(due + interval, time.monotonic() - interval)
+                self._stop.wait(max(0.0, due - time.monotonic()))
             at = time.time()
             try:
                 addresses = self.resolve()

@@ -1,5 +1,5 @@
 """Cutovers under load: a client resolving the name through the proving ground's BIND on
-every request (honouring the TTL) sends requests without pause while a shift runs. The old
+every request (honouring the TTL) sends 150 requests a second while a shift runs. The old
 and new clusters' endpoints are the ``cutover_backends`` fixture (tests/cutover.py)."""
 from __future__ import annotations
 
@@ -41,8 +41,17 @@ def shift_doc(dns_zone, tmp_path, name, old, new, **extra):
                                 "http": {"port": new.port, "window": 1, "timeout": 1}}, **extra)
 
 
+# Requests a second. Each is a new connection to a real node's NodePort, tracked by
+# conntrack through kube-proxy's NAT: without pause the client made ~2,000 a second, went
+# through the 28,232 ephemeral ports in ~15 s, and a reused port met its previous
+# connection's TIME_WAIT (the server's 60 s, conntrack's 120 s): the SYN went unanswered
+# and the request timed out, a failure of the test's client, not of the shift. At this rate
+# no port is reused within 120 s across the module's tests.
+CLIENT_RATE = 150
+
+
 def start_client(dns_zone, name, old) -> Client:
-    client = Client(name, dns_zone.server, dns_zone.port, old.port, threads=4)
+    client = Client(name, dns_zone.server, dns_zone.port, old.port, threads=4, rate=CLIENT_RATE)
     client.start()
     wait_until("the client's first answers", lambda: len(client.results) > 20, timeout=10)
     return client
