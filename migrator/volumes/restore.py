@@ -440,9 +440,11 @@ class _Restorer:
         if old_line is None:
             return False
         # An entry a pass reused as it was is the same line in both (the usual case).
-        old = entry if old_line == line else parse_line(old_line)
-        if old.get("t") != FILE or not _same_content(old, entry):
-            return False
+        old = entry
+        if old_line != line:
+            old = parse_line(old_line)
+            if old.get("t") != FILE or not _same_content(old, entry):
+                return False
         path = join(self.root, rel)
         try:
             st = os.lstat(path)
