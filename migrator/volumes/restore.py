@@ -809,9 +809,8 @@ def apply(
     if sync:
         _sync(plan.target)  # the restore is durable when it returns
     if recorded and not report.partial:
-        restored.write(plan.target, restored.Record(record.name, record.store, plan.info.pass_id))
-        if sync:
-            _sync_dir(plan.target)
+        complete = restored.Record(record.name, record.store, plan.info.pass_id)
+        restored.write(plan.target, complete, durable=sync)
     report.seconds = time.monotonic() - started
     return report
 
@@ -837,15 +836,6 @@ def _sync(path: bytes) -> None:
     try:
         if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
             os.sync()
-    finally:
-        os.close(fd)
-
-
-def _sync_dir(path: bytes) -> None:
-    """Make ``path``'s own metadata (its record) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 

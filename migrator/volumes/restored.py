@@ -21,6 +21,7 @@ no record and writes everything, as before.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -68,18 +69,18 @@ def read(target: bytes) -> Record | None:
         return None
 
 
-def write(target: bytes, record: Record) -> bool:
-    """Keep ``record`` on ``target``; False where it cannot be kept (no user extended
-    attributes, no permission, a full or read-only file system): a record never fails a
-    restore, the restore then trusts none."""
-    doc = {
-        "name": record.name,
-        "store": record.store,
-        "complete": record.complete,
-        "writing": record.writing,
-    }
+def write(target: bytes, record: Record, *, durable: bool = False) -> bool:
+    """Keep ``record`` on ``target`` (on its disk before this returns, with ``durable``);
+    False where it cannot be kept (no user extended attributes, no permission, a full or
+    read-only file system): a record never fails a restore, the restore then trusts none."""
     try:
-        os.setxattr(target, ATTRIBUTE, jsoncodec.dumps(doc), follow_symlinks=False)
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.setxattr(fd, ATTRIBUTE, jsoncodec.dumps(dataclasses.asdict(record)))
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return True
