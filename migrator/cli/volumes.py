@@ -153,7 +153,11 @@ def backup_command(
     is_flag=True,
     help="Do not flush the target's file system at the end (the kernel does it later).",
 )
-@click.option("--dry-run", is_flag=True, help="Check the manifest and count; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the manifest, count what would be written, kept and removed; change nothing.",
+)
 @OUTPUT_OPTION
 def restore_command(
     name: str,
@@ -188,7 +192,8 @@ def restore_command(
         allow_outside_symlinks=allow_outside_symlinks,
     )
     if dry_run:
-        _show_plan(plan.to_dict(), output, f"Restore of {name} into {path} (dry run)")
+        preview = mover.preview_restore(plan, delete=delete)
+        _show_plan(preview, output, f"Restore of {name} into {path} (dry run)")
         return
     with contextlib.ExitStack() as stack:
         bars = progress_bars(stack, output, transfer=True)

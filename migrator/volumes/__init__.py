@@ -9,7 +9,8 @@ application runs, reading only what changed, and resume where a kill stopped the
 (:mod:`.backup`); a restore checks every entry and every chunk and writes files atomically
 (:mod:`.restore`); verify compares a directory with a manifest (:mod:`.verify`).
 
-The stage contract: ``plan_backup`` / ``plan_restore`` read and change nothing;
+The stage contract: ``plan_backup`` / ``plan_restore`` read and change nothing (nor does
+``preview_restore``, which says what a restore would keep and remove in its target);
 ``apply_backup`` / ``apply_restore`` do the work and return
 :class:`~migrator.run.StageReport` s; ``verify_volume`` compares.
 Everything works headless (a Job beside a volume: ``python -m migrator volumes backup
@@ -27,6 +28,7 @@ from migrator.volumes.repository import Repository
 from migrator.volumes.restore import RestorePlan
 from migrator.volumes.restore import apply as apply_restore
 from migrator.volumes.restore import plan as plan_restore
+from migrator.volumes.restore import preview as preview_restore
 from migrator.volumes.verify import verify as verify_volume
 
 __all__ = [
@@ -43,5 +45,6 @@ __all__ = [
     "list_volumes",
     "plan_backup",
     "plan_restore",
+    "preview_restore",
     "verify_volume",
 ]

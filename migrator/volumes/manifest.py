@@ -311,15 +311,15 @@ class SortedEntries(_InWalkOrder[Entry]):
         super().__init__((path_key(entry_path(entry)), entry) for entry in entries)
 
 
-class SortedPassLines(_InWalkOrder[bytes]):
-    """A pass's manifest lines in the walk's order, looked up by path in that order; a line
-    whose path is plain is not decoded (:func:`line_path`)."""
+class SortedPassLines(_InWalkOrder[tuple[int, bytes]]):
+    """A pass's manifest lines in the walk's order, each with its number (0 for the first
+    line of the pass), looked up by path in that order; a line whose path is plain is not
+    decoded (:func:`line_path`)."""
 
     def __init__(self, repo: Repository, info: PassInfo) -> None:
+        lines = (line for _key, part in read_parts(repo, info) for line in part)
         super().__init__(
-            (path_key(line_path(line)), line)
-            for _key, lines in read_parts(repo, info)
-            for line in lines
+            (path_key(line_path(line)), (number, line)) for number, line in enumerate(lines)
         )
 
 

@@ -27,12 +27,14 @@ files are removed and the report lists them (exit "partial"); the rest is restor
 in the target that the manifest does not hold are kept and listed, or removed with
 ``delete=True``.
 
-A target that holds an earlier restore of the same volume (its record: :mod:`.restored`)
-gets only what changed: a file whose content (its chunk ids and extents) is the same in
-that earlier pass and this one, and whose copy in the target is as that restore left it
-(a regular file of the same size and mtime), is kept, its owner, mode and mtime brought up
-to date if they moved; nothing of it is downloaded or written. So a migration's final
-restore, inside the cutover window, costs what changed, as its backup does.
+A target that is not empty is surveyed first, in one walk merged with the manifest (and,
+when the target holds an earlier restore of the same volume, its record: :mod:`.restored`,
+with that earlier pass's manifest). A file whose content (its chunk ids and extents) is
+the same in that earlier pass and this one, and whose copy in the target is as that
+restore left it (a regular file of the same size and mtime), is kept, its owner, mode and
+mtime brought up to date if they moved; nothing of it is downloaded or written, and the
+writing pass passes over its line without decoding it. So a migration's final restore,
+inside the cutover window, costs what changed, as its backup does.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from migrator.volumes.manifest import (
     PassInfo,
     SortedPassLines,
     latest_complete,
+    line_path,
     open_pass,
     parse_line,
     read_entries,
@@ -366,7 +369,7 @@ class _Restorer:
         workers: int,
         writers: ProcessPoolExecutor | None,
         progress: Progress | None,
-        base: PassInfo | None = None,
+        kept: bytearray | None = None,
     ) -> None:
         self.plan = plan
         self.repo = repo
@@ -381,9 +384,11 @@ class _Restorer:
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, bytes] = OrderedDict()
         self.meter = Meter(progress, plan.bytes_total, plan.files)
+        self.meter.add_bytes(report.bytes_unchanged)
+        self.meter.add_files(report.files_unchanged)
         self.owner = os.geteuid() == 0
-        # What the target holds already, from an earlier restore (None: nothing known).
-        self.base = SortedPassLines(repo, base) if base is not None else None
+        # The entries (by number) the target holds already (:func:`_survey`).
+        self.kept = kept or bytearray()
 
     # -- windows ---------------------------------------------------------------------
 
@@ -410,19 +415,25 @@ class _Restorer:
         window = _Window()
         # Directories whose content is not done: (key, path, entry).
         stack: list[tuple[tuple[bytes, ...], bytes, Entry]] = []
+        kept, number = self.kept, -1
         for part, lines in read_parts(self.repo, self.plan.info):
             for line in lines:
-                entry = parse_line(line, part)
-                rel = entry_path(entry)
+                number += 1
+                entry: Entry | None = None
+                if number < len(kept) and kept[number]:  # only its path is needed
+                    rel = line_path(line)
+                else:
+                    entry = parse_line(line, part)
+                    rel = entry_path(entry)
                 key = path_key(rel)
                 while stack and key[: len(stack[-1][0])] != stack[-1][0]:
                     window.dirs_done.append(stack.pop()[1:])
+                if entry is None:
+                    continue
                 kind = entry["t"]
                 if kind == DIR:
                     if self._make_dir(rel):
                         stack.append((key, rel, entry))
-                    continue
-                if kind == FILE and self.base is not None and self._in_place(rel, entry, line):
                     continue
                 item = self._add_file(window, rel, entry) if kind == FILE else None
                 window.entries.append((entry, item))
@@ -431,56 +442,6 @@ class _Restorer:
                     window = _Window()
         window.dirs_done.extend(done[1:] for done in reversed(stack))
         finish(window)
-
-    def _in_place(self, rel: bytes, entry: Entry, line: bytes) -> bool:
-        """Whether the target holds this file's content already, as the earlier restore
-        left it; if so its metadata is brought up to date and it is counted as kept."""
-        assert self.base is not None
-        old_line = self.base.find(rel)
-        if old_line is None:
-            return False
-        # An entry a pass reused as it was is the same line in both (the usual case).
-        old = entry
-        if old_line != line:
-            old = parse_line(old_line)
-            if old.get("t") != FILE or not _same_content(old, entry):
-                return False
-        path = join(self.root, rel)
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return False
-        size = int(entry["s"])
-        # Same content in both passes, so a copy with either pass's mtime holds it (one
-        # with this pass's was written by a restore of it that did not finish). A copy
-        # with other names (hard links) is kept too: every other name has its own entry,
-        # which links it again, or replaces it with a file of its own.
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_size != size
-            or st.st_mtime_ns not in (old.get("mt"), entry.get("mt"))
-        ):
-            return False
-        meta = meta_of(entry)
-        moved = (stat.S_IMODE(st.st_mode), st.st_mtime_ns) != (meta[2], meta[4]) or (
-            self.owner and (st.st_uid, st.st_gid) != meta[:2]
-        )
-        if moved:
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                return False  # written again instead
-            try:
-                set_metadata(fd, meta, self.owner)
-            finally:
-                os.close(fd)
-        with self.lock:
-            self.report.files += 1
-            self.report.files_unchanged += 1
-            self.report.bytes_unchanged += size
-        self.meter.add_bytes(size)
-        self.meter.add_files(1)
-        return True
 
     def _add_file(self, window: _Window, rel: bytes, entry: Entry) -> _File:
         item = _File(entry, join(self.root, rel), next(self.counter), 0)
@@ -786,15 +747,14 @@ def apply(
     repo = Repository.open(plan.store, plan.key)
     report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
     os.makedirs(plan.target, exist_ok=True)
-    if os.listdir(plan.target):
-        _sweep(repo, plan, report, delete)
     record, base = _earlier(repo, plan)
     recorded = restored.write(plan.target, record)  # "writing" from here on
     if not recorded:
         base = None  # an earlier record this restore cannot mark is not trusted either
     report.base_pass = base.pass_id if base is not None else None
+    kept = _survey(repo, plan, report, delete, base) if os.listdir(plan.target) else None
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
-    restorer = _Restorer(plan, repo, report, workers, pool, progress, base)
+    restorer = _Restorer(plan, repo, report, workers, pool, progress, kept)
     collecting = gc.isenabled()
     gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for
     try:
@@ -813,6 +773,29 @@ def apply(
         restored.write(plan.target, complete, durable=sync)
     report.seconds = time.monotonic() - started
     return report
+
+
+def preview(plan: RestorePlan, *, delete: bool = False) -> dict[str, Any]:
+    """What applying ``plan`` would do, changing nothing: the plan's counts, and for a target
+    that is not empty, the files it would keep as an earlier restore left them (and so not
+    download nor write), and what the target holds that the manifest does not (removed
+    with ``delete``)."""
+    repo = Repository.open(plan.store, plan.key)
+    report = RestoreReport(plan.info.name, plan.info.pass_id, target=os.fsdecode(plan.target))
+    if os.path.isdir(plan.target) and os.listdir(plan.target):
+        _record, base = _earlier(repo, plan)
+        report.base_pass = base.pass_id if base is not None else None
+        _survey(repo, plan, report, delete, base, act=False)
+    return {
+        **plan.to_dict(),
+        "basePass": report.base_pass,
+        "filesUnchanged": report.files_unchanged,
+        "bytesUnchanged": report.bytes_unchanged,
+        "filesToWrite": plan.files - report.files_unchanged,
+        "bytesToWrite": plan.bytes_total - report.bytes_unchanged,
+        "extra": report.extra.count,
+        "toDelete": report.deleted,
+    }
 
 
 def _earlier(repo: Repository, plan: RestorePlan) -> tuple[restored.Record, PassInfo | None]:
@@ -840,26 +823,105 @@ def _sync(path: bytes) -> None:
         os.close(fd)
 
 
-def _sweep(repo: Repository, plan: RestorePlan, report: RestoreReport, delete: bool) -> None:
-    """What the target holds and the manifest does not: listed, or removed with ``delete``
-    (also a directory where the manifest has something else)."""
+def _survey(
+    repo: Repository,
+    plan: RestorePlan,
+    report: RestoreReport,
+    delete: bool,
+    base: PassInfo | None,
+    *,
+    act: bool = True,
+) -> bytearray | None:
+    """Walk the target once, merged with the pass's manifest: what the target holds and the
+    manifest does not is listed, or removed with ``delete`` (also a directory where the
+    manifest has something else); leftovers of a killed restore are removed. With ``base``
+    (the pass the target holds, per its record), the files the target holds as that
+    restore left them, with the same content in this pass, are kept and counted: returned
+    as one byte per entry of the manifest, 1 for kept (None without a base). Without
+    ``act`` nothing is changed, only counted."""
     lines = SortedPassLines(repo, plan.info)
+    earlier = SortedPassLines(repo, base) if base is not None else None
+    kept = bytearray(plan.entries) if earlier is not None else None
+    owner = os.geteuid() == 0 if act else None
+    removed: bytes | None = None  # the last directory removed (or that would be)
     for rel, st in walk(plan.target, lambda rel, why: None):
-        if not rel:
+        if not rel or removed is not None and rel.startswith(removed):
             continue
-        line = lines.find(rel)
-        if line is None and _TEMP.match(rel.rpartition(b"/")[2]):
-            discard(join(plan.target, rel))  # left by a restore that was killed
+        found = lines.find(rel)
+        if found is None and _TEMP.match(rel.rpartition(b"/")[2]):
+            if act:
+                discard(join(plan.target, rel))  # left by a restore that was killed
             continue
-        in_the_way = line is not None and stat.S_ISDIR(st.st_mode) and parse_line(line)["t"] != DIR
-        if line is not None and not in_the_way:
-            continue
+        if found is not None:
+            number, line = found
+            if not stat.S_ISDIR(st.st_mode):
+                if earlier is not None and kept is not None and stat.S_ISREG(st.st_mode):
+                    old = earlier.find(rel)
+                    if number < len(kept) and old is not None:
+                        path = join(plan.target, rel)
+                        size = _holds(path, st, parse_line(line), line, old[1], owner)
+                        if size is not None:
+                            kept[number] = 1
+                            report.files += 1
+                            report.files_unchanged += 1
+                            report.bytes_unchanged += size
+                continue
+            if parse_line(line)["t"] == DIR:
+                continue
         if not delete:
             report.extra.add(rel, "in the target, not in the manifest: kept (--delete removes it)")
             continue
         path = join(plan.target, rel)
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(path)
-        else:
+            removed = rel + b"/"
+            if act:
+                shutil.rmtree(path)
+        elif act:
             os.unlink(path)
         report.deleted += 1
+    return kept
+
+
+def _holds(
+    path: bytes,
+    st: os.stat_result,
+    entry: Entry,
+    line: bytes,
+    old_line: bytes,
+    owner: bool | None,
+) -> int | None:
+    """The size of a file the target holds as the earlier restore (``old_line``) left it,
+    with the same content in this pass (``entry``), its owner, mode and times brought up to
+    date if they moved (``owner``: whether its owner is restored too; None: nothing is
+    changed); None if it is to be written."""
+    if entry.get("t") != FILE:
+        return None
+    # An entry a pass reused as it was is the same line in both (the usual case).
+    old = entry if old_line == line else parse_line(old_line)
+    if old is not entry and (old.get("t") != FILE or not _same_content(old, entry)):
+        return None
+    size = int(entry["s"])
+    # Same content in both passes, so a copy with either pass's mtime holds it (one with
+    # this pass's was written by a restore of it that did not finish). A copy with other
+    # names (hard links) is kept too: every other name has its own entry, which links it
+    # again, or replaces it with a file of its own.
+    if st.st_size != size or st.st_mtime_ns not in (old.get("mt"), entry.get("mt")):
+        return None
+    if owner is None:
+        return size
+    meta = meta_of(entry)
+    moved = (stat.S_IMODE(st.st_mode), st.st_mtime_ns) != (meta[2], meta[4]) or (
+        owner and (st.st_uid, st.st_gid) != meta[:2]
+    )
+    if moved:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None  # written again instead
+        try:
+            set_metadata(fd, meta, owner)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+    return size

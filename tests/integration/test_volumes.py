@@ -74,6 +74,14 @@ def test_round_trip_and_incremental_pass_on_minio(s3: S3Target, tmp_path: Path):
     assert_same_tree(source, target)
     check = mover(s3, "verify", "shop/db-data", str(target))
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout
+    # A dry run over the restored copy: it would keep every file and write nothing.
+    (target / "stray.txt").write_bytes(b"not in the manifest")
+    dry = mover(s3, "restore", "shop/db-data", str(target), "--dry-run", "--delete")
+    assert dry.returncode == 0, dry.stderr
+    preview = json.loads(dry.stdout)
+    assert preview["basePass"] == delta["pass"] and preview["filesToWrite"] == 0
+    assert preview["filesUnchanged"] == delta["files"] and preview["toDelete"] == 1
+    assert (target / "stray.txt").exists()
     listed = json.loads(mover(s3, "ls", key=False).stdout)["volumes"]
     assert [(v["name"], v["complete"]) for v in listed] == [("shop/db-data", True)] * 2
 

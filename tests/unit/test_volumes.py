@@ -25,6 +25,7 @@ from tests.volume_trees import (
     MiB,
     assert_same_tree,
     change_one_percent,
+    describe,
     make_rich_tree,
 )
 
@@ -187,13 +188,23 @@ def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(
     (target / "link-in").mkdir()  # a full directory where the manifest has a symlink
     (target / "link-in" / "x").write_text("x")
     (target / "data" / "small" / "f005").mkdir(parents=True)  # empty, where a file goes
+    before = describe(target)
+    plan = volumes.plan_restore(store, "ns/data", target)
+    listed, deleting = volumes.preview_restore(plan), volumes.preview_restore(plan, delete=True)
+    assert describe(target) == before  # a preview changes nothing
+    assert listed["extra"] >= 2 and listed["toDelete"] == 0
+    assert deleting["extra"] == 0 and deleting["toDelete"] >= 2
+    assert listed["filesToWrite"] == listed["files"] and listed["basePass"] is None
     kept = restore(store, target, processes=processes)
+    assert kept.extra.count == listed["extra"]
     assert (target / "extra.txt").exists()
     assert (target / "data" / "small" / "f005").is_file()
     assert {k.what for k in kept.extra.items} >= {"extra.txt", "link-in/x"}
     assert kept.partial  # the symlink could not replace a full directory
+    preview = volumes.preview_restore(volumes.plan_restore(store, "ns/data", target),
+                                      delete=True)
     done = restore(store, target, delete=True, processes=processes)
-    assert not done.partial and done.deleted >= 2
+    assert not done.partial and done.deleted >= 2 and done.deleted == preview["toDelete"]
     assert_same_tree(source, target)
 
 
@@ -217,8 +228,14 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
     copy = target / "data" / "small" / "f004"  # touched in the target since: written again
     copy.write_bytes(bytes(len(copy.read_bytes())))
     second = backup(store, source, key=KEY)
+    before = describe(target)
+    preview = volumes.preview_restore(volumes.plan_restore(store, "ns/data", target, key=KEY))
+    assert describe(target) == before  # f002's mode and f003's mtime not brought up to date
+    assert preview["basePass"] == first.pass_id and preview["filesToWrite"] == 4
     again = restore(store, target, key=KEY, processes=processes)
     assert not again.partial, again.to_dict()["problems"]
+    assert again.files_unchanged == preview["filesUnchanged"]
+    assert again.bytes_written == preview["bytesToWrite"]
     assert again.base_pass == first.pass_id
     assert again.files == second.files == full.files
     written = again.files - again.files_unchanged
