@@ -35,6 +35,18 @@ class MigratorError(Exception):
         """True if the same request, sent again later, may well succeed (:func:`is_temporary`)."""
         return isinstance(self, TemporaryError)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Whole, with its hint and the fields a child adds, when it crosses to or from a
+        # worker process (the default pickles the message alone and calls the class with it).
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[MigratorError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class TemporaryError(MigratorError):
     """Something outside migrator is not there right now: a cluster or a store that does not

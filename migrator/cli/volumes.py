@@ -147,7 +147,7 @@ def backup_command(
     help="Restore symlinks that point out of the volume as they are (never followed).",
 )
 @_workers(4, "Packs fetched and written at the same time.")
-@processes_option("check and write the files a pack holds whole")
+@processes_option("check a large manifest, a part each, and write the files a pack holds whole")
 @click.option(
     "--no-sync",
     is_flag=True,
@@ -190,6 +190,7 @@ def restore_command(
         key=crypto.load_key(key_file),
         pass_id=pass_id,
         allow_outside_symlinks=allow_outside_symlinks,
+        processes=processes,
     )
     if dry_run:
         preview = mover.preview_restore(plan, delete=delete)

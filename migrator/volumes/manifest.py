@@ -221,9 +221,17 @@ class ManifestWriter:
 
 
 def read_parts(repo: Repository, info: PassInfo) -> Iterator[tuple[str, list[bytes]]]:
-    """The parts of a pass, one at a time: each part's key and its entries' JSON lines. A
-    complete pass's parts are checked against the sha256 its head recorded; an interrupted
-    pass's parts are read as they are (each is whole: parts are written all or nothing)."""
+    """The parts of a pass, one at a time: each part's key and its entries' JSON lines
+    (see :func:`read_part_texts`)."""
+    for key, text in read_part_texts(repo, info):
+        yield key, text.splitlines()
+
+
+def read_part_texts(repo: Repository, info: PassInfo) -> Iterator[tuple[str, bytes]]:
+    """The parts of a pass, one at a time: each part's key and its entries' JSON lines,
+    one per line. A complete pass's parts are checked against the sha256 its head
+    recorded; an interrupted pass's parts are read as they are (each is whole: parts are
+    written all or nothing)."""
     if info.head is not None:
         parts = [(p["key"], p["sha256"]) for p in info.head["parts"]]
     else:
@@ -242,7 +250,7 @@ def read_parts(repo: Repository, info: PassInfo) -> Iterator[tuple[str, list[byt
             raise SnapshotCorrupt(
                 f"manifest part {key} does not decompress: {err}", part=key
             ) from err
-        yield key, text.splitlines()
+        yield key, text
 
 
 def parse_line(line: bytes, key: str = "a manifest part") -> Entry:

@@ -50,12 +50,19 @@ import stat
 import threading
 import time
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.errors import SnapshotCorrupt, StoreKeyNotFound, UnsafeEntry, VolumeNotFound
+from migrator.errors import (
+    MigratorError,
+    SnapshotCorrupt,
+    StoreKeyNotFound,
+    UnsafeEntry,
+    VolumeNotFound,
+)
+from migrator.run.processes import default_processes, process_pool
 from migrator.run.progress import Progress
 from migrator.store.base import Store
 from migrator.volumes import restored
@@ -80,7 +87,7 @@ from migrator.volumes.manifest import (
     line_path,
     open_pass,
     parse_line,
-    read_entries,
+    read_part_texts,
     read_parts,
 )
 from migrator.volumes.report import Meter, RestoreReport
@@ -144,31 +151,135 @@ def plan(
     key: bytes | None = None,
     pass_id: str | None = None,
     allow_outside_symlinks: bool = False,
+    processes: int | None = None,
 ) -> RestorePlan:
     """Check the newest complete pass of ``name`` (or ``pass_id``) for a restore into
-    ``target``; raises :class:`UnsafeEntry` at the first entry that could write outside."""
+    ``target``; raises :class:`UnsafeEntry` at the first entry that could write outside.
+    A large manifest is checked by worker processes (``processes``; default one per core;
+    0: none), a part each."""
     repo, info = open_pass(store, name, key, pass_id)
     result = RestorePlan(
         store, key, info, os.fsencode(os.path.realpath(target)), allow_outside_symlinks
     )
-    checker = _Checker(allow_outside_symlinks)
-    for entry in read_entries(repo, info):
-        checker.check(entry)
-        result.entries += 1
-        if entry["t"] == FILE:
-            result.files += 1
-            result.bytes_total += int(entry.get("s", 0))
-            result.packs.update(ref[1] for ref in entry.get("c", []))
+    count = default_processes() if processes is None else processes
+    entries = int(info.head.get("entries", 0)) if info.head is not None else 0
+    pool = process_pool(count, [__name__]) if count and entries > _CHECK_IN_PROCESSES else None
+    try:
+        chain: list[tuple[bytes, ...]] = []  # the directory chain where the last part ended
+        last: tuple[bytes, ...] | None = None
+        for part in _checked_parts(repo, info, allow_outside_symlinks, pool, count):
+            if last is not None and part.first is not None and part.first <= last:
+                raise UnsafeEntry(
+                    f"manifest entry {display(part.first_path)!r} is out of order or repeated"
+                )
+            for parent, rel in part.dangling:  # as if the part's check had gone on from there
+                while chain and chain[-1] != parent:
+                    chain.pop()
+                if not chain:
+                    raise _outside_the_tree(rel)
+            if part.error is not None:
+                raise part.error
+            chain.extend(part.dirs)
+            last = part.last if part.last is not None else last
+            result.entries += part.entries
+            result.files += part.files
+            result.bytes_total += part.bytes_total
+            result.packs |= part.packs
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return result
 
 
-class _Checker:
-    """Checks entries one by one, in order, holding only the current directory chain."""
+# A manifest of more entries than this is checked by worker processes, a part each; a
+# smaller one is checked sooner than a pool starts.
+_CHECK_IN_PROCESSES = 40_000
 
-    def __init__(self, allow_outside_symlinks: bool) -> None:
+
+@dataclass
+class _PartCheck:
+    """What checking one part of a manifest found: its counts, its first and last paths,
+    the directory chain where it ends, and the entries whose parent directory is not in it
+    (their check goes on in the chain where the parts before ended)."""
+
+    entries: int = 0
+    files: int = 0
+    bytes_total: int = 0
+    packs: set[str] = field(default_factory=set)
+    first: tuple[bytes, ...] | None = None
+    first_path: bytes = b""
+    last: tuple[bytes, ...] | None = None
+    dirs: list[tuple[bytes, ...]] = field(default_factory=list)
+    dangling: list[tuple[tuple[bytes, ...], bytes]] = field(default_factory=list)
+    error: MigratorError | None = None  # at its first unsafe or unreadable entry
+
+
+def _checked_parts(
+    repo: Repository,
+    info: PassInfo,
+    allow_outside: bool,
+    pool: ProcessPoolExecutor | None,
+    processes: int,
+) -> Iterator[_PartCheck]:
+    """Each part of the pass checked (by ``pool``, a few parts ahead), in order."""
+    texts = read_part_texts(repo, info)
+    if pool is None:
+        for number, (key, text) in enumerate(texts):
+            yield check_part(text, key, allow_outside, number == 0)
+        return
+    pending: deque[Future[_PartCheck]] = deque()
+    for number, (key, text) in enumerate(texts):
+        pending.append(pool.submit(check_part, text, key, allow_outside, number == 0))
+        while len(pending) > 2 * processes:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def check_part(text: bytes, key: str, allow_outside: bool, first: bool) -> _PartCheck:
+    """Check the entries of one manifest part (``first``: the pass's first part, which
+    starts with the root directory); stops at the first unsafe or unreadable one."""
+    checker = _Checker(allow_outside, first)
+    found = _PartCheck(dangling=checker.dangling)
+    packs = found.packs
+    try:
+        for line in text.splitlines():
+            entry = parse_line(line, key)
+            checker.check(entry)
+            found.entries += 1
+            if entry["t"] == FILE:
+                found.files += 1
+                found.bytes_total += int(entry.get("s", 0))
+                for ref in entry.get("c", ()):
+                    packs.add(ref[1])
+    except (UnsafeEntry, SnapshotCorrupt) as err:
+        found.error = err
+    found.first, found.first_path = checker.first, checker.first_path
+    found.last, found.dirs = checker.last, checker.dirs
+    return found
+
+
+def _outside_the_tree(rel: bytes) -> UnsafeEntry:
+    return UnsafeEntry(
+        f"manifest entry {display(rel)!r} is not inside a directory of the manifest (its "
+        "parent is a symlink, a file or missing): restoring it could write through a symlink"
+    )
+
+
+class _Checker:
+    """Checks entries one by one, in order, holding only the current directory chain. The
+    entries of a part after the first may sit in directories of earlier parts: an entry
+    whose parent is not in the chain here is noted (``dangling``), for the caller to look
+    for in the chain the parts before left."""
+
+    def __init__(self, allow_outside_symlinks: bool, first_part: bool = True) -> None:
         self.allow_outside = allow_outside_symlinks
+        self.first_part = first_part
+        self.first: tuple[bytes, ...] | None = None
+        self.first_path = b""
         self.last: tuple[bytes, ...] | None = None
         self.dirs: list[tuple[bytes, ...]] = []  # the directory chain of the last entry
+        self.dangling: list[tuple[tuple[bytes, ...], bytes]] = []  # (its parent, path)
 
     def check(self, entry: Entry) -> None:
         try:
@@ -180,23 +291,22 @@ class _Checker:
         if kind not in _TYPES:
             raise UnsafeEntry(f"manifest entry {display(rel)!r} has an unknown type {kind!r}")
         if self.last is None:
-            if key != () or kind != DIR:
+            if self.first_part and (key != () or kind != DIR):
                 raise UnsafeEntry(
                     "the manifest does not start with its root directory (first entry "
                     f"{display(rel)!r})"
                 )
+            self.first, self.first_path = key, rel
         elif key <= self.last:
             raise UnsafeEntry(f"manifest entry {display(rel)!r} is out of order or repeated")
         self.last = key
         parent = key[:-1]
         while self.dirs and self.dirs[-1] != parent:
             self.dirs.pop()
-        if key and (not self.dirs or self.dirs[-1] != parent):
-            raise UnsafeEntry(
-                f"manifest entry {display(rel)!r} is not inside a directory of the manifest (its "
-                "parent is a symlink, a file or missing): restoring it could write through "
-                "a symlink"
-            )
+        if key and not self.dirs:
+            if self.first_part:
+                raise _outside_the_tree(rel)
+            self.dangling.append((parent, rel))
         if kind == DIR:
             self.dirs.append(key)
         elif kind == FILE:

@@ -15,6 +15,7 @@ from migrator import jsoncodec, volumes
 from migrator.errors import ConfigError, DecryptionError, UnsafeEntry, VolumeNotFound
 from migrator.store import LocalStore
 from migrator.volumes import backup as backup_module
+from migrator.volumes import restore as restore_module
 from migrator.volumes import restored
 from migrator.volumes import scan as scan_module
 from migrator.volumes.entries import get_path, put_path
@@ -313,14 +314,22 @@ def test_a_target_that_cannot_keep_the_record_gets_everything_written(
     assert_same_tree(source, target)
 
 
-def _write_manifest(store: LocalStore, name: str, entries: list[dict]) -> None:
-    """A complete pass holding ``entries`` (as a hostile store could)."""
+def _write_manifest(store: LocalStore, name: str, entries: list[dict],
+                    cuts: list[int] | None = None) -> None:
+    """A complete pass holding ``entries`` (as a hostile store could), in parts that start
+    at the indexes ``cuts`` (one part without)."""
     prefix = pass_prefix(name, "20250101T000000.000000Z-abcdef")
-    body = zstandard.compress(b"".join(jsoncodec.dumps(e) + b"\n" for e in entries))
-    store.put_bytes(prefix + "part-00000.jsonl.zst", body)
-    store.put_bytes(prefix + "manifest.json", jsoncodec.dumps({
-        "parts": [{"key": prefix + "part-00000.jsonl.zst", "entries": len(entries),
-                   "sha256": hashlib.sha256(body).hexdigest()}]}))
+    bounds = [0, *(cuts or []), len(entries)]
+    parts = []
+    for number, (begin, end) in enumerate(zip(bounds, bounds[1:])):
+        lines = entries[begin:end]
+        body = zstandard.compress(b"".join(jsoncodec.dumps(e) + b"\n" for e in lines))
+        key = f"{prefix}part-{number:05d}.jsonl.zst"
+        store.put_bytes(key, body)
+        parts.append({"key": key, "entries": len(lines),
+                      "sha256": hashlib.sha256(body).hexdigest()})
+    store.put_bytes(prefix + "manifest.json", jsoncodec.dumps(
+        {"entries": len(entries), "parts": parts}))
 
 
 def _dir(path: bytes) -> dict:
@@ -339,7 +348,7 @@ def _file(path: bytes) -> dict:
     return {**_dir(path), "t": "f", "m": 0o644, "s": 0, "c": []}
 
 
-@pytest.mark.parametrize("entries, words", [
+UNSAFE = [
     ([_dir(b""), _dir(b"a"), _file(b"a/../../escaped")], "'..' component"),
     ([_dir(b""), _file(b"/etc/escaped")], "absolute path"),
     ([_dir(b""), _symlink(b"out", b"sub"), _file(b"out/escaped")], "through a symlink"),
@@ -348,7 +357,10 @@ def _file(path: bytes) -> dict:
     ([_dir(b""), _symlink(b"out", b"../../.."), _file(b"x")], "points out of the volume"),
     ([_dir(b""), _file(b"b"), _file(b"a")], "out of order"),
     ([_file(b"first")], "root directory"),
-])
+]
+
+
+@pytest.mark.parametrize("entries, words", UNSAFE)
 def test_unsafe_manifests_are_refused_before_anything_is_written(
         store, tmp_path: Path, entries, words):
     Repository.open(store, None, create=True)
@@ -359,6 +371,46 @@ def test_unsafe_manifests_are_refused_before_anything_is_written(
         restore(store, target, name="evil")
     assert not target.exists()
     assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.fixture
+def checked_in_processes(monkeypatch):
+    """Every manifest checked by worker processes, a part each, however small."""
+    monkeypatch.setattr(restore_module, "_CHECK_IN_PROCESSES", 0)
+
+
+@pytest.mark.parametrize("entries, words", [
+    *UNSAFE,
+    ([_dir(b""), _dir(b"a"), _file(b"a/f"), _file(b"a/g/h")], "not inside a directory"),
+    ([_dir(b""), _dir(b"b"), _dir(b"a")], "out of order"),
+    ([_dir(b""), _dir(b"a"), _file(b"a/x"), _dir(b"b"), _file(b"a/y")], "out of order"),
+])
+@pytest.mark.parametrize("processes", [0, 2], ids=["here", "worker-processes"])
+def test_a_manifest_in_many_parts_is_checked_as_one(
+        store, tmp_path: Path, checked_in_processes, entries, words, processes):
+    """Each entry in a part of its own: whatever decides across parts (the order, the
+    directory chain) is checked across them, in worker processes too."""
+    Repository.open(store, None, create=True)
+    _write_manifest(store, "evil", entries, cuts=list(range(1, len(entries))))
+    target = tmp_path / "dst"
+    with pytest.raises(UnsafeEntry, match=words):
+        volumes.plan_restore(store, "evil", target, processes=processes)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["here", "worker-processes"])
+def test_directories_that_span_parts_restore(
+        store, tmp_path: Path, checked_in_processes, processes):
+    entries = [_dir(b""), _dir(b"a"), _dir(b"a/b"), _file(b"a/b/f1"), _dir(b"a/b/g"),
+               _file(b"a/b/g/x"), _file(b"a/c"), _dir(b"z"), _file(b"z/1"), _file(b"zz")]
+    Repository.open(store, None, create=True)
+    for cuts in ([], [3], [1, 4, 6, 9], list(range(1, len(entries)))):
+        _write_manifest(store, "ok", entries, cuts=cuts)
+        plan = volumes.plan_restore(store, "ok", tmp_path / "dst", processes=processes)
+        assert (plan.entries, plan.files) == (10, 5)
+    report = volumes.apply_restore(plan, processes=0)
+    assert not report.partial and report.files == 5
+    assert (tmp_path / "dst" / "a" / "b" / "g" / "x").is_file()
 
 
 def test_outside_symlinks_restore_as_they_are_when_allowed(store, tmp_path: Path):
