@@ -50,6 +50,9 @@ def make_rich_tree(root: Path, seed: int = 1, big: int = 6 * MiB) -> None:
     os.chmod(small / "f001", 0o4751)
     os.chmod(small / "f002", 0o600)
     os.chown(small / "f003", 1234, 5678)
+    os.chown(small / "f006", 1234, 5678)  # an owner to give, and a set-gid bit to keep
+    os.chmod(small / "f006", 0o2750)
+    os.chmod(small / "f007", 0o000)  # written all the same
     os.chown(root / "link-in", 4321, 8765, follow_symlinks=False)
     os.mkdir(root / "locked")
     (root / "locked" / "inside").write_bytes(b"read-only dir")

@@ -2,11 +2,13 @@
 unsafe manifests, tampering, keys."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import zstandard
@@ -18,6 +20,7 @@ from migrator.volumes import backup as backup_module
 from migrator.volumes import restore as restore_module
 from migrator.volumes import restored
 from migrator.volumes import scan as scan_module
+from migrator.volumes import writers as writers_module
 from migrator.volumes.entries import get_path, put_path
 from migrator.volumes.files import Chunker
 from migrator.volumes.manifest import list_passes, pass_prefix, read_entries
@@ -255,6 +258,25 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
     assert idle.base_pass == second.pass_id
     assert idle.bytes_downloaded == 0 and idle.bytes_written == 0
     assert idle.files_unchanged == idle.files and idle.packs == 0
+    assert_same_tree(source, target)
+
+
+def test_files_are_linked_through_proc_where_the_kernel_refuses_linkat_by_descriptor(
+        store, tmp_path: Path, monkeypatch):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    backup(store, source)
+    calls = []
+
+    def refused(*args):
+        calls.append(args)
+        ctypes.set_errno(errno.ENOENT)  # what a kernel before 6.10 says without the capability
+        return -1
+
+    monkeypatch.setattr(writers_module, "_LIBC", SimpleNamespace(linkat=refused))
+    monkeypatch.setattr(writers_module, "_FLINK", True)
+    report = restore(store, target, processes=0)
+    assert not report.partial and len(calls) == 1  # asked once, then through /proc
     assert_same_tree(source, target)
 
 
