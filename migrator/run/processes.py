@@ -10,6 +10,9 @@ is gone, however it ended: a killed command leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import math
 import multiprocessing
 import os
@@ -101,6 +104,9 @@ def process_pool(
     the modules a fresh server process imports first (when forking is not safe),
     ``initializer(*initargs)`` runs in each worker."""
     context = _context(preload)
+    forking = context.get_start_method() == "fork"
+    if forking:
+        _share_with_workers()
     pool = ProcessPoolExecutor(
         max_workers=processes,
         mp_context=context,
@@ -111,10 +117,28 @@ def process_pool(
     # workers at its first task, so a task that returns at once will do (a sleep here cost
     # every command 50 ms); a server process starts a worker per task while none is idle,
     # so there each task holds its worker a moment.
-    hold = 0.0 if context.get_start_method() == "fork" else 0.05
-    for future in [pool.submit(time.sleep, hold) for _ in range(processes)]:
-        future.result()
+    hold = 0.0 if forking else 0.05
+    try:
+        for future in [pool.submit(time.sleep, hold) for _ in range(processes)]:
+            future.result()
+    finally:
+        if forking:
+            gc.unfreeze()  # the workers keep their frozen copy; this process collects again
     return pool
+
+
+def _share_with_workers() -> None:
+    """Before forking: keep what the workers inherit shared with this process. A forked
+    worker shares its parent's pages until either writes one. Its own allocations would
+    reuse the free chunks it inherited (so malloc gives them back to the system first), and
+    its garbage collector would write to every object it inherited (so they are frozen:
+    it never looks at them). Measured on a restore of 200,000 small files from S3, whose
+    process had checked its manifest before forking its writers: 336 MB at its peak, every
+    process counted, against 279 MB before that check used worker processes; see the
+    commit for the figures with this."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    gc.freeze()
 
 
 def _worker_started(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:

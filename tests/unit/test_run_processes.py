@@ -96,3 +96,22 @@ def test_a_process_in_a_one_cpu_cgroup_starts_no_worker_processes():
         assert inside.stdout.split() == ["1.0", "1", "0"], inside
     finally:
         group.rmdir()
+
+
+def test_forked_workers_inherit_a_frozen_heap_and_the_parent_collects_again():
+    """A forked worker's garbage collector leaves the objects it inherited alone (so their
+    pages stay shared with the parent), and the parent's goes on collecting its own."""
+    code = (
+        "import gc\n"
+        "from migrator.run.processes import process_pool\n"
+        "kept = [[i] for i in range(50_000)]  # a heap to share\n"
+        "pool = process_pool(2, [])\n"
+        "print(gc.get_freeze_count(), min(pool.submit(gc.get_freeze_count).result()\n"
+        "                                  for _ in range(4)))\n"
+        "pool.shutdown()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    parent, worker = map(int, done.stdout.split())
+    assert parent == 0 and worker >= 50_000
