@@ -964,19 +964,18 @@ def _survey(
             continue
         if found is not None:
             number, line = found
-            if not stat.S_ISDIR(st.st_mode):
-                if earlier is not None and kept is not None and stat.S_ISREG(st.st_mode):
-                    old = earlier.find(rel)
-                    if number < len(kept) and old is not None:
-                        path = join(plan.target, rel)
-                        size = _holds(path, st, parse_line(line), line, old[1], owner)
-                        if size is not None:
-                            kept[number] = 1
-                            report.files += 1
-                            report.files_unchanged += 1
-                            report.bytes_unchanged += size
-                continue
-            if parse_line(line)["t"] == DIR:
+            if stat.S_ISDIR(st.st_mode):
+                if parse_line(line)["t"] == DIR:
+                    continue  # else a directory in the way: an extra
+            else:
+                old = earlier.find(rel) if earlier is not None else None
+                if old is not None and kept is not None and number < len(kept):
+                    size = _holds(plan.target, rel, st, line, old[1], owner)
+                    if size is not None:
+                        kept[number] = 1
+                        report.files += 1
+                        report.files_unchanged += 1
+                        report.bytes_unchanged += size
                 continue
         if not delete:
             report.extra.add(rel, "in the target, not in the manifest: kept (--delete removes it)")
@@ -993,18 +992,19 @@ def _survey(
 
 
 def _holds(
-    path: bytes,
+    root: bytes,
+    rel: bytes,
     st: os.stat_result,
-    entry: Entry,
     line: bytes,
     old_line: bytes,
     owner: bool | None,
 ) -> int | None:
     """The size of a file the target holds as the earlier restore (``old_line``) left it,
-    with the same content in this pass (``entry``), its owner, mode and times brought up to
+    with the same content in this pass (``line``), its owner, mode and times brought up to
     date if they moved (``owner``: whether its owner is restored too; None: nothing is
     changed); None if it is to be written."""
-    if entry.get("t") != FILE:
+    entry = parse_line(line)
+    if entry.get("t") != FILE or not stat.S_ISREG(st.st_mode):
         return None
     # An entry a pass reused as it was is the same line in both (the usual case).
     old = entry if old_line == line else parse_line(old_line)
@@ -1025,7 +1025,7 @@ def _holds(
     )
     if moved:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None  # written again instead
         try:
