@@ -10,7 +10,9 @@ A file is written without a name (``O_TMPFILE``) and linked into its directory o
 complete: a reader, or a restore killed half way, never sees half a file, and nothing is
 left behind to sweep. Where a file of that name exists already, or the file system cannot
 make nameless files, the file gets a temporary name beside its final one and is renamed
-over it (atomic too).
+over it (atomic too). In a staged tree (a new volume's restore, moved into place whole
+when complete: :mod:`.restore`) the file is made under its own name at once, which spares
+the link: ~40 µs of kernel time per small file instead of ~60.
 
 Creating a file is most of a small file's cost (~50-70 µs of kernel time each, measured on
 a fresh ext4), so a writer makes no system call it can spare: a writer process runs with
@@ -109,10 +111,16 @@ class FileWriter:
         )
         return fd
 
-    def write(self, item: WholeFile, where: str) -> None:
+    def write(self, item: WholeFile, where: str, *, staged: bool = False) -> None:
         """Write one file and give it its name; raises SnapshotCorrupt (a chunk fails its
-        check) or OSError, leaving nothing behind."""
-        fd, temp = self._open(item)
+        check) or OSError, leaving nothing behind. ``staged``: its directory is in a tree
+        only this restore sees until it is moved into place whole (see
+        :mod:`.restore`), so the file is made under its own name at once."""
+        if staged:
+            fd, temp = self._create(item), None
+        else:
+            fd, temp = self._open(item)
+        unfinished = staged  # under its own name: removed if it fails
         try:
             end = 0
             for offset, stored, chunk_id, raw in item.chunks:
@@ -131,7 +139,9 @@ class FileWriter:
                 os.utime(fd, ns=(atime, mtime))
             else:
                 set_metadata(fd, item.meta, self.owner)
-            if temp is None:
+            if staged:
+                unfinished = False
+            elif temp is None:
                 self._link(fd, item)
             else:
                 replace(temp, item.parent + b"/" + item.name)
@@ -139,14 +149,26 @@ class FileWriter:
         except BaseException:
             if temp is not None:
                 discard(temp)
+            if unfinished:
+                discard(item.parent + b"/" + item.name)
             raise
         finally:
             os.close(fd)
 
+    def _mode(self, item: WholeFile) -> int:
+        """The permissions a file is made with: its own where nobody else can open it before
+        it is complete (and no umask takes bits away), else the owner's only."""
+        return item.meta[2] & 0o777 if self.umask == 0 else 0o600
+
+    def _create(self, item: WholeFile) -> int:
+        """Make a file of a staged tree under its own name (never over one: the tree is
+        new, and every path of a manifest is there once)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(item.name, flags, self._mode(item), dir_fd=self._dir_fd(item.parent))
+
     def _open(self, item: WholeFile) -> tuple[int, bytes | None]:
         if self.nameless:
-            # Nameless, it can have its permissions from the start (nobody can open it).
-            mode = item.meta[2] & 0o777 if self.umask == 0 else 0o600
+            mode = self._mode(item)
             try:
                 dir_fd = self._dir_fd(item.parent)
                 return os.open(
@@ -255,20 +277,25 @@ def start_writer(params: tuple[bytes, int, int, int]) -> None:
     gc.disable()  # its batches are acyclic: no cycles to look for
 
 
-def write_in_worker(files: list[tuple[Any, ...]], where: str) -> list[str | None]:
+def write_in_worker(
+    files: list[tuple[Any, ...]], where: str, staged: bool = False
+) -> list[str | None]:
     """Write a batch of files, each a :class:`WholeFile` as a plain tuple (see
     :func:`start_writer`); for each, None or why it failed."""
     assert _WRITER is not None, "start_writer was not called"
-    return write_files(_WRITER, [WholeFile._make(item) for item in files], where)
+    return write_files(_WRITER, [WholeFile._make(item) for item in files], where, staged)
 
 
-def write_files(writer: FileWriter, files: list[WholeFile], where: str) -> list[str | None]:
-    """Write files one after the other; a failure fails its file only."""
+def write_files(
+    writer: FileWriter, files: list[WholeFile], where: str, staged: bool = False
+) -> list[str | None]:
+    """Write files one after the other (``staged``: see :meth:`FileWriter.write`); a
+    failure fails its file only."""
     results: list[str | None] = []
     try:
         for item in files:
             try:
-                writer.write(item, where)
+                writer.write(item, where, staged=staged)
                 results.append(None)
             except SnapshotCorrupt as err:
                 results.append(str(err))

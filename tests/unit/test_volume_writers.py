@@ -79,3 +79,24 @@ def test_a_directory_in_the_way_is_replaced_only_when_empty(writer: FileWriter, 
     assert results[1] is not None and "--delete removes it" in results[1]
     assert (tmp_path / "full" / "inside").exists()
     assert sorted(os.listdir(tmp_path)) == ["empty", "full"]
+
+
+def test_a_staged_file_is_made_under_its_own_name_and_removed_if_a_chunk_fails(tmp_path: Path):
+    writer = FileWriter(CODEC)
+    try:
+        writer.write(whole(tmp_path, "db", [(0, b"a" * 5000), (1 << 20, b"b" * 3000)],
+                           3 << 20), "pack-1", staged=True)
+        st = (tmp_path / "db").stat()
+        assert st.st_size == 3 << 20 and st.st_blocks * 512 < 1 << 20
+        assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o640, 2_000_000_123)
+        bad = whole(tmp_path, "half", [(0, b"c" * 4000), (8192, b"d" * 4000)], 12192)
+        offset, stored, chunk_id, raw = bad.chunks[1]
+        bad.chunks[1] = (offset, stored[:-1] + bytes((stored[-1] ^ 1,)), chunk_id, raw)
+        with pytest.raises(SnapshotCorrupt, match="pack-7"):
+            writer.write(bad, "pack-7", staged=True)  # its first chunk was written
+        assert os.listdir(tmp_path) == ["db"]  # the unfinished file is gone
+        with pytest.raises(FileExistsError):  # a staged tree is new: never over a file
+            writer.write(whole(tmp_path, "db", [(0, b"x")], 1), "pack-1", staged=True)
+        assert (tmp_path / "db").stat().st_size == 3 << 20
+    finally:
+        writer.close()

@@ -6,6 +6,9 @@ import ctypes
 import errno
 import hashlib
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -262,9 +265,13 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
 
 
 def test_files_are_linked_through_proc_where_the_kernel_refuses_linkat_by_descriptor(
-        store, tmp_path: Path, monkeypatch):
+        store, tmp_path: Path, monkeypatch, settled):
     source, target = tmp_path / "src", tmp_path / "dst"
     make_rich_tree(source)
+    settled(source)
+    backup(store, source)
+    restore(store, target)  # a new tree, staged: nothing linked
+    change_one_percent(source, seed=5)  # written over the earlier restore: linked
     backup(store, source)
     calls = []
 
@@ -278,6 +285,107 @@ def test_files_are_linked_through_proc_where_the_kernel_refuses_linkat_by_descri
     report = restore(store, target, processes=0)
     assert not report.partial and len(calls) == 1  # asked once, then through /proc
     assert_same_tree(source, target)
+
+
+def _dir_times(root: Path) -> dict[str, int]:
+    return {str(path.relative_to(root)): path.lstat().st_mtime_ns
+            for path in [root, *root.rglob("*")] if path.is_dir() and not path.is_symlink()}
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
+def test_a_new_tree_is_staged_aside_and_moved_in_whole(
+        store, tmp_path: Path, settled, monkeypatch, processes):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    backup(store, source)
+    target.mkdir()
+    (target / "data").mkdir(0o700)  # in the manifest, holding what it does not
+    (target / "data" / "extra.txt").write_bytes(b"kept")
+    (target / "locked").mkdir()  # in the manifest, empty (as lost+found on a new volume)
+    move_in = restore_module._Restorer._move_in
+    seen = []
+
+    def watched(self, stage, into, rel):
+        if not rel:  # only the staged tree and what was there: no file of it under its name
+            seen.append((sorted(os.listdir(target)), self.staged))
+        move_in(self, stage, into, rel)
+
+    monkeypatch.setattr(restore_module._Restorer, "_move_in", watched)
+    report = restore(store, target, processes=processes)
+    assert not report.partial and report.extra.count == 1
+    stage = [name for name in seen[0][0] if name.startswith(".mgr-")]
+    assert seen[0][1] and len(stage) == 1 and set(seen[0][0]) == {"data", "locked", *stage}
+    assert _dir_times(target) == _dir_times(source)  # the moves and merges moved no time
+    (target / "data" / "extra.txt").unlink()
+    assert_same_tree(source, target)
+
+
+def test_a_staged_restore_killed_before_its_move_leaves_its_tree_aside_for_the_next(
+        store, tmp_path: Path, settled, monkeypatch):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    first = backup(store, source)
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as a kill between the writing and the move
+
+    with monkeypatch.context() as patched:
+        patched.setattr(restore_module._Restorer, "_move_in", killed)
+        with pytest.raises(KeyboardInterrupt):
+            restore(store, target)
+    (left,) = os.listdir(target)  # the staged tree only: not one file under its name
+    assert left.startswith(".mgr-") and (target / left / "data" / "big.bin").exists()
+    assert restored.read(os.fsencode(target)).writing == first.pass_id
+    preview = volumes.preview_restore(volumes.plan_restore(store, "ns/data", target))
+    assert preview["extra"] == 0 and preview["filesToWrite"] == preview["files"]
+    done = restore(store, target)
+    assert not done.partial and done.extra.count == 0
+    assert_same_tree(source, target)  # and the staged tree left behind is gone
+    assert restored.read(os.fsencode(target)).complete == first.pass_id
+
+
+def test_a_staged_tree_with_read_only_directories_moves_in_for_a_user_who_is_not_root(
+        settled):
+    """A directory moved to another parent is written to (its ".." entry): one its owner
+    may not write to (mode 555) is moved all the same by a restore that is not root's."""
+    work = Path(tempfile.mkdtemp(prefix="migrator-nonroot-", dir="/tmp"))
+    try:
+        source, target = work / "src", work / "dst"
+        (source / "top" / "inner").mkdir(parents=True)
+        (source / "top" / "inner" / "file").write_bytes(b"read-only directories")
+        os.chmod(source / "top" / "inner", 0o555)
+        os.chmod(source / "top", 0o555)
+        settled(source)
+        store = LocalStore(work / "store")
+        store.check(create=True)
+        backup(store, source)
+        restore(store, work / "as-root")  # every module the restore needs, imported
+        (target / "top").mkdir(parents=True)  # merged into: entries moved out of a 555
+        (target / "top" / "extra").write_bytes(b"not in the manifest")
+        for path in [work, *work.rglob("*")]:
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        os.chmod(work, 0o755)
+        child = os.fork()
+        if child == 0:  # not root from here on: the restore's own process and threads
+            code = 1
+            try:
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+                report = restore(store, target, processes=0)
+                code = 0 if not report.partial and report.extra.count == 1 else 2
+            finally:
+                os._exit(code)
+        assert os.waitpid(child, 0)[1] == 0
+        assert (target / "top" / "inner" / "file").read_bytes() == b"read-only directories"
+        assert os.stat(target / "top").st_mode & 0o777 == 0o555
+        assert sorted(os.listdir(target / "top")) == ["extra", "inner"]
+        assert os.listdir(target) == ["top"]
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(work)], check=True)
+        shutil.rmtree(work)
 
 
 def test_a_restore_trusts_the_earlier_one_only_for_the_same_volume_store_and_pass():
