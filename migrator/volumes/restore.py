@@ -48,7 +48,6 @@ inside the cutover window, costs what changed, as its backup does.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import gc
 import itertools
@@ -89,6 +88,7 @@ from migrator.volumes.entries import (
     path_key,
 )
 from migrator.volumes.files import bound_memory, join, quick_handoffs, walk
+from migrator.volumes.flush import BackgroundFlush, flush
 from migrator.volumes.manifest import (
     PassInfo,
     SortedPassLines,
@@ -491,6 +491,7 @@ class _Restorer:
         progress: Progress | None,
         kept: bytearray | None = None,
         staged: bool = False,
+        flusher: BackgroundFlush | None = None,
     ) -> None:
         self.plan = plan
         self.repo = repo
@@ -501,6 +502,7 @@ class _Restorer:
         self.staged = staged
         self.root = join(plan.target, self.temp_prefix + b"0") if staged else plan.target
         self.root_meta: Meta | None = None  # the target's own, set once the tree is in
+        self.flusher = flusher  # flushes what each window wrote, while the next is written
         self.counter = itertools.count(1)  # temporary names (two threads take them)
         self.workers = workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
@@ -639,6 +641,8 @@ class _Restorer:
                 set_metadata(join(self.root, rel), meta_of(entry), self.owner)
             except OSError as err:
                 self.report.failures.add(rel, f"cannot set metadata: {err.strerror or err}")
+        if self.flusher is not None:
+            self.flusher.kick()
 
     def _dispatch(self, pack: str, view: memoryview, targets: list[_Target]) -> list[Future[None]]:
         """Start writing what a fetched pack holds: batches of the files it holds whole,
@@ -979,7 +983,8 @@ def apply(
     # linked), and moved in when complete.
     staged = kept is None or 1 not in kept
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
-    restorer = _Restorer(plan, repo, report, workers, pool, progress, kept, staged)
+    flusher = BackgroundFlush(plan.target) if sync else None
+    restorer = _Restorer(plan, repo, report, workers, pool, progress, kept, staged, flusher)
     collecting = gc.isenabled()
     gc.disable()  # a window is thousands of small acyclic objects: no cycles to look for
     try:
@@ -991,8 +996,10 @@ def apply(
         restorer.pool.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if flusher is not None:
+            flusher.close()
     if sync:
-        _sync(plan.target)  # the restore is durable when it returns
+        flush(plan.target)  # the restore is durable when it returns
     if recorded and not report.partial:
         complete = restored.Record(record.name, record.store, plan.info.pass_id)
         restored.write(plan.target, complete, durable=sync)
@@ -1035,17 +1042,6 @@ def _earlier(repo: Repository, plan: RestorePlan) -> tuple[restored.Record, Pass
         with contextlib.suppress(VolumeNotFound):  # removed from the store since
             base = latest_complete(repo, name, base_id)
     return restored.Record(name, tag, base_id if base is not None else None, pass_id), base
-
-
-def _sync(path: bytes) -> None:
-    """Flush the file system that holds ``path`` to its disk (syncfs: not every other one
-    of the machine, as sync would)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 def _survey(

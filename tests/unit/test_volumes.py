@@ -388,6 +388,29 @@ def test_a_staged_tree_with_read_only_directories_moves_in_for_a_user_who_is_not
         shutil.rmtree(work)
 
 
+def test_a_flushed_restore_flushes_each_window_in_the_background_and_once_at_the_end(
+        store, tmp_path: Path, monkeypatch):
+    source = tmp_path / "src"
+    make_rich_tree(source)
+    backup(store, source)
+    monkeypatch.setattr(restore_module, "WINDOW_ENTRIES", 20)  # a dozen windows
+    made, flushed = [], []
+    real = restore_module.BackgroundFlush
+
+    def watched(path):
+        made.append(real(path))
+        return made[-1]
+
+    monkeypatch.setattr(restore_module, "BackgroundFlush", watched)
+    monkeypatch.setattr(restore_module, "flush", flushed.append)
+    report = restore(store, tmp_path / "dst")
+    assert not report.partial and flushed == [os.fsencode(tmp_path / "dst")]
+    assert len(made) == 1 and made[0].flushes >= 2  # while it wrote
+    assert_same_tree(source, tmp_path / "dst")
+    restore(store, tmp_path / "unflushed", sync=False)
+    assert len(made) == 1 and len(flushed) == 1  # --no-sync: no flush at all
+
+
 def test_a_restore_trusts_the_earlier_one_only_for_the_same_volume_store_and_pass():
     record = restored.Record("ns/data", "tag", "pass-1")
     assert record.base_for("ns/data", "tag", "pass-2") == "pass-1"
