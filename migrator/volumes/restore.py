@@ -61,7 +61,7 @@ from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from migrator.errors import (
     MigratorError,
@@ -977,11 +977,13 @@ def apply(
     if not recorded:
         base = None  # an earlier record this restore cannot mark is not trusted either
     report.base_pass = base.pass_id if base is not None else None
-    kept = _survey(repo, plan, report, delete, base) if os.listdir(plan.target) else None
+    surveyed = _survey(repo, plan, report, delete, base) if os.listdir(plan.target) else None
+    kept = surveyed.kept if surveyed is not None else None
     # Nothing of the target kept: the tree is written aside, each file under its own name
     # at once (a third less of the file system's work per small file than a nameless file
-    # linked), and moved in when complete.
-    staged = kept is None or 1 not in kept
+    # linked), and moved in when complete; unless another file system is mounted in the
+    # target (what goes there cannot be moved in by a rename).
+    staged = (kept is None or 1 not in kept) and not (surveyed is not None and surveyed.mounted)
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
     flusher = BackgroundFlush(plan.target) if sync else None
     restorer = _Restorer(plan, repo, report, workers, pool, progress, kept, staged, flusher)
@@ -1052,22 +1054,26 @@ def _survey(
     base: PassInfo | None,
     *,
     act: bool = True,
-) -> bytearray | None:
+) -> _Surveyed:
     """Walk the target once, merged with the pass's manifest: what the target holds and the
     manifest does not is listed, or removed with ``delete`` (also a directory where the
     manifest has something else); leftovers of a killed restore are removed. With ``base``
     (the pass the target holds, per its record), the files the target holds as that
-    restore left them, with the same content in this pass, are kept and counted: returned
-    as one byte per entry of the manifest, 1 for kept (None without a base). Without
+    restore left them, with the same content in this pass, are kept and counted. Without
     ``act`` nothing is changed, only counted."""
     lines = SortedPassLines(repo, plan.info)
     earlier = SortedPassLines(repo, base) if base is not None else None
     kept = bytearray(plan.entries) if earlier is not None else None
     owner = os.geteuid() == 0 if act else None
     removed: bytes | None = None  # the last directory removed (or that would be)
+    device, mounted = 0, False
     for rel, st in walk(plan.target, lambda rel, why: None):
-        if not rel or removed is not None and rel.startswith(removed):
+        if not rel:
+            device = st.st_dev
             continue
+        if removed is not None and rel.startswith(removed):
+            continue
+        mounted = mounted or st.st_dev != device
         found = lines.find(rel)
         if found is None and _TEMP.match(rel.rpartition(b"/")[2]):
             # Left by a restore that was killed: a file, or the tree it staged.
@@ -1104,7 +1110,14 @@ def _survey(
         elif act:
             os.unlink(path)
         report.deleted += 1
-    return kept
+    return _Surveyed(kept, mounted)
+
+
+class _Surveyed(NamedTuple):
+    """What a survey found besides its counts."""
+
+    kept: bytearray | None  # one byte per manifest entry, 1 for kept (None without a base)
+    mounted: bool  # another file system is mounted in the target
 
 
 def _holds(

@@ -388,6 +388,27 @@ def test_a_staged_tree_with_read_only_directories_moves_in_for_a_user_who_is_not
         shutil.rmtree(work)
 
 
+def test_a_target_with_another_file_system_mounted_in_it_is_written_in_place(
+        store, tmp_path: Path, settled):
+    source, target = tmp_path / "src", tmp_path / "dst"
+    make_rich_tree(source)
+    settled(source)
+    backup(store, source)
+    (target / "data").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target / "data")],
+                   check=True)
+    try:
+        report = restore(store, target)  # not staged: a rename cannot move into the mount
+        # Only the hard link from outside the mount to a file in it cannot be made.
+        assert [(p.what, p.error) for p in report.failures.items] == [
+            ("hard-1", "cannot restore: Invalid cross-device link")]
+        assert os.stat(target / "data" / "log.txt").st_dev == os.stat(target / "data").st_dev
+        assert os.stat(target / "data").st_dev != os.stat(target).st_dev
+        assert_same_tree(source / "data", target / "data")
+    finally:
+        subprocess.run(["umount", str(target / "data")], check=True)
+
+
 def test_a_flushed_restore_flushes_each_window_in_the_background_and_once_at_the_end(
         store, tmp_path: Path, monkeypatch):
     source = tmp_path / "src"
