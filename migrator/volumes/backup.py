@@ -69,6 +69,7 @@ from migrator.volumes.manifest import (
     SortedLines,
     check_name,
     delete_pass,
+    interrupted_before,
     line_key,
     new_pass_id,
     newest_complete,
@@ -315,6 +316,13 @@ class _Pass:
         self.root = plan.source
         passes = pass_ids(repo.store, plan.name)
         self.previous, self.interrupted, self.superseded = _bases(repo, plan.name, passes)
+        # Interrupted passes before the previous complete one: it was killed before it
+        # removed them (they are superseded twice over now).
+        self.abandoned = (
+            interrupted_before(repo.store, plan.name, self.previous.pass_id, passes)
+            if self.previous is not None
+            else []
+        )
         self.pass_id = new_pass_id(passes[-1] if passes else None)
         self.report = BackupReport(
             plan.name,
@@ -528,9 +536,10 @@ class _Pass:
             }
         )
         # The interrupted passes found at the start are superseded: this one holds all they
-        # did (those before the previous complete pass went when it was committed). Each is
-        # looked at again: one completed meanwhile is kept.
-        for info in self.superseded:
+        # did (those before the previous complete pass went when it was committed, or go
+        # now if it was killed before). Each is looked at again: one completed meanwhile is
+        # kept.
+        for info in [*self.abandoned, *self.superseded]:
             if not pass_info(repo.store, plan.name, info.pass_id).complete:
                 delete_pass(repo, plan.name, info.pass_id)
         return report

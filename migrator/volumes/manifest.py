@@ -120,6 +120,20 @@ def newest_complete(
     return None, after[::-1]
 
 
+def interrupted_before(store: Store, name: str, pass_id: str, ids: list[str]) -> list[PassInfo]:
+    """The interrupted passes of volume ``name`` just before its complete pass ``pass_id``,
+    back to the complete one before them (``ids``: its passes, oldest first). A pass removes
+    the interrupted ones it supersedes once its head is written; these are what a pass
+    killed in between left. Usually none: one request, for the head of the pass before."""
+    found: list[PassInfo] = []
+    for older in reversed(ids[: ids.index(pass_id)] if pass_id in ids else []):
+        info = pass_info(store, name, older)
+        if info.complete:
+            break
+        found.append(info)
+    return found
+
+
 def list_volumes(store: Store) -> Iterator[str]:
     """Every volume name with at least one pass, sorted (names may nest: ``ns/pvc``)."""
     names = set()

@@ -26,7 +26,8 @@ from migrator.volumes import scan as scan_module
 from migrator.volumes import writers as writers_module
 from migrator.volumes.entries import get_path, put_path
 from migrator.volumes.files import Chunker
-from migrator.volumes.manifest import list_passes, pass_prefix, read_entries
+from migrator.volumes.manifest import HEAD, list_passes, new_pass_id, pass_prefix, read_entries
+from migrator.volumes.report import BackupReport
 from migrator.volumes.repository import PACKS, Repository
 from tests.volume_trees import (
     MiB,
@@ -68,6 +69,14 @@ def restore(store, target: Path, name: str = "ns/data", key: bytes | None = None
     plan = volumes.plan_restore(store, name, target, key=key,
                                 allow_outside_symlinks=kw.pop("allow", False))
     return volumes.apply_restore(plan, **kw)
+
+
+def settled_backup(store, tmp_path: Path, settle) -> tuple[Path, Path, BackupReport]:
+    """A rich tree under ``src``, settled and backed up; ``dst`` for its restore."""
+    source = tmp_path / "src"
+    make_rich_tree(source)
+    settle(source)
+    return source, tmp_path / "dst", backup(store, source)
 
 
 @pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
@@ -266,10 +275,7 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
 
 def test_files_are_linked_through_proc_where_the_kernel_refuses_linkat_by_descriptor(
         store, tmp_path: Path, monkeypatch, settled):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    backup(store, source)
+    source, target, _first = settled_backup(store, tmp_path, settled)
     restore(store, target)  # a new tree, staged: nothing linked
     change_one_percent(source, seed=5)  # written over the earlier restore: linked
     backup(store, source)
@@ -295,10 +301,7 @@ def _dir_times(root: Path) -> dict[str, int]:
 @pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
 def test_a_new_tree_is_staged_aside_and_moved_in_whole(
         store, tmp_path: Path, settled, monkeypatch, processes):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    backup(store, source)
+    source, target, _first = settled_backup(store, tmp_path, settled)
     target.mkdir()
     (target / "data").mkdir(0o700)  # in the manifest, holding what it does not
     (target / "data" / "extra.txt").write_bytes(b"kept")
@@ -323,10 +326,7 @@ def test_a_new_tree_is_staged_aside_and_moved_in_whole(
 
 def test_a_staged_restore_killed_before_its_move_leaves_its_tree_aside_for_the_next(
         store, tmp_path: Path, settled, monkeypatch):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    first = backup(store, source)
+    source, target, first = settled_backup(store, tmp_path, settled)
 
     def killed(*args):
         raise KeyboardInterrupt  # as a kill between the writing and the move
@@ -390,10 +390,7 @@ def test_a_staged_tree_with_read_only_directories_moves_in_for_a_user_who_is_not
 
 def test_a_target_with_another_file_system_mounted_in_it_is_written_in_place(
         store, tmp_path: Path, settled):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    backup(store, source)
+    source, target, _first = settled_backup(store, tmp_path, settled)
     (target / "data").mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target / "data")],
                    check=True)
@@ -444,10 +441,7 @@ def test_a_restore_trusts_the_earlier_one_only_for_the_same_volume_store_and_pas
 
 def test_an_unfinished_restore_keeps_its_record_and_a_restore_of_another_pass_writes_all(
         store, tmp_path: Path, settled):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    first = backup(store, source)
+    source, target, first = settled_backup(store, tmp_path, settled)
     restore(store, target)
     (source / "data" / "small" / "new-file").write_bytes(b"new")
     second = backup(store, source)
@@ -472,10 +466,7 @@ def test_an_unfinished_restore_keeps_its_record_and_a_restore_of_another_pass_wr
 
 def test_a_target_that_cannot_keep_the_record_gets_everything_written(
         store, tmp_path: Path, settled, monkeypatch):
-    source, target = tmp_path / "src", tmp_path / "dst"
-    make_rich_tree(source)
-    settled(source)
-    backup(store, source)
+    source, target, _first = settled_backup(store, tmp_path, settled)
     assert restore(store, target).files_unchanged == 0
     assert restored.read(os.fsencode(target)) is not None
 
@@ -691,6 +682,37 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     assert_same_tree(source, tmp_path / "dst")
 
 
+def test_interrupted_passes_a_killed_pass_did_not_remove_go_with_the_next_pass(
+        store, tmp_path: Path, monkeypatch, settled):
+    source = tmp_path / "src"
+    make_rich_tree(source, big=MiB)
+    settled(source)
+    first = backup(store, source)
+    # An interrupted pass after it: the first one's parts, without a head.
+    left = new_pass_id(first.pass_id)
+    for key in store.list(pass_prefix("ns/data", first.pass_id)):
+        if not key.endswith("/" + HEAD):
+            name = key[len(pass_prefix("ns/data", first.pass_id)):]
+            store.put_bytes(pass_prefix("ns/data", left) + name, store.get_bytes(key))
+    assert [p.complete for p in list_passes(store, "ns/data")] == [True, False]
+
+    def killed(*args):
+        raise KeyboardInterrupt  # killed after its head, before removing what it superseded
+
+    with monkeypatch.context() as patched:
+        patched.setattr(backup_module, "delete_pass", killed)
+        with pytest.raises(KeyboardInterrupt):
+            backup(store, source)
+    passes = list_passes(store, "ns/data")
+    assert [(p.pass_id == left, p.complete) for p in passes] == [
+        (False, True), (True, False), (False, True)]
+    third = backup(store, source)
+    assert [p.pass_id for p in list_passes(store, "ns/data")] == [
+        first.pass_id, passes[2].pass_id, third.pass_id]
+    restore(store, tmp_path / "dst")
+    assert_same_tree(source, tmp_path / "dst")
+
+
 class CountingStore(LocalStore):
     """A local store that counts the reads of each key."""
 
@@ -716,7 +738,9 @@ def test_a_pass_reads_as_many_pass_heads_after_many_passes_as_after_one(tmp_path
         store.reads.clear()
         backup(store, source)
         heads.append(sum(key.endswith("/manifest.json") for key in store.reads))
-    assert heads[0] == 0 and heads[1:] == [2] * 5, heads  # the plan's and the pass's look
+    # The plan's look and the pass's at the newest pass; from the third pass on, the pass's
+    # at the one before it too (interrupted passes a killed pass left: none here).
+    assert heads == [0, 2, 3, 3, 3, 3], heads
     assert [p.complete for p in list_passes(store, "ns/data")] == [True] * 6
     assert volumes.plan_restore(store, "ns/data", tmp_path / "dst").info.pass_id == (
         list_passes(store, "ns/data")[-1].pass_id)
