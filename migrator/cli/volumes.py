@@ -151,7 +151,8 @@ def backup_command(
 @click.option(
     "--no-sync",
     is_flag=True,
-    help="Do not flush the target's file system at the end (the kernel does it later).",
+    help="Do not flush the target's file system, as it writes nor at the end (the kernel "
+    "does it later).",
 )
 @click.option(
     "--dry-run",
@@ -177,8 +178,10 @@ def restore_command(
     """Restore volume NAME (its newest complete pass) into the directory PATH.
 
     Every entry is checked before anything is written (nothing may land outside PATH), every
-    chunk against its id; files are renamed into place with owner, mode and times. Exit code
-    5 when some files could not be restored (the report says why).
+    chunk against its id. No file shows half written: into a new volume the tree is written
+    aside and moved in whole, over an earlier restore each file is linked or renamed into
+    place with its owner, mode and times. Exit code 5 when some files could not be restored
+    (the report says why).
     """
     from migrator import volumes as mover
 
