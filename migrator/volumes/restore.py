@@ -125,6 +125,8 @@ _BYTES_PER_TASK = 4 * 1024 * 1024
 _SPECIAL_KINDS = {stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}
 _TYPES = {DIR, FILE, SYMLINK, HARDLINK, SPECIAL}
 _TEMP = re.compile(rb"^\.mgr-[0-9a-f]{8}-[0-9]+$")
+# What a rename says when something is in the way of a staged entry (see _merge).
+_IN_THE_WAY = {errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR}
 
 
 @dataclass
@@ -543,7 +545,10 @@ class _Restorer:
             self._move_in(self.root, self.plan.target, b"")
             shutil.rmtree(self.root)  # empty, or what could not be moved in (reported)
             if self.root_meta is not None:
-                set_metadata(self.plan.target, self.root_meta, self.owner)
+                try:
+                    set_metadata(self.plan.target, self.root_meta, self.owner)
+                except OSError as err:
+                    self.report.failures.add(b"", f"cannot set metadata: {err.strerror or err}")
 
     def _read_windows(self, finish: Callable[[_Window], None]) -> None:
         window = _Window()
@@ -892,12 +897,12 @@ class _Restorer:
             try:
                 _move(source, final)
             except OSError as err:
-                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
-                    raise
                 try:
+                    if err.errno not in _IN_THE_WAY:
+                        raise
                     self._merge(source, final, path, os.lstat(source))
-                except OSError as err:
-                    self.report.failures.add(path, f"cannot restore: {err.strerror or err}")
+                except OSError as failed:  # what is left in the staged tree goes with it
+                    self.report.failures.add(path, f"cannot restore: {failed.strerror or failed}")
 
     def _merge(self, source: bytes, final: bytes, rel: bytes, st: os.stat_result) -> None:
         """Move ``source`` over ``final``, which is in the way of a rename."""

@@ -324,6 +324,26 @@ def test_a_new_tree_is_staged_aside_and_moved_in_whole(
     assert_same_tree(source, target)
 
 
+def test_an_entry_that_cannot_be_moved_in_fails_alone_and_leaves_nothing_staged(
+        store, tmp_path: Path, settled, monkeypatch):
+    source, target, _first = settled_backup(store, tmp_path, settled)
+    move = restore_module._move
+
+    def failing(source_path: bytes, final: bytes) -> None:
+        if final.endswith(b"/sparse.img"):
+            raise OSError(errno.EIO, "Input/output error")
+        move(source_path, final)
+
+    monkeypatch.setattr(restore_module, "_move", failing)
+    report = restore(store, target)
+    assert [(p.what, p.error) for p in report.failures.items] == [
+        ("sparse.img", "cannot restore: Input/output error")]
+    assert report.partial and not (target / "sparse.img").exists()
+    assert not [name for name in os.listdir(target) if name.startswith(".mgr-")]
+    (source / "sparse.img").unlink()
+    assert_same_tree(source, target)
+
+
 def test_a_staged_restore_killed_before_its_move_leaves_its_tree_aside_for_the_next(
         store, tmp_path: Path, settled, monkeypatch):
     source, target, first = settled_backup(store, tmp_path, settled)
