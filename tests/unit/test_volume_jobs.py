@@ -15,6 +15,7 @@ import yaml
 from migrator.errors import ApiError, QuiesceFailed, VolumeError
 from migrator.kube.retry import RetryPolicy
 from migrator.resources.jobs import stuck_reason
+from migrator.transform.podsecurity import BASELINE, evaluate
 from migrator.volumes import jobs, sync
 from migrator.volumes.claims import Claim, Placement, ebs_volume_id
 
@@ -53,6 +54,22 @@ def test_backup_job_mounts_read_only_on_the_node_and_restore_read_write_anywhere
     assert "affinity" not in pod
     assert pod["containers"][0]["command"][:6] == ["migrator", "volumes", "restore", "shop/data-db-0",
                                                    "/data", "--delete"]
+
+
+def test_a_mover_runs_as_root_with_only_the_capabilities_it_needs_and_baseline_admits_it() -> None:
+    for direction in (jobs.BACKUP, jobs.RESTORE, jobs.VERIFY):
+        template = jobs.mover_job(direction, "shop", "data-db-0", SETTINGS)["spec"]["template"]
+        level, forbidden = evaluate(template["metadata"], template["spec"])
+        assert level == BASELINE, forbidden
+        # All that keeps it from restricted: root, and the capabilities root needs here.
+        assert sorted(forbidden) == [
+            "capabilities added: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, MKNOD",
+            "containers 'mover' set runAsUser=0",
+            "pod or containers 'mover' must set runAsNonRoot=true"]
+    one = jobs.mover_job(jobs.BACKUP, "a", "b", SETTINGS)["spec"]["template"]["spec"]
+    one["containers"][0]["securityContext"]["capabilities"]["add"].append("SYS_ADMIN")
+    other = jobs.mover_job(jobs.BACKUP, "a", "b", SETTINGS)["spec"]["template"]["spec"]
+    assert "SYS_ADMIN" not in other["containers"][0]["securityContext"]["capabilities"]["add"]
 
 
 def test_long_claim_names_still_make_valid_job_names_and_labels() -> None:
