@@ -24,11 +24,12 @@ thousands of entries, each window written while the next is read:
 
 A restore that keeps nothing of its target (a new volume: the first restore of a
 migration) stages instead: the whole tree is written into a directory of the target that
-only it sees (``.mgr-XXXXXXXX-0``), every file under its own name at once, and moved into
-place when complete, a top-level entry by one rename (entry by entry into a directory the
-target holds already). Creating a file under its name costs the file system a third less
-than a nameless file linked; a reader still never sees half a file, nor half the tree. A
-restore killed before the move leaves the staged tree aside, and the next one removes it.
+only it sees (``.mgr-``, 8 hex digits, ``-0``), every file under its own name at once, and
+moved into place when complete, a top-level entry by one rename (entry by entry into a
+directory the target holds already). Creating a file under its name costs the file system
+a third less than a nameless file linked; a reader still never sees half a file, nor half
+the tree. A restore killed before the move leaves the staged tree aside, and the next one
+removes it.
 
 A chunk that fails its check (a tampered or damaged pack) fails its files: their temporary
 files are removed and the report lists them (exit "partial"); the rest is restored. Files
@@ -906,16 +907,10 @@ class _Restorer:
 
     def _merge(self, source: bytes, final: bytes, rel: bytes, st: os.stat_result) -> None:
         """Move ``source`` over ``final``, which is in the way of a rename."""
-        there = os.lstat(final)
         if not stat.S_ISDIR(st.st_mode):  # a directory where the manifest has a file
-            try:
-                os.rmdir(final)
-            except OSError as err:
-                raise OSError(
-                    "a directory that is not empty is in the way; --delete removes it"
-                ) from err
-            _move(source, final)
-        elif stat.S_ISDIR(there.st_mode):
+            replace(source, final)  # an empty one is removed, a full one refused
+            return
+        if stat.S_ISDIR(os.lstat(final).st_mode):
             if not st.st_mode & stat.S_IWUSR:  # its entries are moved out (its mode: below)
                 os.chmod(source, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
             self._move_in(source, final, rel)
@@ -982,13 +977,17 @@ def apply(
     if not recorded:
         base = None  # an earlier record this restore cannot mark is not trusted either
     report.base_pass = base.pass_id if base is not None else None
-    surveyed = _survey(repo, plan, report, delete, base) if os.listdir(plan.target) else None
-    kept = surveyed.kept if surveyed is not None else None
+    surveyed = (
+        _survey(repo, plan, report, delete, base)
+        if os.listdir(plan.target)
+        else _Surveyed(None, mounted=False)
+    )
+    kept = surveyed.kept
     # Nothing of the target kept: the tree is written aside, each file under its own name
     # at once (a third less of the file system's work per small file than a nameless file
     # linked), and moved in when complete; unless another file system is mounted in the
     # target (what goes there cannot be moved in by a rename).
-    staged = (kept is None or 1 not in kept) and not (surveyed is not None and surveyed.mounted)
+    staged = not surveyed.mounted and (kept is None or 1 not in kept)
     pool, _count = codec_pool(processes, repo.codec, start_writer)  # before any thread
     flusher = BackgroundFlush(plan.target) if sync else None
     restorer = _Restorer(plan, repo, report, workers, pool, progress, kept, staged, flusher)
