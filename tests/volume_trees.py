@@ -47,6 +47,7 @@ def make_rich_tree(root: Path, seed: int = 1, big: int = 6 * MiB) -> None:
     os.symlink("../log.txt", root / "data" / "small" / "link-up")
     os.link(root / "data" / "log.txt", root / "hard-1")
     os.link(root / "data" / "log.txt", root / "data" / "empty" / "hard-2")
+    os.link(small / "f010", small / "f010-hard")  # a small file's: read by a scanner
     os.chmod(small / "f001", 0o4751)
     os.chmod(small / "f002", 0o600)
     os.chown(small / "f003", 1234, 5678)

@@ -94,6 +94,8 @@ from migrator.volumes.scan import (
     SOCKET,
     ScannedBatch,
     fill,
+    read_line,
+    ref_json,
     walk_names,
 )
 
@@ -345,6 +347,7 @@ class _Pass:
         # Entries waiting for a large file's read (the first one's), and all after them.
         self.pending: deque[tuple[Entry | bytes, Future[FileRead] | None]] = deque()
         self.links: dict[tuple[int, int], bytes] = {}
+        self._metered = 0  # files the progress meter was told of
 
     def run(self) -> BackupReport:
         inflight: deque[Future[ScannedBatch]] = deque()
@@ -365,10 +368,12 @@ class _Pass:
                 self._take(inflight.popleft())
             while self.pending:
                 self._emit(*self.pending.popleft())
+            self._meter_files()
             self.packs.close()
         except BaseException:
             self.readers.shutdown(wait=False, cancel_futures=True)
             self.packs.abort()
+            self.writer.abort()
             raise
         self.readers.shutdown()
         return self._commit()
@@ -395,14 +400,10 @@ class _Pass:
         report.dirs += scanned.dirs
         report.symlinks += scanned.symlinks
         report.specials += scanned.specials
-        places = (
-            self.packs.add_many(scanned.chunk_ids, scanned.chunk_raw, scanned.chunk_stored)
-            if scanned.chunk_ids
-            else []
-        )
+        refs = self._store_chunks(scanned)
         if scanned.bytes_read:
             self.meter.add_bytes(scanned.bytes_read)
-        pending, add_lines, meter = self.pending, self.writer.add_lines, self.meter
+        pending, add_lines = self.pending, self.writer.add_lines
         for what, rel, payload, link in scanned.items:
             item: tuple[Entry | bytes, Future[FileRead] | None] | None
             if what == LINES:
@@ -411,13 +412,12 @@ class _Pass:
                     report.files_reused += files
                     report.files += files
                     report.bytes_total += size
-                    meter.add_files(files)
                 if not pending:
                     add_lines(lines)
                     continue
                 item = lines, None
             else:
-                item = self._item(what, rel, payload, link, places)
+                item = self._item(what, rel, payload, link, refs)
                 if item is None:
                     continue
                 if item[1] is None and not pending:
@@ -427,6 +427,25 @@ class _Pass:
             if len(pending) > self.workers + _AHEAD:
                 self._drain()
         self._drain()
+        self._meter_files()
+
+    def _store_chunks(self, scanned: ScannedBatch) -> list[bytes]:
+        """Put a batch's new chunks into packs; each one's reference, as manifest JSON."""
+        if not scanned.chunk_ids:
+            return []
+        ids, raws = scanned.chunk_ids, scanned.chunk_raw
+        places = self.packs.add_many(ids, raws, scanned.chunk_stored)
+        return [
+            ref_json(chunk_id, *place, raw)
+            for chunk_id, place, raw in zip(ids, places, raws, strict=True)
+        ]
+
+    def _meter_files(self) -> None:
+        """Tell the progress meter the files counted since it was last told (once a batch,
+        not once a file)."""
+        if self.report.files != self._metered:
+            self.meter.add_files(self.report.files - self._metered)
+            self._metered = self.report.files
 
     def _drain(self) -> None:
         """Write the waiting entries whose file is read (in order), and wait for the first
@@ -443,10 +462,11 @@ class _Pass:
         rel: bytes,
         payload: Any,
         link: tuple[int, int] | None,
-        places: list[tuple[str, int, int]],
-    ) -> tuple[Entry, Future[FileRead] | None] | None:
-        """The entry of a scanned path that needs this process: a new file's chunk
-        locations, a large file's read, a hard link's first path; None if it has none."""
+        refs: list[bytes],
+    ) -> tuple[Entry | bytes, Future[FileRead] | None] | None:
+        """The entry of a scanned path that needs this process: a new file's line (with
+        its chunks' places: ``refs``, the batch's), a large file's read, a hard link's first
+        path; None if it has none."""
         report = self.report
         if what == GONE:
             report.warnings.add(rel, "vanished during the pass")
@@ -457,7 +477,16 @@ class _Pass:
         if what == SOCKET:
             report.warnings.add(rel, "a socket: not copied (a program makes it again)")
             return None
-        entry: Entry = payload[0] if what == READ else payload
+        if what == READ:
+            head, first, count, size, bytes_read, changed = payload
+            line = read_line(head, refs[first : first + count])
+            if link is None or self.links.setdefault(link, rel) == rel:
+                self._count_read(rel, bytes_read, changed)
+                self._count_file(size)
+                return line, None
+            entry: Entry = jsoncodec.loads(line)
+        else:
+            entry = payload
         if link is not None and self.links.setdefault(link, rel) != rel:
             for key in ("s", "n", "c", "x", "v"):
                 entry.pop(key, None)
@@ -467,12 +496,6 @@ class _Pass:
             return entry, None
         if what == REUSED:
             report.files_reused += 1
-            return entry, None
-        if what == READ:
-            _, bytes_read, changed = payload
-            for ref in entry["c"]:
-                ref[1], ref[2], ref[3] = places[ref[2]]
-            self._count_read(rel, bytes_read, changed)
             return entry, None
         return entry, self.readers.submit(
             read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
@@ -503,10 +526,12 @@ class _Pass:
             fill(entry, got)
             self._count_read(path, got.bytes_read, got.changed)
         if entry["t"] == FILE:
-            report.files += 1
-            report.bytes_total += entry["s"]
-            self.meter.add_files(1)
+            self._count_file(entry["s"])
         self.writer.add(entry)
+
+    def _count_file(self, size: int) -> None:
+        self.report.files += 1
+        self.report.bytes_total += size
 
     def _commit(self) -> BackupReport:
         report, repo, plan = self.report, self.repo, self.plan

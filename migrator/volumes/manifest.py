@@ -11,8 +11,8 @@ time)::
     manifest.json             written LAST: the pass is complete. Plain JSON (no paths):
                               counts, times, the previous pass, the parts with their sha256
 
-Neither the writer nor the reader holds more than one part: a volume of millions of files
-streams through in pieces of a few MiB.
+The reader holds one part at a time, the writer two (one being stored): a volume of
+millions of files streams through in pieces of a few MiB.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -174,7 +175,12 @@ def open_pass(
 
 
 class ManifestWriter:
-    """Writes one pass's entries part by part; :meth:`commit` writes the head last."""
+    """Writes one pass's entries part by part; :meth:`commit` writes the head last.
+
+    A part is compressed, sealed and stored by a thread of its own while the pass goes on
+    (for 200,000 small files, ten parts held the pass up ~0.1 s each): one part at a time,
+    in order, so the parts in the store are always the first ones, whole. A failure to
+    store one is raised by the next :meth:`flush` or by :meth:`commit`."""
 
     def __init__(self, repo: Repository, name: str, pass_id: str) -> None:
         self.repo = repo
@@ -186,6 +192,8 @@ class ManifestWriter:
         self._buffer = bytearray()
         self._count = 0
         self._since = time.monotonic()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="manifest")
+        self._writing: Future[None] | None = None
 
     def add(self, entry: Entry) -> None:
         self.add_lines(jsoncodec.dumps(entry))
@@ -206,27 +214,43 @@ class ManifestWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered as the next part (a checkpoint)."""
+        """Start writing what is buffered as the next part (a checkpoint), once the part
+        before it is stored."""
         if not self._count:
             return
+        self._wait()
         suffix = ".enc" if self.repo.encrypted else ""
         key = f"{self.prefix}part-{len(self.parts):05d}.jsonl.zst{suffix}"
-        body = zstandard.compress(self._buffer, 3)
-        blob = self.repo.seal(key, body)
+        buffer, count = self._buffer, self._count
+        self._buffer, self._count, self._since = bytearray(), 0, time.monotonic()
+        self._writing = self._pool.submit(self._write, key, buffer, count)
+
+    def _write(self, key: str, buffer: bytearray, count: int) -> None:
+        blob = self.repo.seal(key, zstandard.compress(buffer, 3))
         self.repo.store.put_bytes(key, blob)
         self.parts.append(
             {
                 "key": key,
-                "entries": self._count,
+                "entries": count,
                 "size": len(blob),
                 "sha256": hashlib.sha256(blob).hexdigest(),
             }
         )
-        self._buffer, self._count, self._since = bytearray(), 0, time.monotonic()
+
+    def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def abort(self) -> None:
+        """Stop (the pass failed): the part being written, if any, is finished alone."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def commit(self, head: dict[str, Any]) -> dict[str, Any]:
         """Write the last part, make the pass durable, then its head: the pass is complete."""
         self.flush()
+        self._wait()
+        self._pool.shutdown()
         self.repo.store.sync(self.prefix)
         head = {**head, "entries": self.entries, "parts": self.parts}
         self.repo.store.put_bytes(self.prefix + HEAD, jsoncodec.dumps(head))

@@ -100,20 +100,28 @@ class PackWriter:
         sealed: list[tuple[str, bytearray, list[list[Any]]]] = []
         index = self.index
         with self._lock:
+            added: dict[bytes, tuple[str, int, int]] = {}
+            fresh: list[tuple[bytes, int, int, int]] = []  # the open pack's, to index
             for chunk_id, raw, blob in zip(ids, raws, stored, strict=True):
-                known = index.get(chunk_id) if chunk_id in index else None
-                if known is not None:
-                    places.append((known.pack, known.offset, known.length))
+                place = added.get(chunk_id)
+                if place is None and (known := index.get(chunk_id)) is not None:
+                    place = known.pack, known.offset, known.length
+                if place is not None:
+                    places.append(place)
                     continue
                 pack, offset, length = self._pack, len(self._buffer), len(blob)
                 self._buffer += blob
                 self._chunks.append([chunk_id.hex(), offset, length, raw])
-                index.add_place(chunk_id, pack, offset, length, raw)
-                places.append((pack, offset, length))
+                fresh.append((chunk_id, offset, length, raw))
+                place = added[chunk_id] = pack, offset, length
+                places.append(place)
                 self.chunks_new += 1
                 if offset + length >= PACK_TARGET:
+                    index.add_places(pack, fresh)
+                    fresh = []
                     sealed.append((self._pack, self._buffer, self._chunks))
                     self._new_pack()
+            index.add_places(self._pack, fresh)
         for one in sealed:
             self._submit(*one)
         return places

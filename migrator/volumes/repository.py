@@ -32,7 +32,7 @@ import base64
 import os
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
@@ -107,15 +107,16 @@ class ChunkIndex:
         return chunk_id in self._map
 
     def add(self, chunk_id: bytes, where: Location) -> None:
-        self.add_place(chunk_id, where.pack, where.offset, where.length, where.raw)
+        self.add_places(where.pack, [(chunk_id, where.offset, where.length, where.raw)])
 
-    def add_place(self, chunk_id: bytes, pack: str, offset: int, length: int, raw: int) -> None:
-        """:meth:`add` without a :class:`Location` (many small chunks at a time)."""
+    def add_places(self, pack: str, chunks: Iterable[tuple[bytes, int, int, int]]) -> None:
+        """Add many chunks of one pack at a time: (id, offset, stored length, raw length)."""
         with self._lock:
-            # offset < 2**26, lengths < 2**25 (chunks are at most 16 MiB): one int per chunk.
-            self._map[chunk_id] = (
-                (self._pack_number(pack) << 76) | (offset << 50) | (length << 25) | raw
-            )
+            number = self._pack_number(pack) << 76
+            chunk_map = self._map
+            for chunk_id, offset, length, raw in chunks:
+                # offset < 2**26, lengths < 2**25 (chunks are at most 16 MiB): one int each.
+                chunk_map[chunk_id] = number | (offset << 50) | (length << 25) | raw
 
     def _pack_number(self, pack: str) -> int:
         number = self._pack_numbers.get(pack)

@@ -7,16 +7,19 @@ the store holds, to worker processes (:func:`scan`), which match the two. A work
 whole; a file whose size, mtime, inode and ctime match the previous entry with the previous
 entry's chunks (not read); a small file read, chunked, hashed and compressed whole; a large
 one left to the pass's reader threads (streamed, bounded memory). What comes back is one
-:class:`ScannedBatch`: finished entries as runs of JSON lines, the entries that still need the pass
-(chunk locations, a read, a hard-link check) as dicts, and the batch's new chunks side by
-side in plain lists. The pass process thus does a few microseconds per path (add the chunks
-to a pack, write the lines), and the syscalls, hashing and encoding run on every core.
+:class:`ScannedBatch`: finished entries as runs of JSON lines, a file read here as its line
+but for its chunk list (which pack each chunk goes to is the pass's to say), the entries
+that still need more of the pass (a read, a hard-link check) as dicts, and the batch's new
+chunks side by side in plain lists. The pass process thus does a few microseconds per path
+(add the chunks to a pack, write the lines), and the syscalls, hashing and encoding run on
+every core.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from binascii import hexlify
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +49,9 @@ BATCH_ENTRIES = 256
 LINES = 0  # finished entries of consecutive paths (no path): (their JSON lines joined by
 # newlines, how many of them are files reused, those files' bytes)
 REUSED = 1  # payload: the entry (a dict) of a file reused that may be a hard link
-READ = 2  # payload: (entry, bytes read, changed while read): chunk refs point into the batch
+READ = 2  # payload: (its line without its chunk list: the JSON object up to, not with, its
+# closing brace; its first chunk's index in the batch's lists; how many; its size; bytes
+# read; whether it changed while read): the pass adds the chunks' places (see read_line)
 LARGE = 3  # payload: the entry without its data: the pass reads the file
 GONE = 4  # vanished since the listing (payload None)
 FAILED = 5  # payload: why it could not be read
@@ -60,7 +65,7 @@ Item = tuple[int, bytes, Any, tuple[int, int] | None]
 class ScannedBatch:
     """What a worker found for a batch of paths, in order. The batch's new chunks are kept
     side by side: ids, raw lengths and stored forms (codec byte, then payload); a READ
-    entry's chunk refs hold, in place of a pack offset, the chunk's index in these lists."""
+    item names its chunks by their index in these lists."""
 
     items: list[Item] = field(default_factory=list)
     chunk_ids: list[bytes] = field(default_factory=list)
@@ -190,11 +195,15 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
                 elif st.st_size > SMALL or budget <= 0:
                     out((LARGE, rel, entry, link))
                 else:
+                    first = len(batch.chunk_ids)
                     got = _read_small(chunker, path, batch)
                     fill(entry, got)
+                    del entry["c"]  # the pass knows where the chunks go
                     budget -= got.bytes_read
                     batch.bytes_read += got.bytes_read
-                    out((READ, rel, (entry, got.bytes_read, got.changed), link))
+                    head = dumps(entry)[:-1]
+                    read = (head, first, len(got.refs), got.size, got.bytes_read, got.changed)
+                    out((READ, rel, read, link))
                 continue
             kind = stat.S_IFMT(mode)
             if kind == stat.S_IFDIR:
@@ -216,6 +225,17 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
             out((FAILED, rel, err.strerror or str(err), None))
     flush()
     return batch
+
+
+def read_line(head: bytes, refs: list[bytes]) -> bytes:
+    """The manifest line of a READ item: its ``head`` with its chunk references (each
+    the JSON of a :data:`~.entries.Ref`) as its chunk list."""
+    return b'%s,"c":[%s]}' % (head, b",".join(refs))
+
+
+def ref_json(chunk_id: bytes, pack: str, offset: int, length: int, raw: int) -> bytes:
+    """A chunk reference (:data:`~.entries.Ref`) as its manifest JSON."""
+    return b'["%s","%s",%d,%d,%d]' % (hexlify(chunk_id), pack.encode(), offset, length, raw)
 
 
 def _unchanged(old: Entry, st: os.stat_result) -> bool:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,13 @@ import pytest
 import zstandard
 
 from migrator import jsoncodec, volumes
-from migrator.errors import ConfigError, DecryptionError, UnsafeEntry, VolumeNotFound
+from migrator.errors import (
+    ConfigError,
+    DecryptionError,
+    StoreUnreachable,
+    UnsafeEntry,
+    VolumeNotFound,
+)
 from migrator.store import LocalStore
 from migrator.volumes import backup as backup_module
 from migrator.volumes import restore as restore_module
@@ -87,7 +94,7 @@ def test_round_trip_keeps_bytes_holes_links_and_metadata(
     make_rich_tree(source)
     report = backup(store, source, key=key)
     assert not report.partial and report.warnings.count == 0
-    assert report.hardlinks == 2 and report.specials == 1 and report.symlinks == 3
+    assert report.hardlinks == 3 and report.specials == 1 and report.symlinks == 3
     # a file of 200 small files: far fewer objects than files
     assert report.packs == len(list(store.list(PACKS)))
     assert report.packs < 10
@@ -743,6 +750,83 @@ class CountingStore(LocalStore):
     def get_bytes(self, key: str, *, checked: bool = False) -> bytes:
         self.reads.append(key)
         return super().get_bytes(key, checked=checked)
+
+
+class PartGate(LocalStore):
+    """A local store that holds the storing of a pass's manifest parts: the first until
+    ``go_on`` is set, and one of them (by number) fails."""
+
+    def __init__(self, root: Path, fail: int | None = None) -> None:
+        super().__init__(root)
+        self.go_on = threading.Event()
+        self.fail = fail
+        self.stored: list[str] = []
+
+    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+        if "/part-" in key:
+            number = int(key.rsplit("/part-", 1)[1][:5])
+            if number == 0:
+                assert self.go_on.wait(30), "the pass stopped while its first part was stored"
+            if number == self.fail:
+                raise StoreUnreachable(f"{key}: connection reset (injected)")
+            self.stored.append(key)
+        super().put_bytes(key, data, checked=checked)
+
+
+def test_a_pass_goes_on_while_a_manifest_part_is_stored(tmp_path: Path, monkeypatch, settled):
+    """A part is stored in the background: the pass reads on meanwhile (it waited for each
+    part's compression and upload before). The parts are stored one at a time, in order."""
+    source = tmp_path / "src"
+    for number in range(400):  # small files only: entries reach the manifest as read
+        path = source / f"d{number // 100}" / f"f{number:03d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(number * 7))
+    settled(source)
+    store = PartGate(tmp_path / "store")
+    store.check(create=True)
+    real_read = scan_module.read_file
+    reads = []
+
+    def read_file(chunker, path, sink, on_bytes=None):
+        reads.append(path)
+        # Past the first part's 50 entries and the two batches of 4 read ahead; the second
+        # part waits for the first to be stored.
+        if len(reads) == 80:
+            store.go_on.set()
+        return real_read(chunker, path, sink, on_bytes)
+
+    monkeypatch.setattr(scan_module, "read_file", read_file)
+    monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 50)
+    monkeypatch.setattr(backup_module, "BATCH_ENTRIES", 4)
+    report = backup(store, source, processes=0)
+    assert len(reads) == 400
+    (info,) = list_passes(store, "ns/data")
+    assert info.complete and info.head is not None
+    parts = [part["key"] for part in info.head["parts"]]
+    assert len(parts) > 5 and store.stored == parts and parts == sorted(parts)
+    assert info.head["entries"] == report.files + report.dirs == 405
+    restore(store, tmp_path / "dst")
+    assert_same_tree(source, tmp_path / "dst")
+
+
+def test_a_part_that_cannot_be_stored_fails_the_pass_and_the_next_one_completes(
+        tmp_path: Path, monkeypatch, settled):
+    source = tmp_path / "src"
+    make_rich_tree(source, big=MiB)
+    settled(source)
+    store = PartGate(tmp_path / "store", fail=2)
+    store.check(create=True)
+    store.go_on.set()
+    monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 20)
+    with pytest.raises(StoreUnreachable, match="part-00002"):
+        backup(store, source, processes=0)
+    (interrupted,) = list_passes(store, "ns/data")
+    assert not interrupted.complete
+    store.fail = None
+    resumed = backup(store, source)
+    assert resumed.resumed_from == interrupted.pass_id
+    restore(store, tmp_path / "dst")
+    assert_same_tree(source, tmp_path / "dst")
 
 
 def test_a_pass_reads_as_many_pass_heads_after_many_passes_as_after_one(tmp_path: Path, settled):
