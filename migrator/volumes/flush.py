@@ -9,9 +9,10 @@ flush at a time, and the flush at the end has only the last of it to write.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+
+from migrator.run.libc import libc
 
 
 def flush(path: bytes) -> None:
@@ -25,7 +26,8 @@ def flush(path: bytes) -> None:
 
 
 def _flush_fd(fd: int) -> None:
-    if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+    c = libc()
+    if c is None or c.syncfs(fd) != 0:
         os.sync()
 
 

@@ -36,6 +36,7 @@ import stat
 from typing import Any, NamedTuple
 
 from migrator.errors import SnapshotCorrupt
+from migrator.run.libc import libc
 from migrator.volumes.repository import ChunkCodec, new_id
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -202,7 +203,9 @@ class FileWriter:
         follows /proc's link to the file)."""
         global _FLINK
         if _FLINK:
-            if _libc().linkat(fd, b"", dir_fd, name, _AT_EMPTY_PATH) == 0:
+            c = libc()
+            assert c is not None  # else _FLINK is False
+            if c.linkat(fd, b"", dir_fd, name, _AT_EMPTY_PATH) == 0:
                 return
             code = ctypes.get_errno()
             if code not in _NO_FLINK:
@@ -211,15 +214,7 @@ class FileWriter:
         os.link(_PROC_FD + str(fd).encode(), name, dst_dir_fd=dir_fd, follow_symlinks=True)
 
 
-_LIBC: ctypes.CDLL | None = None
-_FLINK = True  # linkat by descriptor: until the kernel refuses it once
-
-
-def _libc() -> ctypes.CDLL:
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
+_FLINK = libc() is not None  # linkat by descriptor: until the kernel refuses it once
 
 
 def set_metadata(target: int | bytes, meta: Meta, owner: bool, *, link: bool = False) -> None:
