@@ -31,7 +31,7 @@ from migrator import crypto
 from migrator.errors import ApiError, ConfigError, Interrupted, MigratorError
 from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
-from migrator.kube.wait import READY, stoppable_sleep
+from migrator.kube.wait import READY, WAITING, Readiness, stoppable_sleep, wait_for
 from migrator.resources.jobs import JOBS, delete_job, job_pod, pod_log, wait_job
 from migrator.resources.jobs import started as started_pod
 from migrator.volumes.claims import MOVER_LABEL
@@ -294,10 +294,23 @@ class RunSecrets:
         return left
 
 
-def delete_leftovers(cluster: Cluster, namespaces: Sequence[str]) -> list[str]:
+# How long the movers an earlier run left may take to stop once their Jobs are deleted: the
+# garbage collector's turn, then the kubelet's, then the pod's grace period (5 s).
+LEFTOVERS_TIMEOUT = 120.0
+
+
+def delete_leftovers(
+    cluster: Cluster,
+    namespaces: Sequence[str],
+    *,
+    timeout: float = LEFTOVERS_TIMEOUT,
+    stop: threading.Event | None = None,
+) -> list[str]:
     """Delete the mover Jobs and credential Secrets an earlier run left behind (it was killed
-    before it could): a new pass starts clean, and two movers never write one volume.
-    Returns what was deleted (names only)."""
+    before it could), and wait until those Jobs' pods have stopped: a new pass starts clean,
+    and two movers never write one volume (deleting a Job only starts its pods' end).
+    Returns what was deleted (names only); raises :class:`MigratorError` naming the pods
+    still running after ``timeout`` seconds (:class:`Interrupted` once ``stop`` is set)."""
     deleted: list[str] = []
     for namespace in sorted(set(namespaces)):
         for kind, path, selector in (
@@ -317,7 +330,32 @@ def delete_leftovers(cluster: Cluster, namespaces: Sequence[str]) -> list[str]:
                     if exc.status != 404:
                         raise
                 deleted.append(f"{kind} {namespace}/{name}")
+    waited = wait_for(
+        lambda: _running_movers(cluster, sorted(set(namespaces))),
+        lambda running: Readiness(WAITING, ", ".join(running)) if running else Readiness(READY),
+        timeout=timeout,
+        sleep=stoppable_sleep(stop) if stop is not None else time.sleep,
+    )
+    if not waited.ready:
+        raise MigratorError(
+            f"mover pods of an earlier run are still running: {waited.readiness.reason}",
+            hint="a pod whose node is gone stays until it is deleted by force "
+            "(kubectl delete pod --force); run the same command again once they are gone",
+        )
     return deleted
+
+
+def _running_movers(cluster: Cluster, namespaces: Sequence[str]) -> list[str]:
+    """The mover pods in ``namespaces`` that run or may still start (namespace/name)."""
+    running = []
+    for namespace in namespaces:
+        found = cluster.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": MOVER_LABEL}
+        )
+        for pod in found.get("items", []):
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                running.append(f"{namespace}/{pod['metadata']['name']}")
+    return running
 
 
 # --- running Jobs ------------------------------------------------------------------------------

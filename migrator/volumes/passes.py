@@ -84,7 +84,7 @@ def run_pass(
     plan = sync.plan(reader, old, pass_kind, namespaces)
     spaces = sorted({c.namespace for c in plan.claims})
     for cluster in (old, new) if restore else (old,):
-        jobs.delete_leftovers(cluster, spaces)  # of a run killed part way
+        jobs.delete_leftovers(cluster, spaces, stop=stop)  # of a run killed part way
     return sync.apply(
         **pass_parts(
             plan,
@@ -250,7 +250,7 @@ def claim_jobs(
         }
 
     spaces = sorted({c.namespace for c, _v in targets})
-    jobs.delete_leftovers(cluster, spaces)  # of a run killed part way
+    jobs.delete_leftovers(cluster, spaces, stop=stop)  # of a run killed part way
     try:
         secrets.ensure(cluster, spaces)
         with ThreadPoolExecutor(max(1, settings.parallel), thread_name_prefix=direction) as pool:

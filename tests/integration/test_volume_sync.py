@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from migrator.errors import ApiError
+from migrator.errors import ApiError, MigratorError
 from migrator.store.s3 import S3Store
 from migrator.volumes import jobs, sync
-from migrator.volumes.claims import Claim, place
+from migrator.volumes.claims import MOVER_LABEL, Claim, place
 from migrator.volumes.jobs import CLAIM_LABEL, MOUNT_PATH, RUN_LABEL, RunSecrets
 from tests.movers import (
     FAST_BACKOFF,
@@ -247,3 +247,37 @@ def test_a_job_whose_pods_admission_refuses_fails_with_the_refusal(new_cluster, 
     remaining = [j for j in api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]
                  if not j["metadata"].get("deletionTimestamp")]
     assert remaining == []
+
+
+def test_a_pass_waits_until_the_movers_an_earlier_run_left_have_stopped(new_cluster, real_nodes,
+                                                                       new_namespace):
+    """A run killed part way leaves its mover Jobs. The next pass deletes them, and starts
+    its own movers only once their pods have stopped: deleting a Job only starts its pods'
+    end (the garbage collector's turn, the kubelet's, the grace period), and two movers must
+    never write one volume. A pod that outlasts the wait is named in the error."""
+    api, ns, node = new_cluster.client, new_namespace, real_nodes["new"]
+    labels = {MOVER_LABEL: jobs.RESTORE, RUN_LABEL: "killed-run"}
+    spec = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 8,
+            # PID 1 takes no SIGTERM: the pod runs until the grace period ends.
+            "containers": [{"name": "mover", "image": node.images["busybox"],
+                            "imagePullPolicy": "Never", "command": ["sleep", "3600"]}],
+            **node.placement()}
+    api.request("POST", f"/apis/batch/v1/namespaces/{ns}/jobs", body={
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "left-behind", "labels": labels},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": spec}}})
+    wait_until("the left-behind mover running", lambda: running_pods(api, ns, MOVER_LABEL),
+               timeout=60, interval=0.3)
+
+    def movers() -> list[str]:
+        pods = api.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                           query={"labelSelector": MOVER_LABEL})["items"]
+        return [p["metadata"]["name"] for p in pods
+                if p["status"].get("phase") not in ("Succeeded", "Failed")]
+
+    started = time.monotonic()
+    with pytest.raises(MigratorError, match=f"still running: {ns}/left-behind-"):
+        jobs.delete_leftovers(api, [ns], timeout=2)
+    assert movers(), "stopped within 2 s: the wait below proves nothing"
+    assert jobs.delete_leftovers(api, [ns]) == []  # the Job is gone: only the wait is left
+    assert movers() == []
+    assert time.monotonic() - started > 5  # it waited for the grace period
