@@ -31,7 +31,7 @@ from migrator import crypto
 from migrator.errors import ApiError, ConfigError, Interrupted, MigratorError
 from migrator.kube import Cluster
 from migrator.kube.retry import RetryPolicy
-from migrator.kube.wait import READY, WAITING, Readiness, stoppable_sleep, wait_for
+from migrator.kube.wait import FAILED, READY, WAITING, Readiness, stoppable_sleep, wait_for
 from migrator.resources.jobs import JOBS, delete_job, job_pod, pod_log, wait_job
 from migrator.resources.jobs import started as started_pod
 from migrator.volumes.claims import MOVER_LABEL
@@ -336,6 +336,12 @@ def delete_leftovers(
         timeout=timeout,
         sleep=stoppable_sleep(stop) if stop is not None else time.sleep,
     )
+    if waited.readiness.state == FAILED:  # the pods could not be listed
+        raise MigratorError(
+            f"cannot tell whether the movers of an earlier run have stopped: "
+            f"{waited.readiness.reason}",
+            hint="the run needs to list pods in the namespaces of its claims",
+        )
     if not waited.ready:
         raise MigratorError(
             f"mover pods of an earlier run are still running: {waited.readiness.reason}",
