@@ -9,9 +9,15 @@ import functools
 
 @functools.cache
 def libc() -> ctypes.CDLL | None:
-    """The process's C library, or None where it cannot be loaded. A call glibc has and
-    another C library lacks raises AttributeError."""
+    """The process's C library, or None where it cannot be loaded."""
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
+
+
+def call(name: str, *args: object) -> int | None:
+    """The C library's function ``name`` called with ``args`` (its result; ``errno`` is
+    ``ctypes.get_errno()``), or None where the library or the function is missing."""
+    function = getattr(libc(), name, None)
+    return None if function is None else int(function(*args))

@@ -10,7 +10,6 @@ is gone, however it ended: a killed command leaves no process behind.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
 import multiprocessing
@@ -23,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from migrator.run.libc import libc
+from migrator.run.libc import call
 
 # Past a few processes something else is the bound: the API server, the store, the disk.
 MAX_DEFAULT_PROCESSES = 4
@@ -137,9 +136,7 @@ def _share_with_workers() -> None:
     process had checked its manifest before forking its writers: 336 MB at its peak, every
     process counted, against 279 MB before that check used worker processes; see the
     commit for the figures with this."""
-    with contextlib.suppress(AttributeError):  # not glibc
-        if (c := libc()) is not None:
-            c.malloc_trim(0)
+    call("malloc_trim", 0)  # glibc's: nothing elsewhere
     gc.freeze()
 
 

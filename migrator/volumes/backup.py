@@ -477,21 +477,23 @@ class _Pass:
         if what == SOCKET:
             report.warnings.add(rel, "a socket: not copied (a program makes it again)")
             return None
+        # A file's first path, this one unless it is a later name of a file seen already.
+        first_path = self.links.setdefault(link, rel) if link is not None else rel
         if what == READ:
             head, first, count, size, bytes_read, changed = payload
             line = read_line(head, refs[first : first + count])
-            if link is None or self.links.setdefault(link, rel) == rel:
+            if first_path == rel:
                 self._count_read(rel, bytes_read, changed)
                 self._count_file(size)
                 return line, None
             entry: Entry = jsoncodec.loads(line)
         else:
             entry = payload
-        if link is not None and self.links.setdefault(link, rel) != rel:
+        if first_path != rel:
             for key in ("s", "n", "c", "x", "v"):
                 entry.pop(key, None)
             entry["t"] = HARDLINK
-            put_path(entry, "h", self.links[link])
+            put_path(entry, "h", first_path)
             report.hardlinks += 1
             return entry, None
         if what == REUSED:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from pyfastcdc import FastCDC
 
-from migrator.run.libc import libc
+from migrator.run.libc import call
 from migrator.volumes.repository import ChunkCodec, Location
 
 # A file modified this close to the moment it is read may change again within the same
@@ -43,9 +43,7 @@ def bound_memory() -> None:
     afresh and giving it back whole when freed held a restore's main process ~40 MB lower,
     but its page faults and zeroing cost a third of a restore of large files (2 GiB: 10.5 s
     against 7.3 s) and a fifth more CPU in a backup. Nothing elsewhere."""
-    with contextlib.suppress(AttributeError):  # not glibc
-        if (c := libc()) is not None:
-            c.mallopt(_M_ARENA_MAX, 2)
+    call("mallopt", _M_ARENA_MAX, 2)  # glibc's: nothing elsewhere
 
 
 @contextlib.contextmanager

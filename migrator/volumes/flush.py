@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from migrator.run.libc import libc
+from migrator.run.libc import call
 
 
 def flush(path: bytes) -> None:
@@ -26,8 +26,7 @@ def flush(path: bytes) -> None:
 
 
 def _flush_fd(fd: int) -> None:
-    c = libc()
-    if c is None or c.syncfs(fd) != 0:
+    if call("syncfs", fd) != 0:  # failed, or no syncfs here
         os.sync()
 
 

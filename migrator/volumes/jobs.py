@@ -312,7 +312,8 @@ def delete_leftovers(
     Returns what was deleted (names only); raises :class:`MigratorError` naming the pods
     still running after ``timeout`` seconds (:class:`Interrupted` once ``stop`` is set)."""
     deleted: list[str] = []
-    for namespace in sorted(set(namespaces)):
+    spaces = sorted(set(namespaces))
+    for namespace in spaces:
         for kind, path, selector in (
             ("job", f"/apis/batch/v1/namespaces/{namespace}/jobs", MOVER_LABEL),
             ("secret", f"/api/v1/namespaces/{namespace}/secrets", RUN_LABEL),
@@ -331,7 +332,7 @@ def delete_leftovers(
                         raise
                 deleted.append(f"{kind} {namespace}/{name}")
     waited = wait_for(
-        lambda: _running_movers(cluster, sorted(set(namespaces))),
+        lambda: _running_movers(cluster, spaces),
         lambda running: Readiness(WAITING, ", ".join(running)) if running else Readiness(READY),
         timeout=timeout,
         sleep=stoppable_sleep(stop) if stop is not None else time.sleep,

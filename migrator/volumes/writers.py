@@ -36,7 +36,7 @@ import stat
 from typing import Any, NamedTuple
 
 from migrator.errors import SnapshotCorrupt
-from migrator.run.libc import libc
+from migrator.run.libc import call
 from migrator.volumes.repository import ChunkCodec, new_id
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -203,18 +203,17 @@ class FileWriter:
         follows /proc's link to the file)."""
         global _FLINK
         if _FLINK:
-            c = libc()
-            assert c is not None  # else _FLINK is False
-            if c.linkat(fd, b"", dir_fd, name, _AT_EMPTY_PATH) == 0:
+            done = call("linkat", fd, b"", dir_fd, name, _AT_EMPTY_PATH)
+            if done == 0:
                 return
-            code = ctypes.get_errno()
+            code = ctypes.get_errno() if done is not None else errno.ENOSYS
             if code not in _NO_FLINK:
                 raise OSError(code, os.strerror(code), os.fsdecode(name))
             _FLINK = False  # for every writer of this process
         os.link(_PROC_FD + str(fd).encode(), name, dst_dir_fd=dir_fd, follow_symlinks=True)
 
 
-_FLINK = libc() is not None  # linkat by descriptor: until the kernel refuses it once
+_FLINK = True  # linkat by descriptor: until the kernel refuses it once
 
 
 def set_metadata(target: int | bytes, meta: Meta, owner: bool, *, link: bool = False) -> None:

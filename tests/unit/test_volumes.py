@@ -293,7 +293,7 @@ def test_files_are_linked_through_proc_where_the_kernel_refuses_linkat_by_descri
         ctypes.set_errno(errno.ENOENT)  # what a kernel before 6.10 says without the capability
         return -1
 
-    monkeypatch.setattr(writers_module, "libc", lambda: SimpleNamespace(linkat=refused))
+    monkeypatch.setattr(writers_module, "call", lambda _name, *args: refused(*args))
     monkeypatch.setattr(writers_module, "_FLINK", True)
     report = restore(store, target, processes=0)
     assert not report.partial and len(calls) == 1  # asked once, then through /proc
