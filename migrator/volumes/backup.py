@@ -96,7 +96,7 @@ from migrator.volumes.scan import (
     fill,
     read_line,
     ref_json,
-    walk_names,
+    walk_runs,
 )
 
 # Entries waiting for their file to be read, beyond the workers' own: how far the walk may
@@ -352,18 +352,22 @@ class _Pass:
     def run(self) -> BackupReport:
         inflight: deque[Future[ScannedBatch]] = deque()
         old = _previous_lines(self.repo, self.previous, self.interrupted, self.index)
-        batch: list[bytes] = []
+        paths: list[bytes] = []  # walked, not yet in a batch
         size = BATCH_ENTRIES
         try:
-            for rel in walk_names(self.root, self.report.warnings.add):
-                batch.append(rel)
-                if len(batch) >= size:
+            for run in walk_runs(self.root, self.report.warnings.add):
+                paths += run
+                if len(paths) < size:
+                    continue
+                whole = len(paths) - len(paths) % size
+                for start in range(0, whole, size):
+                    batch = paths[start : start + size]
                     inflight.append(self._scan(batch, old.take(batch)))
-                    batch = []
                     while inflight and (inflight[0].done() or len(inflight) > 2 * self.lanes):
                         self._take(inflight.popleft())
-            if batch:
-                inflight.append(self._scan(batch, old.take(batch)))
+                paths = paths[whole:]
+            if paths:
+                inflight.append(self._scan(paths, old.take(paths)))
             while inflight:
                 self._take(inflight.popleft())
             while self.pending:

@@ -1,12 +1,13 @@
 """Packs: many stored chunks in one object, written by a bounded pool of uploads.
 
-A pack is its chunks' stored forms one after the other, then its own index (JSON), the
-index's length (8 bytes, big-endian) and ``MGRPACK1``: with the trailer a lost index can be
-rebuilt from the packs alone. Encrypted repositories seal the whole pack (AES-256-GCM, the
-pack's key as associated data). Right after a pack is uploaded, its index document is
-written under ``volumes/index/packs/``: a pack is finished when that document exists, and a
-pass that resumes after a kill loads those documents and does not upload those chunks again.
-Every :data:`MERGE_EVERY` finished packs the writer merges their documents into one.
+A pack is its chunks' stored forms one after the other, then its own index (its
+:func:`~.records.record`), the index's length (8 bytes, big-endian) and ``MGRPACK2``: with
+the trailer a lost index can be rebuilt from the packs alone. Encrypted repositories seal
+the whole pack (AES-256-GCM, the pack's key as associated data). Right after a pack is
+uploaded, its index document is written under ``volumes/index/packs/``: a pack is finished
+when that document exists, and a pass that resumes after a kill loads those documents and
+does not upload those chunks again. Every :data:`MERGE_EVERY` finished packs the writer
+merges their documents into one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
-from migrator import jsoncodec
+from migrator.volumes import records
+from migrator.volumes.records import Chunk
 from migrator.volumes.repository import (
     PACK_INDEX,
     PACK_TARGET,
@@ -27,7 +28,8 @@ from migrator.volumes.repository import (
     new_id,
 )
 
-TRAILER_MAGIC = b"MGRPACK1"
+TRAILER_MAGIC = b"MGRPACK2"
+_JSON_TRAILER_MAGIC = b"MGRPACK1"  # earlier releases: the trailer in JSON
 MERGE_EVERY = 256
 
 
@@ -57,7 +59,7 @@ class PackWriter:
         self._futures: list[Future[None]] = []
         self._on_uploaded = on_uploaded
         self._merge_lock = threading.Lock()
-        self._unmerged: list[bytes] = []  # packs' index documents, as JSON: compact
+        self._unmerged: list[bytes] = []  # packs' records, to merge
         self._merged = 0
         self._new_pack()
         self.packs = 0
@@ -67,12 +69,12 @@ class PackWriter:
     def _new_pack(self) -> None:
         self._pack = new_id()
         self._buffer = bytearray()
-        self._chunks: list[list[Any]] = []
+        self._chunks: list[Chunk] = []
 
     def add(self, chunk_id: bytes, stored: Stored, raw: int) -> Location:
         """Store a chunk (its codec byte and payload) unless the repository has it; its
         location either way."""
-        sealed: tuple[str, bytearray, list[list[Any]]] | None = None
+        sealed: tuple[str, bytearray, list[Chunk]] | None = None
         with self._lock:
             known = self.index.get(chunk_id)
             if known is not None:
@@ -81,7 +83,7 @@ class PackWriter:
             where = Location(self._pack, len(self._buffer), 1 + len(payload), raw)
             self._buffer.append(codec)
             self._buffer += payload
-            self._chunks.append([chunk_id.hex(), where.offset, where.length, raw])
+            self._chunks.append((chunk_id, where.offset, where.length, raw))
             self.index.add(chunk_id, where)
             self.chunks_new += 1
             if len(self._buffer) >= PACK_TARGET:
@@ -97,7 +99,7 @@ class PackWriter:
         """Store many chunks at once (``stored``: each one's codec byte, then its payload)
         unless the repository has them; each one's (pack, offset, stored length), in order."""
         places: list[tuple[str, int, int]] = []
-        sealed: list[tuple[str, bytearray, list[list[Any]]]] = []
+        sealed: list[tuple[str, bytearray, list[Chunk]]] = []
         index = self.index
         with self._lock:
             added: dict[bytes, tuple[str, int, int]] = {}
@@ -111,8 +113,9 @@ class PackWriter:
                     continue
                 pack, offset, length = self._pack, len(self._buffer), len(blob)
                 self._buffer += blob
-                self._chunks.append([chunk_id.hex(), offset, length, raw])
-                fresh.append((chunk_id, offset, length, raw))
+                chunk = (chunk_id, offset, length, raw)
+                self._chunks.append(chunk)
+                fresh.append(chunk)
                 place = added[chunk_id] = pack, offset, length
                 places.append(place)
                 self.chunks_new += 1
@@ -146,7 +149,7 @@ class PackWriter:
         """Stop without waiting for what is queued (the pass failed)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, pack: str, buffer: bytearray, chunks: list[list[Any]]) -> None:
+    def _submit(self, pack: str, buffer: bytearray, chunks: list[Chunk]) -> None:
         for future in self._futures:  # an upload that failed stops the pass at once
             if future.done():
                 future.result()
@@ -158,10 +161,10 @@ class PackWriter:
             self._slots.release()
             raise
 
-    def _upload(self, pack: str, holder: list[bytearray], chunks: list[list[Any]]) -> None:
+    def _upload(self, pack: str, holder: list[bytearray], chunks: list[Chunk]) -> None:
         try:
             buffer = holder.pop()  # the only reference: freed as soon as it is sealed
-            trailer = jsoncodec.dumps({"pack": pack, "size": len(buffer), "chunks": chunks})
+            trailer = records.record(pack, chunks)
             buffer += trailer + len(trailer).to_bytes(8, "big") + TRAILER_MAGIC
             key = self.repo.pack_key(pack)
             blob = self.repo.seal(key, buffer)
@@ -171,7 +174,7 @@ class PackWriter:
                 # Under this pass's own folder, one per merge group: once merged, the group's
                 # single-pack documents go in one prefix deletion (batched on S3).
                 group = f"{PACK_INDEX}{self.pass_id}/{self._merged:05d}/"
-                self.repo.put_encoded(f"{group}{pack}.idx", trailer)
+                self.repo.put_encoded(f"{group}{pack}.idx", records.document([trailer]))
                 self.packs += 1
                 self.bytes_uploaded += len(blob)
                 self._unmerged.append(trailer)
@@ -189,11 +192,14 @@ class PackWriter:
             self._unmerged = []
 
 
-def pack_chunks(plain: bytes) -> list[list[Any]]:
-    """The chunk list of a pack's own trailer (to rebuild or check an index)."""
-    if not plain.endswith(TRAILER_MAGIC):
+def pack_chunks(plain: bytes) -> list[Chunk]:
+    """The chunks of a pack's own trailer (to rebuild or check an index)."""
+    magic = plain[-len(TRAILER_MAGIC) :]
+    if magic not in (TRAILER_MAGIC, _JSON_TRAILER_MAGIC):
         raise ValueError("not a migrator pack (no trailer)")
     end = len(plain) - len(TRAILER_MAGIC)
     length = int.from_bytes(plain[end - 8 : end], "big")
-    doc = jsoncodec.loads(plain[end - 8 - length : end - 8])
-    return list(doc["chunks"])
+    trailer = plain[end - 8 - length : end - 8]
+    if magic == TRAILER_MAGIC:
+        trailer = records.MAGIC + trailer
+    return [chunk for record in records.records(trailer) for chunk in record.chunks()]

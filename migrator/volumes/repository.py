@@ -32,10 +32,11 @@ import base64
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import blake3
 import zstandard
@@ -44,6 +45,7 @@ from migrator import crypto, jsoncodec
 from migrator.errors import ConfigError, DecryptionError, SnapshotCorrupt, StoreKeyNotFound
 from migrator.run.processes import default_processes, process_pool
 from migrator.store.base import Store
+from migrator.volumes import records
 
 ROOT = "volumes/"
 CONFIG = ROOT + "config.json"
@@ -51,7 +53,11 @@ PACKS = ROOT + "packs/"
 INDEX = ROOT + "index/"
 PACK_INDEX = INDEX + "packs/"
 MANIFESTS = ROOT + "manifests/"
-FORMAT = 1
+# 2: pack trailers and index documents as binary records (:mod:`.records`). A store of
+# format 1 (the same, in JSON) is read as it is, and made format 2 by the first backup
+# into it: a release that reads only format 1 then says so, rather than failing on a record.
+FORMAT = 2
+_FORMATS_READ = (1, 2)
 
 KiB, MiB = 1024, 1024 * 1024
 # FastCDC 2020 bounds. 512 KiB on average (the library adds about min_size/4 to its avg):
@@ -73,6 +79,7 @@ _RAW, _ZSTD = 0, 1
 _INDEX_FETCHERS = 8
 
 Stored = tuple[int, bytes | memoryview]  # codec byte, payload
+T = TypeVar("T")
 
 
 def new_id(nbytes: int = 12) -> str:
@@ -92,10 +99,15 @@ class Location:
 
 
 class ChunkIndex:
-    """Every chunk the repository holds: id → location, compact (one int per chunk)."""
+    """Every chunk the repository holds: id → location. Compact: a chunk's id maps to its
+    number; its pack (a number too), offset and lengths are in arrays at that number."""
 
     def __init__(self) -> None:
         self._map: dict[bytes, int] = {}
+        self._pack_of = array("I")
+        self._offsets = array("I")
+        self._lengths = array("I")
+        self._raws = array("I")
         self._packs: list[str] = []
         self._pack_numbers: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -109,14 +121,23 @@ class ChunkIndex:
     def add(self, chunk_id: bytes, where: Location) -> None:
         self.add_places(where.pack, [(chunk_id, where.offset, where.length, where.raw)])
 
-    def add_places(self, pack: str, chunks: Iterable[tuple[bytes, int, int, int]]) -> None:
-        """Add many chunks of one pack at a time: (id, offset, stored length, raw length)."""
+    def add_places(self, pack: str, chunks: Sequence[records.Chunk]) -> None:
+        """Add chunks of one pack: (id, offset, stored length, raw length)."""
+        self.add_record(records.PackRecord.of(pack, chunks))
+
+    def add_record(self, record: records.PackRecord) -> None:
+        """Add the chunks of one pack's record, all at once (a chunk added again is found
+        where it was added last)."""
+        count = len(record.ids)
         with self._lock:
-            number = self._pack_number(pack) << 76
-            chunk_map = self._map
-            for chunk_id, offset, length, raw in chunks:
-                # offset < 2**26, lengths < 2**25 (chunks are at most 16 MiB): one int each.
-                chunk_map[chunk_id] = number | (offset << 50) | (length << 25) | raw
+            number = self._pack_number(record.pack)
+            first = len(self._offsets)
+            # The arrays first: whoever finds a number in the map finds its place.
+            self._pack_of.extend(array("I", [number]) * count)
+            self._offsets.extend(record.offsets)
+            self._lengths.extend(record.lengths)
+            self._raws.extend(record.raws)
+            self._map.update(zip(record.ids, range(first, first + count), strict=True))
 
     def _pack_number(self, pack: str) -> int:
         number = self._pack_numbers.get(pack)
@@ -126,25 +147,15 @@ class ChunkIndex:
         return number
 
     def get(self, chunk_id: bytes) -> Location | None:
-        packed = self._map.get(chunk_id)
-        if packed is None:
+        number = self._map.get(chunk_id)
+        if number is None:
             return None
-        mask = (1 << 25) - 1
         return Location(
-            self._packs[packed >> 76],
-            (packed >> 50) & ((1 << 26) - 1),
-            (packed >> 25) & mask,
-            packed & mask,
+            self._packs[self._pack_of[number]],
+            self._offsets[number],
+            self._lengths[number],
+            self._raws[number],
         )
-
-    def add_pack_index(self, doc: dict[str, Any]) -> None:
-        """Add the chunks of one pack's index document (``{"pack", "chunks"}``)."""
-        pack = str(doc["pack"])
-        with self._lock:
-            where = self._pack_number(pack) << 76
-            chunks = self._map
-            for chunk_id, offset, length, raw in doc["chunks"]:
-                chunks[bytes.fromhex(chunk_id)] = where | (offset << 50) | (length << 25) | raw
 
 
 def codec_pool(
@@ -265,9 +276,18 @@ class Repository:
             if not create:
                 raise
             config = cls._new_config(key)
-            store.put_bytes(CONFIG, jsoncodec.dumps(config))
-            store.sync(CONFIG)
-        return cls(store, config, key)
+            cls._put_config(store, config)
+            return cls(store, config, key)
+        repo = cls(store, config, key)  # checks the format and the key first
+        if create and config.get("format") != FORMAT:
+            config["format"] = FORMAT  # what it writes from now on
+            cls._put_config(store, config)
+        return repo
+
+    @staticmethod
+    def _put_config(store: Store, config: dict[str, Any]) -> None:
+        store.put_bytes(CONFIG, jsoncodec.dumps(config))
+        store.sync(CONFIG)
 
     @staticmethod
     def _new_config(key: bytes | None) -> dict[str, Any]:
@@ -315,14 +335,24 @@ class Repository:
         """Store a JSON document (compressed, and sealed when the store is encrypted)."""
         self.put_encoded(key, jsoncodec.dumps(doc))
 
-    def put_encoded(self, key: str, body: bytes) -> None:
-        """:meth:`put_doc` of a document already encoded as JSON."""
-        self.store.put_bytes(key, self.seal(key, zstandard.compress(body, 3)))
+    def put_encoded(self, key: str, body: bytes | bytearray) -> None:
+        """:meth:`put_doc` of a document already encoded (JSON, or an index's records)."""
+        self.store.put_bytes(key, self.sealed_doc(key, body))
+
+    def sealed_doc(self, key: str, body: bytes | bytearray) -> bytes:
+        """An encoded document as stored under ``key``: compressed, then sealed. At the
+        chunks' zstd level: on a manifest part of 20,000 entries, level 1 compressed 282
+        MB/s to 4.75:1, level 3 207 MB/s to 4.23:1 (its chunk ids do not compress)."""
+        return self.seal(key, zstandard.compress(body, ZSTD_LEVEL))
 
     def get_doc(self, key: str) -> Any:
+        return self.read_doc(key, jsoncodec.loads)
+
+    def read_doc(self, key: str, parse: Callable[[bytes], T]) -> T:
+        """A document's ``parse`` d content; one that cannot be decoded is corrupt."""
         blob = self.unseal(key, self.store.get_bytes(key))
         try:
-            return jsoncodec.loads(zstandard.decompress(blob))
+            return parse(zstandard.decompress(blob))
         except (zstandard.ZstdError, ValueError) as err:
             raise SnapshotCorrupt(f"{key} is not a readable document: {err}", part=key) from err
 
@@ -345,29 +375,32 @@ class Repository:
     def load_index(self) -> ChunkIndex:
         """Every chunk of every finished pack (merged and single-pack index documents)."""
         index = ChunkIndex()
-        keys = list(self.store.list(INDEX))
+
+        def load(key: str) -> None:
+            for record in self.read_doc(key, records.records):
+                index.add_record(record)
+
         with ThreadPoolExecutor(_INDEX_FETCHERS) as pool:
-            for doc in pool.map(self.get_doc, keys):
-                for pack_doc in doc.get("packs", [doc]):
-                    index.add_pack_index(pack_doc)
+            for _ in pool.map(load, self.store.list(INDEX)):
+                pass
         return index
 
-    def merge_pack_indexes(self, pass_id: str, number: int, docs: Sequence[bytes]) -> None:
-        """Write the indexes of merge group ``number`` of a pass (finished packs; each
-        document as its JSON) as one document, then remove the group's single-pack documents
-        in one prefix deletion, batched on S3 (whoever loads the index meanwhile sees both:
-        no harm)."""
-        merged = b'{"packs":[' + b",".join(docs) + b"]}"
-        self.put_encoded(f"{INDEX}{pass_id}-{number:05d}.idx", merged)
+    def merge_pack_indexes(self, pass_id: str, number: int, packs: Sequence[bytes]) -> None:
+        """Write the indexes of merge group ``number`` of a pass (finished packs; each one's
+        :func:`~.records.record`) as one document, then remove the group's single-pack
+        documents in one prefix deletion, batched on S3 (whoever loads the index meanwhile
+        sees both: no harm)."""
+        self.put_encoded(f"{INDEX}{pass_id}-{number:05d}.idx", records.document(packs))
         self.store.delete_prefix(f"{PACK_INDEX}{pass_id}/{number:05d}/")
 
 
 def _secret(config: dict[str, Any], key: bytes | None) -> bytes:
     """The chunk-id secret of ``config``, checking the key against the repository's."""
     encryption = config.get("encryption")
-    if config.get("format") != FORMAT:
+    if config.get("format") not in _FORMATS_READ:
         raise ConfigError(
-            f"{CONFIG} has format {config.get('format')!r}; this migrator reads format {FORMAT}",
+            f"{CONFIG} has format {config.get('format')!r}; this migrator reads formats "
+            f"{', '.join(map(str, _FORMATS_READ))}",
             hint="use the migrator release that wrote it",
         )
     if not encryption:

@@ -17,6 +17,7 @@ every core.
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from binascii import hexlify
@@ -165,6 +166,9 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
             mode = st.st_mode
             old = None
             if line is not None and stat.S_ISREG(mode):
+                if st.st_nlink == 1 and _unchanged_line(line, st):
+                    keep(line, st.st_size)
+                    continue
                 old = loads(line)
                 if st.st_nlink == 1 and _unchanged(old, st):
                     keep(line, st.st_size)
@@ -238,6 +242,30 @@ def ref_json(chunk_id: bytes, pack: str, offset: int, length: int, raw: int) -> 
     return b'["%s","%s",%d,%d,%d]' % (hexlify(chunk_id), pack.encode(), offset, length, raw)
 
 
+# A file entry's fields after its path, as every writer of a file's line puts them (the
+# order its entry is built in: see scan).
+_FILE_FIELDS = b'"t":"f","m":%d,"u":%d,"g":%d,"mt":%d,"at":%d,"s":%d,"n":[%d,%d]'
+
+
+def _unchanged_line(line: bytes, st: os.stat_result) -> bool:
+    """:func:`_unchanged` told from the line's bytes, without decoding it (most files of a
+    pass after the first): its fields as they would be written now are in it, and no mark
+    to read it again. Those fields cannot appear inside a string of the line (their quotes
+    would be escaped there), so finding them is finding the entry's own. False when the
+    line was written otherwise: the caller then decodes it."""
+    fields = _FILE_FIELDS % (
+        st.st_mode & 0o7777,
+        st.st_uid,
+        st.st_gid,
+        st.st_mtime_ns,
+        st.st_atime_ns,
+        st.st_size,
+        st.st_ino,
+        st.st_ctime_ns,
+    )
+    return fields in line and b'"v":' not in line
+
+
 def _unchanged(old: Entry, st: os.stat_result) -> bool:
     """Whether a file's previous entry is what its entry would be now: same content key,
     mode, owner and times."""
@@ -250,38 +278,56 @@ def _unchanged(old: Entry, st: os.stat_result) -> bool:
     )
 
 
-def walk_names(root: bytes, warn: Any) -> Iterator[bytes]:
+def walk_runs(root: bytes, warn: Any) -> Iterator[list[bytes]]:
     """Every path under ``root`` (relative; the root first, as ``b""``) in the manifest's
-    order, from directory listings alone; only directories are stat'ed (not to cross into
-    another file system mounted inside the volume)."""
+    order, from directory listings alone, in runs of consecutive paths: a directory's
+    entries up to and with its next subdirectory, then that subdirectory's, and so on (a
+    path at a time would cost the pass's own process a few microseconds each). Only
+    directories are stat'ed (not to cross into another file system mounted inside the
+    volume)."""
     device = os.lstat(root).st_dev
-    yield b""
-    stack = [iter(_entries(root, b"", warn))]
+    yield [b""]
+    # Each level: its paths, the indexes of the subdirectories to descend into, how far.
+    stack = [_listing(root, b"", device, warn)]
     while stack:
-        item = next(stack[-1], None)
-        if item is None:
+        paths, descend, at = stack[-1]
+        if not descend:
             stack.pop()
+            if at < len(paths):
+                yield paths[at:] if at else paths
             continue
-        rel, entry = item
-        yield rel
+        below = descend.pop()
+        stack[-1] = paths, descend, below + 1
+        yield paths[at : below + 1]
+        stack.append(_listing(root, paths[below], device, warn))
+
+
+def _listing(root: bytes, rel: bytes, device: int, warn: Any) -> tuple[list[bytes], list[int], int]:
+    """A directory's paths (sorted by name), the indexes of its subdirectories on this
+    file system, last first, and 0 (how far the walk is)."""
+    try:
+        with os.scandir(join(root, rel)) as listing:
+            entries = list(listing)
+    except FileNotFoundError:
+        warn(rel, "directory vanished during the pass")
+        return [], [], 0
+    except NotADirectoryError:
+        return [], [], 0
+    names = sorted(e.name for e in entries)
+    prefix = rel + b"/" if rel else b""
+    descend = []
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
         try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
             if entry.stat(follow_symlinks=False).st_dev != device:
-                warn(rel, "another file system is mounted here: its content is not copied")
+                warn(
+                    prefix + entry.name,
+                    "another file system is mounted here: its content is not copied",
+                )
                 continue
         except FileNotFoundError:
             continue  # the worker's lstat says it vanished
-        stack.append(iter(_entries(root, rel, warn)))
-
-
-def _entries(root: bytes, rel: bytes, warn: Any) -> list[tuple[bytes, os.DirEntry[bytes]]]:
-    try:
-        with os.scandir(join(root, rel)) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except FileNotFoundError:
-        warn(rel, "directory vanished during the pass")
-        return []
-    except NotADirectoryError:
-        return []
-    return [(rel + b"/" + e.name if rel else e.name, e) for e in entries]
+        descend.append(bisect.bisect_left(names, entry.name))
+    descend.sort(reverse=True)
+    return [prefix + name for name in names], descend, 0

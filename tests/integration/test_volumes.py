@@ -163,9 +163,9 @@ def test_a_backup_killed_at_random_points_resumes_without_uploading_finished_pac
     # No chunk is stored twice: nothing of a finished pack was uploaded again. (A pack may
     # be listed twice, by its own index and a merged one, if a kill fell between the two.)
     packs_of: dict[str, set[str]] = {}
-    for doc in _index_docs(s3):
-        for chunk in doc["chunks"]:
-            packs_of.setdefault(chunk[0], set()).add(doc["pack"])
+    for record in _index_docs(s3):
+        for chunk_id in record.ids:
+            packs_of.setdefault(chunk_id, set()).add(record.pack)
     assert all(len(packs) == 1 for packs in packs_of.values())
     target = tmp_path / "dst"
     assert mover(s3, "restore", "ns/pvc", str(target)).returncode == 0
@@ -174,11 +174,12 @@ def test_a_backup_killed_at_random_points_resumes_without_uploading_finished_pac
     assert all(p["complete"] for p in passes)  # interrupted passes were superseded
 
 
-def _index_docs(s3: S3Target) -> list[dict]:
-    """Every pack's index document (merged or single), decrypted."""
+def _index_docs(s3: S3Target) -> list:
+    """Every pack's index record (from merged or single documents, decrypted)."""
     import boto3
 
     from migrator.store.s3 import S3Store
+    from migrator.volumes import records
     from migrator.volumes.repository import INDEX, Repository
 
     session = boto3.session.Session(aws_access_key_id=s3.access_key,
@@ -187,11 +188,10 @@ def _index_docs(s3: S3Target) -> list[dict]:
     repo = Repository.open(store, bytes.fromhex(KEY_HEX))
     docs = []
     for key in store.list(INDEX):
-        doc = repo.get_doc(key)
-        docs.extend(doc["packs"] if "packs" in doc else [doc])
+        docs.extend(repo.read_doc(key, records.records))
     return docs
 
 
 def _indexed_packs(s3: S3Target) -> set[str]:
-    return {doc["pack"] for doc in _index_docs(s3)}
+    return {record.pack for record in _index_docs(s3)}
 
