@@ -195,21 +195,26 @@ class Chunker:
         return done
 
 
-def open_for_reading(path: bytes) -> int:
-    """An fd of ``path`` for reading without following a symlink (and without touching its
-    atime when allowed)."""
+def open_for_reading(path: bytes, dir_fd: int | None = None) -> int:
+    """An fd of ``path`` (relative to ``dir_fd`` if given) for reading without following a
+    symlink (and without touching its atime when allowed)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(path, flags | _O_NOATIME)
+        return os.open(path, flags | _O_NOATIME, dir_fd=dir_fd)
     except PermissionError:
-        return os.open(path, flags)
+        return os.open(path, flags, dir_fd=dir_fd)
 
 
 def read_file(
-    chunker: Chunker, path: bytes, sink: ChunkSink, on_bytes: Callable[[int], None] | None = None
+    chunker: Chunker,
+    path: bytes,
+    sink: ChunkSink,
+    on_bytes: Callable[[int], None] | None = None,
+    dir_fd: int | None = None,
 ) -> FileRead:
-    """Read a regular file through its data extents; ``sink`` keeps each chunk (or finds it
-    kept) and gives its location. Raises FileNotFoundError if it vanished."""
+    """Read a regular file (``path``, relative to ``dir_fd`` if given) through its data
+    extents; ``sink`` keeps each chunk (or finds it kept) and gives its location. Raises
+    FileNotFoundError if it vanished."""
     result = FileRead()
     codec = chunker.codec
 
@@ -220,7 +225,7 @@ def read_file(
         if on_bytes is not None:
             on_bytes(len(data))
 
-    fd = open_for_reading(path)
+    fd = open_for_reading(path, dir_fd)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):

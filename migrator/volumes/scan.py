@@ -118,11 +118,11 @@ def fill(entry: Entry, got: FileRead) -> None:
         entry["v"] = 1
 
 
-def _read_small(chunker: Chunker, path: bytes, batch: ScannedBatch) -> FileRead:
+def _read_small(chunker: Chunker, name: bytes, dir_fd: int | None, batch: ScannedBatch) -> FileRead:
     """Read a small file whole, its chunks into the batch (none left if the read fails)."""
     kept = len(batch.chunk_ids)
     try:
-        return read_file(chunker, path, _Collect(chunker.codec, batch))
+        return read_file(chunker, name, _Collect(chunker.codec, batch), dir_fd=dir_fd)
     except BaseException:
         del batch.chunk_ids[kept:], batch.chunk_raw[kept:], batch.chunk_stored[kept:]
         raise
@@ -159,76 +159,110 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
         flush()
         items.append(item)
 
-    for rel, line in zip(paths, match_lines(paths, previous), strict=True):
-        path = join(root, rel)
-        try:
-            st = os.lstat(path)
-            mode = st.st_mode
-            old = None
-            if line is not None and stat.S_ISREG(mode):
-                if st.st_nlink == 1 and _unchanged_line(line, st):
-                    keep(line, st.st_size)
-                    continue
-                old = loads(line)
-                if st.st_nlink == 1 and _unchanged(old, st):
-                    keep(line, st.st_size)
-                    continue
-            entry: Entry = {}
-            put_path(entry, "p", rel)
-            entry["t"] = DIR
-            entry["m"] = mode & 0o7777
-            entry["u"] = st.st_uid
-            entry["g"] = st.st_gid
-            entry["mt"] = st.st_mtime_ns
-            entry["at"] = st.st_atime_ns
-            if stat.S_ISREG(mode):
-                link = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
-                entry["t"] = FILE
-                entry["s"] = st.st_size
-                entry["n"] = [st.st_ino, st.st_ctime_ns]
-                if old is not None and same_content_key(
-                    old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-                ):
-                    entry["c"] = old.get("c", [])
-                    if "x" in old:
-                        entry["x"] = old["x"]
-                    if link is None:
-                        keep(dumps(entry), st.st_size)
+    parents = _Parents(root)
+    try:
+        for rel, line in zip(paths, match_lines(paths, previous), strict=True):
+            try:
+                dir_fd, name = parents.of(rel)
+                st = os.lstat(name, dir_fd=dir_fd)
+                mode = st.st_mode
+                old = None
+                if line is not None and stat.S_ISREG(mode):
+                    if st.st_nlink == 1 and _unchanged_line(line, st):
+                        keep(line, st.st_size)
+                        continue
+                    old = loads(line)
+                    if st.st_nlink == 1 and _unchanged(old, st):
+                        keep(line, st.st_size)
+                        continue
+                entry: Entry = {}
+                put_path(entry, "p", rel)
+                entry["t"] = DIR
+                entry["m"] = mode & 0o7777
+                entry["u"] = st.st_uid
+                entry["g"] = st.st_gid
+                entry["mt"] = st.st_mtime_ns
+                entry["at"] = st.st_atime_ns
+                if stat.S_ISREG(mode):
+                    link = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+                    entry["t"] = FILE
+                    entry["s"] = st.st_size
+                    entry["n"] = [st.st_ino, st.st_ctime_ns]
+                    if old is not None and same_content_key(
+                        old, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+                    ):
+                        entry["c"] = old.get("c", [])
+                        if "x" in old:
+                            entry["x"] = old["x"]
+                        if link is None:
+                            keep(dumps(entry), st.st_size)
+                        else:
+                            out((REUSED, rel, entry, link))
+                    elif st.st_size > SMALL or budget <= 0:
+                        out((LARGE, rel, entry, link))
                     else:
-                        out((REUSED, rel, entry, link))
-                elif st.st_size > SMALL or budget <= 0:
-                    out((LARGE, rel, entry, link))
+                        first = len(batch.chunk_ids)
+                        got = _read_small(chunker, name, dir_fd, batch)
+                        fill(entry, got)
+                        del entry["c"]  # the pass knows where the chunks go
+                        budget -= got.bytes_read
+                        batch.bytes_read += got.bytes_read
+                        head = dumps(entry)[:-1]
+                        read = (head, first, len(got.refs), got.size, got.bytes_read, got.changed)
+                        out((READ, rel, read, link))
+                    continue
+                kind = stat.S_IFMT(mode)
+                if kind == stat.S_IFDIR:
+                    batch.dirs += 1
+                elif kind == stat.S_IFLNK:
+                    entry["t"] = SYMLINK
+                    put_path(entry, "l", os.readlink(name, dir_fd=dir_fd))
+                    batch.symlinks += 1
+                elif kind == stat.S_IFSOCK:
+                    out((SOCKET, rel, None, None))
+                    continue
                 else:
-                    first = len(batch.chunk_ids)
-                    got = _read_small(chunker, path, batch)
-                    fill(entry, got)
-                    del entry["c"]  # the pass knows where the chunks go
-                    budget -= got.bytes_read
-                    batch.bytes_read += got.bytes_read
-                    head = dumps(entry)[:-1]
-                    read = (head, first, len(got.refs), got.size, got.bytes_read, got.changed)
-                    out((READ, rel, read, link))
-                continue
-            kind = stat.S_IFMT(mode)
-            if kind == stat.S_IFDIR:
-                batch.dirs += 1
-            elif kind == stat.S_IFLNK:
-                entry["t"] = SYMLINK
-                put_path(entry, "l", os.readlink(path))
-                batch.symlinks += 1
-            elif kind == stat.S_IFSOCK:
-                out((SOCKET, rel, None, None))
-                continue
-            else:
-                entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
-                batch.specials += 1
-            keep(dumps(entry))
-        except FileNotFoundError:
-            out((GONE, rel, None, None))
-        except OSError as err:
-            out((FAILED, rel, err.strerror or str(err), None))
+                    entry.update(t=SPECIAL, r=st.st_rdev, k=kind)
+                    batch.specials += 1
+                keep(dumps(entry))
+            except FileNotFoundError:
+                out((GONE, rel, None, None))
+            except OSError as err:
+                out((FAILED, rel, err.strerror or str(err), None))
+    finally:
+        parents.close()
     flush()
     return batch
+
+
+class _Parents:
+    """The directory a batch's path is in, opened once for the paths in it one after the
+    other: a path's lstat and open then look up its last name only (an lstat ~1 µs less
+    than from the root, of ~4, on the development machine). Opened by its path as the walk
+    found it, not through a symlink put in its place since."""
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+        self._parent: bytes | None = None
+        self._fd: int | None = None
+
+    def of(self, rel: bytes) -> tuple[int | None, bytes]:
+        """An fd of the directory ``rel`` is in (None for the root itself) and its name
+        there."""
+        if not rel:
+            return None, self.root
+        parent, _, name = rel.rpartition(b"/")
+        if parent != self._parent:
+            self.close()
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._fd = os.open(join(self.root, parent), flags)
+            self._parent = parent
+        return self._fd, name
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = self._parent = None
 
 
 def read_line(head: bytes, refs: list[bytes]) -> bytes:

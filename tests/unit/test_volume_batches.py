@@ -27,7 +27,9 @@ from migrator.volumes.manifest import (
 )
 from migrator.volumes import records
 from migrator.volumes.files import walk
-from migrator.volumes.scan import _unchanged, _unchanged_line, walk_runs
+from migrator.volumes.files import Chunker
+from migrator.volumes.repository import ChunkCodec
+from migrator.volumes.scan import FAILED, GONE, READ, _unchanged, _unchanged_line, scan, walk_runs
 from migrator.volumes.packs import PackWriter, pack_chunks
 from migrator.volumes.repository import CONFIG, INDEX, PACK_TARGET, Location, Repository
 
@@ -120,6 +122,27 @@ def test_the_walk_in_runs_gives_every_path_in_the_manifest_s_order(tmp_path: Pat
         assert os.path.isdir(last) and not os.path.islink(last) or (
             path_key(after[0])[:-1] != path_key(run[-1])[:-1]
         )
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tmp_path: Path):
+    root, outside = os.fsencode(tmp_path / "tree"), tmp_path / "outside"
+    for directory in (b"d", b"e"):
+        os.makedirs(root + b"/" + directory)
+        with open(root + b"/" + directory + b"/f", "wb") as out:
+            out.write(b"inside")
+    outside.mkdir()
+    (outside / "f").write_bytes(b"a secret of the node")
+    paths = [p for run in walk_runs(root, print) for p in run]
+    assert paths == [b"", b"d", b"d/f", b"e", b"e/f"]
+    os.rename(root + b"/d", root + b"/gone")
+    os.symlink(outside, root + b"/d")  # after the walk, before the scan
+    os.rename(root + b"/e", root + b"/e2")
+    chunker = Chunker(ChunkCodec(b"s" * 32, 128 * 1024, 512 * 1024, 2 * 1024 * 1024))
+    batch = scan(chunker, root, paths[2:], [])
+    assert [(item[0], item[1]) for item in batch.items] == [(FAILED, b"d/f"), (GONE, b"e"),
+                                                          (GONE, b"e/f")]
+    assert batch.chunk_ids == [] and batch.bytes_read == 0
+    assert scan(chunker, root, [b"gone/f"], []).items[0][0] == READ
 
 
 def test_lines_of_a_batch_s_own_paths_in_order_match_one_to_one_and_look_alikes_do_not():

@@ -169,10 +169,11 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
     real_read = backup_module.read_file
     real_cut = Chunker.cut
 
-    def read_file(chunker, path, sink, on_bytes=None):
-        if path == os.fsencode(vanishing):
+    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None):
+        where = os.fsencode(os.readlink(f"/proc/self/fd/{dir_fd}")) + b"/" if dir_fd else b""
+        if where + path == os.fsencode(vanishing):
             os.unlink(vanishing)  # gone between the listing and the read
-        return real_read(chunker, path, sink, on_bytes)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
 
     def cut(self, fd, offset, length, each):
         got = real_cut(self, fd, offset, length, each)
@@ -664,11 +665,11 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     real_read = backup_module.read_file
     calls = []
 
-    def dying_read(chunker, path, sink, on_bytes=None):
+    def dying_read(chunker, path, sink, on_bytes=None, dir_fd=None):
         calls.append(path)
         if len(calls) >= 180 and any(store.list("volumes/manifests/")):
             raise KeyboardInterrupt  # the process dies here, some checkpoints written
-        return real_read(chunker, path, sink, on_bytes)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
 
     monkeypatch.setattr(backup_module, "read_file", dying_read)
     monkeypatch.setattr(scan_module, "read_file", dying_read)
@@ -787,13 +788,13 @@ def test_a_pass_goes_on_while_a_manifest_part_is_stored(tmp_path: Path, monkeypa
     real_read = scan_module.read_file
     reads = []
 
-    def read_file(chunker, path, sink, on_bytes=None):
+    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None):
         reads.append(path)
         # Past the first part's 50 entries and the two batches of 4 read ahead; the second
         # part waits for the first to be stored.
         if len(reads) == 80:
             store.go_on.set()
-        return real_read(chunker, path, sink, on_bytes)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
 
     monkeypatch.setattr(scan_module, "read_file", read_file)
     monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 50)
