@@ -331,33 +331,56 @@ def delete_leftovers(
                     if exc.status != 404:
                         raise
                 deleted.append(f"{kind} {namespace}/{name}")
+    await_stopped(
+        cluster, spaces, MOVER_LABEL, "mover pods of an earlier run", timeout=timeout, stop=stop
+    )
+    return deleted
+
+
+def await_stopped(
+    cluster: Cluster,
+    namespaces: Sequence[str],
+    selector: str,
+    what: str,
+    *,
+    timeout: float = LEFTOVERS_TIMEOUT,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until no pod in ``namespaces`` that ``selector`` selects runs or may still
+    start (their Jobs deleted: two movers never write one volume). Raises
+    :class:`MigratorError` naming ``what`` is still running after ``timeout`` seconds
+    (:class:`Interrupted` once ``stop`` is set)."""
+    if sleep is None:
+        sleep = stoppable_sleep(stop) if stop is not None else time.sleep
     waited = wait_for(
-        lambda: _running_movers(cluster, spaces),
+        lambda: _running_movers(cluster, namespaces, selector),
         lambda running: Readiness(WAITING, ", ".join(running)) if running else Readiness(READY),
         timeout=timeout,
-        sleep=stoppable_sleep(stop) if stop is not None else time.sleep,
+        sleep=sleep,
+        clock=clock,
     )
     if waited.readiness.state == FAILED:  # the pods could not be listed
         raise MigratorError(
-            f"cannot tell whether the movers of an earlier run have stopped: "
-            f"{waited.readiness.reason}",
+            f"cannot tell whether {what} have stopped: {waited.readiness.reason}",
             hint="the run needs to list pods in the namespaces of its claims",
         )
     if not waited.ready:
         raise MigratorError(
-            f"mover pods of an earlier run are still running: {waited.readiness.reason}",
+            f"{what} are still running: {waited.readiness.reason}",
             hint="a pod whose node is gone stays until it is deleted by force "
             "(kubectl delete pod --force); run the same command again once they are gone",
         )
-    return deleted
 
 
-def _running_movers(cluster: Cluster, namespaces: Sequence[str]) -> list[str]:
-    """The mover pods in ``namespaces`` that run or may still start (namespace/name)."""
+def _running_movers(cluster: Cluster, namespaces: Sequence[str], selector: str) -> list[str]:
+    """The pods ``selector`` selects in ``namespaces`` that run or may still start
+    (namespace/name)."""
     running = []
     for namespace in namespaces:
         found = cluster.request(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": MOVER_LABEL}
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
         )
         for pod in found.get("items", []):
             if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
@@ -378,6 +401,7 @@ class Attempt:
     seconds: float = 0.0
     report: dict[str, Any] | None = None
     log_tail: list[str] = field(default_factory=list)
+    final: bool = False  # no attempt may follow (an earlier one's pod did not stop)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -468,7 +492,7 @@ class JobRunner:
                 self.sleep(self.backoff.backoff(number - 1, None))
             attempt = self._once(make_job(number))
             outcome.attempts.append(attempt)
-            if attempt.ok:
+            if attempt.ok or attempt.final:
                 break
         return outcome
 
@@ -507,4 +531,18 @@ class JobRunner:
             # A failed Job stays, for a person to read its log; one that never ran has
             # nothing to read, and its pod would wait for ever beside the volume.
             delete_job(self.cluster, namespace, name)
+        if never_ran and not ok and pod is not None:
+            # Its pod may yet start (an image pulled at last) while its end is under way:
+            # the next attempt waits until it is gone.
+            try:
+                await_stopped(
+                    self.cluster,
+                    [namespace],
+                    f"job-name={name}",
+                    f"the pods of mover Job {namespace}/{name}, which did not start,",
+                    sleep=self.sleep,
+                    clock=self.clock,
+                )
+            except MigratorError as exc:
+                return Attempt(name, False, f"{reason}; {exc}", seconds, report, tail, final=True)
         return Attempt(name, ok, reason, seconds, report, tail)

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from migrator.errors import ApiError, MigratorError
+from migrator.kube.retry import RetryPolicy
 from migrator.store.s3 import S3Store
 from migrator.volumes import jobs, sync
 from migrator.volumes.claims import MOVER_LABEL, Claim, place
@@ -281,3 +282,52 @@ def test_a_pass_waits_until_the_movers_an_earlier_run_left_have_stopped(new_clus
     assert jobs.delete_leftovers(api, [ns]) == []  # the Job is gone: only the wait is left
     assert movers() == []
     assert time.monotonic() - started > 5  # it waited for the grace period
+
+
+def test_a_mover_that_did_not_start_is_gone_before_the_next_attempt_starts(new_cluster, real_nodes,
+                                                                          new_namespace):
+    """A mover whose pod does not start in time (here an init container that hangs) fails
+    its attempt and its Job is deleted; its pod may yet run while its end is under way, so
+    the next attempt starts only once it is gone."""
+    api, ns, node = new_cluster.client, new_namespace, real_nodes["new"]
+    labels = {MOVER_LABEL: jobs.RESTORE}
+    sleeper = {"image": node.images["busybox"], "imagePullPolicy": "Never"}
+    spec = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 6,
+            # PID 1 takes no SIGTERM: the pod stays until its grace period ends.
+            "initContainers": [{"name": "hangs", **sleeper, "command": ["sleep", "3600"]}],
+            "containers": [{"name": "mover", **sleeper, "command": ["true"]}],
+            **node.placement()}
+
+    def make_job(attempt: int) -> dict:
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": f"stuck-{attempt}", "namespace": ns, "labels": labels},
+                "spec": {"backoffLimit": 0,
+                         "template": {"metadata": {"labels": labels}, "spec": spec}}}
+
+    def present() -> list[str]:
+        """The movers' pods that run or may still run (a terminating one among them)."""
+        pods = api.request("GET", f"/api/v1/namespaces/{ns}/pods",
+                           query={"labelSelector": MOVER_LABEL})["items"]
+        return [p["metadata"]["name"] for p in pods
+                if p["status"].get("phase") not in ("Succeeded", "Failed")]
+
+    running_at_create: list[list[str]] = []
+
+    class Watched:
+        """The cluster, noting the movers' pods present whenever a Job is created."""
+
+        def __getattr__(self, name: str):
+            return getattr(api, name)
+
+        def request(self, method: str, path: str, **kw):
+            if method == "POST" and path.endswith("/jobs"):
+                running_at_create.append(present())
+            return api.request(method, path, **kw)
+
+    runner = jobs.JobRunner(Watched(), attempts=2, start_timeout=4, poll=0.5,
+                            backoff=RetryPolicy(base_delay=0.1, max_delay=0.1))
+    outcome = runner.run(make_job, jobs.RESTORE)
+    assert [a.ok for a in outcome.attempts] == [False, False]
+    assert all("not started after 4s" in a.reason for a in outcome.attempts)
+    assert running_at_create == [[], []]
+    assert present() == []  # the last one is waited for too

@@ -177,6 +177,8 @@ def test_a_pod_that_cannot_start_fails_its_attempt_at_once_and_its_job_goes() ->
                 return {"status": {"active": 1}}
             if method == "GET" and path.endswith("/pods"):
                 job = query["labelSelector"].removeprefix("job-name=")
+                if job in self.deleted:
+                    return {"items": []}  # its pod went with it
                 waiting = {"reason": "ErrImageNeverPull", "message": "image not present"}
                 return {"items": [{"metadata": {"name": f"{job}-pod"}, "status": {
                     "phase": "Pending", "containerStatuses": [{"state": {"waiting": waiting}}]}}]}
