@@ -122,8 +122,16 @@ class ChunkIndex:
         self.add_places(where.pack, [(chunk_id, where.offset, where.length, where.raw)])
 
     def add_places(self, pack: str, chunks: Sequence[records.Chunk]) -> None:
-        """Add chunks of one pack: (id, offset, stored length, raw length)."""
-        self.add_record(records.PackRecord.of(pack, chunks))
+        """Add chunks of one pack: (id, offset, stored length, raw length), a few at a time
+        (a pass's new chunks; a pack's whole record goes through :meth:`add_record`)."""
+        with self._lock:
+            number = self._pack_number(pack)
+            for chunk_id, offset, length, raw in chunks:
+                self._pack_of.append(number)
+                self._offsets.append(offset)
+                self._lengths.append(length)
+                self._raws.append(raw)
+                self._map[chunk_id] = len(self._offsets) - 1
 
     def add_record(self, record: records.PackRecord) -> None:
         """Add the chunks of one pack's record, all at once (a chunk added again is found

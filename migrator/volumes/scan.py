@@ -322,7 +322,7 @@ def walk_runs(root: bytes, warn: Any) -> Iterator[list[bytes]]:
     device = os.lstat(root).st_dev
     yield [b""]
     # Each level: its paths, the indexes of the subdirectories to descend into, how far.
-    stack = [_listing(root, b"", device, warn)]
+    stack = [(*_listing(root, b"", device, warn), 0)]
     while stack:
         paths, descend, at = stack[-1]
         if not descend:
@@ -333,20 +333,20 @@ def walk_runs(root: bytes, warn: Any) -> Iterator[list[bytes]]:
         below = descend.pop()
         stack[-1] = paths, descend, below + 1
         yield paths[at : below + 1]
-        stack.append(_listing(root, paths[below], device, warn))
+        stack.append((*_listing(root, paths[below], device, warn), 0))
 
 
-def _listing(root: bytes, rel: bytes, device: int, warn: Any) -> tuple[list[bytes], list[int], int]:
-    """A directory's paths (sorted by name), the indexes of its subdirectories on this
-    file system, last first, and 0 (how far the walk is)."""
+def _listing(root: bytes, rel: bytes, device: int, warn: Any) -> tuple[list[bytes], list[int]]:
+    """A directory's paths (sorted by name) and the indexes of its subdirectories on this
+    file system, last first."""
     try:
         with os.scandir(join(root, rel)) as listing:
             entries = list(listing)
     except FileNotFoundError:
         warn(rel, "directory vanished during the pass")
-        return [], [], 0
+        return [], []
     except NotADirectoryError:
-        return [], [], 0
+        return [], []
     names = sorted(e.name for e in entries)
     prefix = rel + b"/" if rel else b""
     descend = []
@@ -364,4 +364,4 @@ def _listing(root: bytes, rel: bytes, device: int, warn: Any) -> tuple[list[byte
             continue  # the worker's lstat says it vanished
         descend.append(bisect.bisect_left(names, entry.name))
     descend.sort(reverse=True)
-    return [prefix + name for name in names], descend, 0
+    return [prefix + name for name in names], descend
