@@ -130,10 +130,12 @@ def test_a_backup_killed_at_random_points_resumes_without_uploading_finished_pac
     rng = random.Random(seed)
     source = tmp_path / "src"
     make_rich_tree(source, seed=seed, big=24 * MiB)
-    for i in range(4):  # ~7 packs of incompressible data in all
+    # ~10 packs of incompressible data in all, so that a kill after at most 3 of them
+    # falls while the backup still has ~50 MB to chunk and upload: it cannot finish first.
+    for i in range(8):
         (source / f"blob-{i}").write_bytes(rng.randbytes(6 * MiB))
     kills = 0
-    for target_packs in sorted(rng.sample(range(1, 6), 2)):
+    for target_packs in sorted(rng.sample(range(1, 4), 2)):
         proc = subprocess.Popen(_command(s3, "backup", str(source), "--name", "ns/pvc",
                                          "--workers", "2", "--uploads", "1"),
                                 cwd=REPO, env=_env(s3, True), stdout=subprocess.DEVNULL,
@@ -143,7 +145,7 @@ def test_a_backup_killed_at_random_points_resumes_without_uploading_finished_pac
             wait_until(f"{target_packs} packs stored",
                        lambda n=target_packs: len(keys(s3, "volumes/packs/")) >= n
                        or proc.poll() is not None, timeout=120, interval=0.02)
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, 0.15))
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
