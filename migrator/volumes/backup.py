@@ -88,6 +88,7 @@ from migrator.volumes.scan import (
     BATCH_ENTRIES,
     FAILED,
     GONE,
+    LARGE,
     LINES,
     READ,
     REUSED,
@@ -483,6 +484,7 @@ class _Pass:
             return None
         # A file's first path, this one unless it is a later name of a file seen already.
         first_path = self.links.setdefault(link, rel) if link is not None else rel
+        known = None
         if what == READ:
             head, first, count, size, bytes_read, changed = payload
             line = read_line(head, refs[first : first + count])
@@ -491,6 +493,8 @@ class _Pass:
                 self._count_file(size)
                 return line, None
             entry: Entry = jsoncodec.loads(line)
+        elif what == LARGE:
+            entry, known = payload
         else:
             entry = payload
         if first_path != rel:
@@ -504,7 +508,12 @@ class _Pass:
             report.files_reused += 1
             return entry, None
         return entry, self.readers.submit(
-            read_file, self.chunker, join(self.root, rel), self.sink, self.meter.add_bytes
+            read_file,
+            self.chunker,
+            join(self.root, rel),
+            self.sink,
+            self.meter.add_bytes,
+            known=known,
         )
 
     def _count_read(self, rel: bytes, bytes_read: int, changed: bool) -> None:

@@ -81,6 +81,28 @@ def extents_of(entry: Entry) -> list[tuple[int, int]]:
     return [(int(offset), int(length)) for offset, length in extents]
 
 
+def known_chunks(entry: Entry | None) -> dict[int, list[tuple[bytes, int]]]:
+    """A file entry's chunks by the offset of the extent they cut, as (id, raw length): how
+    a pass cut the file, which the next read of it checks first. Empty if the entry is not
+    a file's, or its chunks do not add up to its extents."""
+    if entry is None or entry.get("t") != FILE:
+        return {}
+    refs = iter(entry.get("c", []))
+    known: dict[int, list[tuple[bytes, int]]] = {}
+    try:
+        for offset, length in extents_of(entry):
+            chunks, covered = known.setdefault(offset, []), 0
+            while covered < length:
+                ref = next(refs)
+                chunks.append((bytes.fromhex(ref[0]), int(ref[4])))
+                covered += int(ref[4])
+            if covered != length:
+                return {}
+    except (StopIteration, ValueError, TypeError, IndexError):
+        return {}
+    return known
+
+
 def same_content_key(old: Entry, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> bool:
     """Whether a previous entry says the file is unchanged: same type, size, mtime, inode and
     ctime, and not read while it was changing."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -144,6 +145,14 @@ class ChunkSink(Protocol):
     def locate(self, chunk_id: bytes, data: memoryview) -> Location: ...
 
 
+Known = Sequence[tuple[bytes, int]]
+"""A file's chunks as a previous pass cut them, from the start of its data: (id, raw
+length) each."""
+
+Each = Callable[[memoryview, bytes], None]
+"""What receives a file's chunks in order: the data and its keyed id."""
+
+
 class Chunker:
     """Cuts files into chunks with the repository's FastCDC parameters and seed; one
     FastCDC object per thread (they are not thread-safe)."""
@@ -165,34 +174,125 @@ class Chunker:
             )
         return cdc
 
-    def cut(self, fd: int, offset: int, length: int, each: Callable[[memoryview], None]) -> int:
+    def cut(self, fd: int, offset: int, length: int, each: Each, known: Known | None = None) -> int:
         """Cut ``length`` bytes at ``offset`` of ``fd`` into chunks, calling ``each`` for every
         chunk in order; returns the bytes read (less if the file shrank meanwhile). Holds at
-        most one 8 MiB block plus the tail of a chunk in memory."""
+        most one 8 MiB block plus the tail of a chunk in memory.
+
+        ``known``: how a previous pass cut the same range (from ``offset``). FastCDC decides
+        a cut from the bytes since the last cut and the one byte after it, so a previous
+        chunk whose bytes and next chunk's bytes are still there, at the same place, is the
+        chunk FastCDC would cut again. Those are checked by their keyed id alone; FastCDC
+        runs only from where they differ until one of its cuts lands on a previous
+        boundary. A large file with a few pages rewritten (a database's) is thus hashed,
+        not cut again; the chunks are the same either way."""
         if length <= self.codec.chunk_min:  # one chunk, whatever FastCDC would say
             data = os.pread(fd, length, offset)
             if data:
-                each(memoryview(data))
+                each(memoryview(data), self.codec.chunk_id(data))
             return len(data)
-        cdc = self._cdc()
-        carry = b""
+        if not known:
+            return self._cut(fd, offset, 0, length, each)[0]
+        starts: dict[int, int] = {}  # where a known chunk starts: its number
+        at = 0
+        for number, (_, raw) in enumerate(known):
+            starts[at] = number
+            at += raw
         done = 0
         while done < length:
-            block = os.pread(fd, min(_BLOCK, length - done), offset + done)
+            done, failed = self._check(fd, offset, done, length, each, known, starts)
+            if done >= length:
+                break
+            done, resynced = self._cut(fd, offset, done, length, each, starts, failed)
+            if not resynced:
+                break
+        return done
+
+    def _check(
+        self,
+        fd: int,
+        offset: int,
+        at: int,
+        length: int,
+        each: Each,
+        known: Known,
+        starts: dict[int, int],
+    ) -> tuple[int, int]:
+        """Pass on the known chunks from ``at`` that still hold their bytes, each once the
+        next one holds its own too (or it ends the range). Returns how far that went and
+        where the check failed. (What it hashed and did not pass on is hashed again if cut
+        again: the bytes read then are the ones stored.)"""
+        chunk_id = self.codec.chunk_id
+        number = starts.get(at)
+        held: tuple[memoryview, bytes] | None = None  # checked, waiting for the next one
+        done = at
+        while number is not None and number < len(known):
+            expected, raw = known[number]
+            end = at + raw
+            if end > length:
+                break
+            data = os.pread(fd, raw, offset + at)
+            if len(data) < raw:
+                break
+            if chunk_id(data) != expected:
+                break
+            if held is not None:
+                each(*held)
+                done = at
+            held = memoryview(data), expected
+            at, number = end, number + 1
+            if end == length:
+                each(*held)
+                return end, end
+        return done, at
+
+    def _cut(
+        self,
+        fd: int,
+        offset: int,
+        start: int,
+        length: int,
+        each: Each,
+        starts: dict[int, int] | None = None,
+        failed: int = 0,
+    ) -> tuple[int, bool]:
+        """FastCDC from ``start`` to the end of the range, or to the first cut past
+        ``failed`` that starts a known chunk (then True: check from there)."""
+        cdc = self._cdc()
+        chunk_id = self.codec.chunk_id
+        # Guided, a block need hold one cut only: less is read twice when a cut lands on a
+        # known boundary, and cutting stops there.
+        size = self.codec.chunk_max if starts else _BLOCK
+        carry = b""
+        done = start  # read up to here
+        at = start  # passed on up to here
+        while done < length:
+            block = os.pread(fd, min(size, length - done), offset + done)
             if not block:
                 break
             done += len(block)
             buf = carry + block if carry else block
             last = done >= length
-            chunks = list(cdc.cut_buf(buf))
-            keep = chunks if last else chunks[:-1]
-            for chunk in keep:
-                each(chunk.data)
-            carry = b"" if last else bytes(chunks[-1].data)
+            pieces = cdc.cut_buf(buf)
+            chunk = next(pieces)
+            carry = b""
+            for after in itertools.chain(pieces, (None,)):
+                if after is None and not last:  # cut by the block's end: cut again
+                    carry = bytes(chunk.data)
+                    break
+                data = chunk.data
+                each(data, chunk_id(data))
+                at += len(data)
+                if starts and at > failed and at in starts and at < length:
+                    return at, True
+                if after is None:
+                    break
+                chunk = after
         if carry:
             for chunk in cdc.cut_buf(carry):
-                each(chunk.data)
-        return done
+                each(chunk.data, chunk_id(chunk.data))
+                at += len(chunk.data)
+        return at, False
 
 
 def open_for_reading(path: bytes, dir_fd: int | None = None) -> int:
@@ -211,15 +311,15 @@ def read_file(
     sink: ChunkSink,
     on_bytes: Callable[[int], None] | None = None,
     dir_fd: int | None = None,
+    known: Mapping[int, Known] | None = None,
 ) -> FileRead:
     """Read a regular file (``path``, relative to ``dir_fd`` if given) through its data
     extents; ``sink`` keeps each chunk (or finds it kept) and gives its location. Raises
-    FileNotFoundError if it vanished."""
+    FileNotFoundError if it vanished. ``known``: its chunks in the previous pass by the
+    offset of their extent (:func:`~.entries.known_chunks`; see :meth:`Chunker.cut`)."""
     result = FileRead()
-    codec = chunker.codec
 
-    def each(data: memoryview) -> None:
-        chunk_id = codec.chunk_id(data)
+    def each(data: memoryview, chunk_id: bytes) -> None:
         where = sink.locate(chunk_id, data)
         result.refs.append([chunk_id.hex(), where.pack, where.offset, where.length, where.raw])
         if on_bytes is not None:
@@ -238,7 +338,7 @@ def read_file(
         for offset, length in extents:
             if not length:
                 continue
-            got = chunker.cut(fd, offset, length, each)
+            got = chunker.cut(fd, offset, length, each, known.get(offset) if known else None)
             if got:
                 result.extents.append((offset, got))
             result.bytes_read += got

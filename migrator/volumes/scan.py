@@ -32,6 +32,7 @@ from migrator.volumes.entries import (
     SPECIAL,
     SYMLINK,
     Entry,
+    known_chunks,
     put_path,
     same_content_key,
 )
@@ -53,7 +54,8 @@ REUSED = 1  # payload: the entry (a dict) of a file reused that may be a hard li
 READ = 2  # payload: (its line without its chunk list: the JSON object up to, not with, its
 # closing brace; its first chunk's index in the batch's lists; how many; its size; bytes
 # read; whether it changed while read): the pass adds the chunks' places (see read_line)
-LARGE = 3  # payload: the entry without its data: the pass reads the file
+LARGE = 3  # payload: (the entry without its data, how the previous pass cut the file:
+# entries.known_chunks): the pass reads the file
 GONE = 4  # vanished since the listing (payload None)
 FAILED = 5  # payload: why it could not be read
 SOCKET = 6  # a socket: not copied
@@ -199,7 +201,7 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
                         else:
                             out((REUSED, rel, entry, link))
                     elif st.st_size > SMALL or budget <= 0:
-                        out((LARGE, rel, entry, link))
+                        out((LARGE, rel, (entry, known_chunks(old)), link))
                     else:
                         first = len(batch.chunk_ids)
                         got = _read_small(chunker, name, dir_fd, batch)

@@ -3,15 +3,16 @@ side in one run: what a change of the mover's own does, apart from how fast the 
 runs that day.
 
 On the bench's own MinIO (see ``volumes_bench.object_store``) and a fresh journaled ext4
-holding the small tree (``volumes_bench.make_small``, ``--files`` files), each round gives
+holding the small tree (``volumes_bench.make_small``, ``--files`` files) or, with ``--tree
+mixed``, the mixed one (``volumes_bench.make_mixed``, ``--mixed-gib``), each round gives
 each code base a bucket of its own and runs, alternating which goes first: a full backup,
 then a 1 % change of the tree (``volumes_bench.change_tree``, made once for both), an
 incremental pass, and a pass with nothing changed. Wall time of each command as a user runs
 it (``python -m migrator volumes backup``, encrypted, byte-compiled), every round printed
 and the medians at the end. The revision's code is checked out in a worktree of its own.
 
-    .venv/bin/python scripts/bench/volumes_side_by_side.py --base REV [--files 200000]
-        [--rounds 3] [--work DIR]
+    .venv/bin/python scripts/bench/volumes_side_by_side.py --base REV [--tree small|mixed]
+        [--files 200000] [--mixed-gib 2] [--rounds 3] [--work DIR]
 """
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def backup(code: Path, tree: Path, bucket: bench.Bucket) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the git revision to compare with")
+    parser.add_argument("--tree", choices=("small", "mixed"), default="small")
     parser.add_argument("--files", type=int, default=200_000)
+    parser.add_argument("--mixed-gib", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/migrator-volumes-side"))
     args = parser.parse_args()
@@ -63,8 +66,12 @@ def main() -> None:
     times: dict[str, dict[str, list[float]]] = {
         name: {step: [] for step in STEPS} for name in codes}
     try:
-        bench.fresh_filesystem(place, 4 * 1024 * bench.MiB)
-        bench.make_small(place / "tree", args.files)
+        if args.tree == "mixed":
+            bench.fresh_filesystem(place, int((args.mixed_gib + 2) * 1024) * bench.MiB)
+            bench.make_mixed(place / "tree", args.mixed_gib)
+        else:
+            bench.fresh_filesystem(place, 4 * 1024 * bench.MiB)
+            bench.make_small(place / "tree", args.files)
         time.sleep(2.5)  # every file older than the mover's "just modified" window
         os.sync()
         with bench.object_store(args) as s3:
@@ -90,7 +97,9 @@ def main() -> None:
         shutil.rmtree(place, ignore_errors=True)
         subprocess.run(["git", "-C", str(bench.REPO), "worktree", "remove", "--force",
                         str(base)], check=False, capture_output=True)
-    print(f"\nmedians of {args.rounds} rounds, {args.files:,} small files")
+    tree = (f"the mixed tree ({args.mixed_gib:g} GiB)" if args.tree == "mixed"
+            else f"{args.files:,} small files")
+    print(f"\nmedians of {args.rounds} rounds, {tree}")
     print("code | " + " | ".join(STEPS))
     for name in codes:
         print(f"{name} | " + " | ".join(

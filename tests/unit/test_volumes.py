@@ -128,7 +128,7 @@ def chunk_ids(chunker: Chunker, path: Path) -> list[bytes]:
     ids: list[bytes] = []
     with open(path, "rb") as source:
         chunker.cut(source.fileno(), 0, os.fstat(source.fileno()).st_size,
-                    lambda data: ids.append(chunker.codec.chunk_id(data)))
+                    lambda data, chunk_id: ids.append(chunk_id))
     return ids
 
 
@@ -160,6 +160,43 @@ def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
     assert_same_tree(source, target)
 
 
+def test_a_changed_large_file_is_cut_again_only_near_its_change(
+        store, tmp_path: Path, settled, monkeypatch):
+    """A pass checks a changed file's previous chunks by their ids and runs FastCDC only
+    where they differ; so does verify. (Which chunks, and that they are FastCDC's own:
+    tests/unit/test_volume_cuts.py.)"""
+    source = tmp_path / "src"
+    make_rich_tree(source, big=24 * MiB)
+    settled(source)
+    backup(store, source)
+    cut_bytes = [0]
+    real_cdc = Chunker._cdc
+
+    class Counting:
+        def __init__(self, cdc):
+            self.cdc = cdc
+
+        def cut_buf(self, buf):
+            cut_bytes[0] += len(buf)
+            return self.cdc.cut_buf(buf)
+
+    monkeypatch.setattr(Chunker, "_cdc", lambda self: Counting(real_cdc(self)))
+    big = source / "data" / "big.bin"
+    with open(big, "r+b") as out:  # a page rewritten in place, as a database does
+        out.seek(11 * MiB)
+        out.write(os.urandom(4096))
+    delta = backup(store, source, processes=0)
+    assert delta.files_read == 1 and delta.bytes_read == 24 * MiB
+    assert 0 < cut_bytes[0] <= 3 * 2 * MiB, cut_bytes[0]  # a few chunks, not 24 MiB
+    assert 1 <= delta.chunks_new <= 3
+    cut_bytes[0] = 0
+    target = tmp_path / "dst"
+    restore(store, target)
+    assert volumes.verify_volume(store, "ns/data", source).differences.count == 0
+    assert cut_bytes[0] == 0  # every file's chunks checked by their ids alone
+    assert_same_tree(source, target)
+
+
 def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catches(
         store, tmp_path: Path, monkeypatch):
     source = tmp_path / "src"
@@ -169,14 +206,14 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
     real_read = backup_module.read_file
     real_cut = Chunker.cut
 
-    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None):
+    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
         where = os.fsencode(os.readlink(f"/proc/self/fd/{dir_fd}")) + b"/" if dir_fd else b""
         if where + path == os.fsencode(vanishing):
             os.unlink(vanishing)  # gone between the listing and the read
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
 
-    def cut(self, fd, offset, length, each):
-        got = real_cut(self, fd, offset, length, each)
+    def cut(self, fd, offset, length, each, known=None):
+        got = real_cut(self, fd, offset, length, each, known)
         if os.fstat(fd).st_ino == os.stat(growing).st_ino:
             with open(growing, "ab") as out:  # grows while it is read
                 out.write(b"appended while read\n")
@@ -665,11 +702,11 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     real_read = backup_module.read_file
     calls = []
 
-    def dying_read(chunker, path, sink, on_bytes=None, dir_fd=None):
+    def dying_read(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
         calls.append(path)
         if len(calls) >= 180 and any(store.list("volumes/manifests/")):
             raise KeyboardInterrupt  # the process dies here, some checkpoints written
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
 
     monkeypatch.setattr(backup_module, "read_file", dying_read)
     monkeypatch.setattr(scan_module, "read_file", dying_read)
@@ -788,13 +825,13 @@ def test_a_pass_goes_on_while_a_manifest_part_is_stored(tmp_path: Path, monkeypa
     real_read = scan_module.read_file
     reads = []
 
-    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None):
+    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
         reads.append(path)
         # Past the first part's 50 entries and the two batches of 4 read ahead; the second
         # part waits for the first to be stored.
         if len(reads) == 80:
             store.go_on.set()
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd)
+        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
 
     monkeypatch.setattr(scan_module, "read_file", read_file)
     monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 50)
