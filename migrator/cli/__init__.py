@@ -15,8 +15,12 @@ vocabulary of options) and :mod:`.render` what they share.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
+import os
+import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -113,5 +117,40 @@ def cli(ctx: click.Context, verbose: int, retry_for: float | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="migrator")
+    """Console-script entry point. Run as the process's own command (no ``argv``), it ends
+    the process as soon as the command is done (see :func:`_end_process`)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="migrator")
+    except SystemExit as done:
+        if argv is None:
+            _end_process(done)
+        raise
+
+
+def _end_process(done: SystemExit) -> None:
+    """End the process at once when the command has nothing left running.
+
+    After the command, Python would tear down every module and object one by one: ~0.1 s,
+    most of it boto3's client (measured: a process that made one S3 client and nothing else
+    takes 0.13-0.18 s to exit), to free memory the kernel frees anyway. A mover's pass runs
+    as a process of its own, again and again up to the final one inside the cutover window,
+    where a pass with little to do takes ~1 s. So, once no thread but this one runs, the
+    exit handlers run (logging's, multiprocessing's, temporary files': everything Python
+    would run), the standard streams are flushed, and the process exits with the command's
+    status. Otherwise (a thread still running, a status that is not a number) Python ends
+    it the usual way."""
+    status = 0 if done.code is None else done.code
+    if not isinstance(status, int):
+        return
+    if any(
+        thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
+        for thread in threading.enumerate()
+    ):
+        return
+    atexit._run_exitfuncs()  # what Python runs at exit, in its order (and only once)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: Python's own status for a failed flush at exit
+        os._exit(120)
+    os._exit(status)

@@ -154,3 +154,41 @@ def test_one_vocabulary_across_commands() -> None:
                           "volumes sync", "volumes unquiesce"}
     with_key = {name for name, command in _all_commands() if "--key-file" in _flags(command)}
     assert with_key == with_store - {"snapshot list", "snapshot show", "shift", "volumes ls"}
+
+
+def _run_main(tmp_path: Path, prelude: str, *args: str):
+    """``migrator ARGS`` as a process of its own (its console entry, ``main()``), after
+    ``prelude``; returns the finished process."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "entry.py"
+    script.write_text(f"import sys\n{prelude}\nsys.argv = ['migrator', *{list(args)!r}]\n"
+                      "from migrator.cli import main\nmain()\n")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_the_process_ends_once_the_command_is_done_with_exit_handlers_run(tmp_path: Path):
+    # Python's exit handlers still run, after the command's output, and its status stays.
+    handler = "import atexit\natexit.register(lambda: print('handler ran'))"
+    done = _run_main(tmp_path, handler, "--help")
+    assert done.returncode == 0, done.stderr
+    help_text, handler_line = done.stdout.rsplit("\n", 2)[0], done.stdout.rsplit("\n", 2)[1]
+    assert handler_line == "handler ran"
+    assert help_text.startswith("Usage: migrator")
+    assert help_text.splitlines()[-1].split()[0] == "volumes"  # all of it, to the end
+    store = tmp_path / "no-store"
+    failed = _run_main(tmp_path, handler, "volumes", "ls", "--store", f"file://{store}")
+    expected = CliRunner().invoke(cli, ["volumes", "ls", "--store", f"file://{store}"])
+    assert failed.returncode == expected.exit_code == 6
+    assert failed.stderr.startswith("error: directory") and failed.stdout == "handler ran\n"
+
+
+def test_a_thread_still_running_is_waited_for(tmp_path: Path):
+    late = ("import threading, time\n"
+            "def late():\n    time.sleep(0.5)\n    print('thread done', flush=True)\n"
+            "threading.Thread(target=late).start()")
+    done = _run_main(tmp_path, late, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"migrator, version {__version__}", "thread done"]
