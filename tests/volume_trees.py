@@ -1,6 +1,6 @@
-"""Volume trees for the mover's tests: one with every kind of entry a volume holds, and an
+"""Volume trees for the mover's tests: one with every kind of entry a volume holds, an
 independent comparison of two trees (lstat fields, bytes, holes, hard links) that does not
-use the mover's own code."""
+use the mover's own code, and a count of the bytes the mover's chunkers hand FastCDC."""
 from __future__ import annotations
 
 import errno
@@ -140,3 +140,25 @@ def change_one_percent(root: Path, seed: int) -> int:
         path.write_bytes(rng.randbytes(1000))
         changed += 1000
     return changed
+
+
+class CutBytes:
+    """Counts the bytes every chunker of this process hands FastCDC while the test runs
+    (``count``; set it to 0 to count afresh)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from migrator.volumes.files import Chunker
+
+        self.count = 0
+        real = Chunker._cdc
+        counter = self
+
+        class Counting:
+            def __init__(self, cdc) -> None:
+                self.cdc = cdc
+
+            def cut_buf(self, buf):
+                counter.count += len(buf)
+                return self.cdc.cut_buf(buf)
+
+        monkeypatch.setattr(Chunker, "_cdc", lambda chunker: Counting(real(chunker)))

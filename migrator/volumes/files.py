@@ -232,9 +232,7 @@ class Chunker:
             if end > length:
                 break
             data = os.pread(fd, raw, offset + at)
-            if len(data) < raw:
-                break
-            if chunk_id(data) != expected:
+            if len(data) < raw or chunk_id(data) != expected:  # shrank, or changed
                 break
             if held is not None:
                 each(*held)

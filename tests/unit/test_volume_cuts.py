@@ -12,30 +12,12 @@ import pytest
 from migrator.volumes.entries import FILE, known_chunks
 from migrator.volumes.files import Chunker
 from migrator.volumes.repository import ChunkCodec
+from tests.volume_trees import CutBytes
 
 KiB, MiB = 1024, 1024 * 1024
 # Small chunks (FastCDC's lower bounds are 64 / 256 / 1024): many cuts in a small file, so
 # a few hundred cases reach every edge (a change on a boundary, one byte past one, ...).
 SMALL = (2 * KiB, 8 * KiB, 32 * KiB)
-
-
-class CountingChunker(Chunker):
-    """A chunker that counts the bytes it hands FastCDC."""
-
-    def __init__(self, codec: ChunkCodec) -> None:
-        super().__init__(codec)
-        self.cut_bytes = 0
-
-    def _cdc(self):
-        real = super()._cdc()
-        chunker = self
-
-        class Counting:
-            def cut_buf(self, buf):
-                chunker.cut_bytes += len(buf)
-                return real.cut_buf(buf)
-
-        return Counting()
 
 
 def cuts(chunker: Chunker, path: Path, known=None) -> list[tuple[bytes, int]]:
@@ -114,34 +96,35 @@ def test_cutting_with_known_chunks_gives_fastcdcs_chunks_whatever_changed(
         assert cuts(chunker, path, known) == cuts(chunker, path)
 
 
-def test_a_rewritten_page_is_cut_again_near_it_only(tmp_path: Path):
+def test_a_rewritten_page_is_cut_again_near_it_only(tmp_path: Path, monkeypatch):
     rng = random.Random(7)
-    chunker = CountingChunker(ChunkCodec(rng.randbytes(32), *SMALL))
+    cut_bytes = CutBytes(monkeypatch)
+    chunker = Chunker(ChunkCodec(rng.randbytes(32), *SMALL))
     path = tmp_path / "db"
     data = bytearray(rng.randbytes(4 * MiB))
     path.write_bytes(data)
     known = cuts(chunker, path)
-    assert chunker.cut_bytes >= len(data)
+    assert cut_bytes.count >= len(data)
     # Nothing changed: every chunk checked by its id, none cut.
-    chunker.cut_bytes = 0
+    cut_bytes.count = 0
     assert cuts(chunker, path, known) == known
-    assert chunker.cut_bytes == 0
+    assert cut_bytes.count == 0
     # Two pages rewritten far apart: FastCDC runs over a few blocks around each.
     for page in (300, 700):
         data[page * 4 * KiB:(page + 1) * 4 * KiB] = rng.randbytes(4 * KiB)
     path.write_bytes(data)
-    chunker.cut_bytes = 0
+    cut_bytes.count = 0
     again = cuts(chunker, path, known)
-    guided = chunker.cut_bytes
+    guided = cut_bytes.count
     assert again == cuts(chunker, path)
     assert again != known
     assert guided <= 2 * 3 * (2 * SMALL[2]), guided  # three blocks of 2 x max at most
     # A file that grew: the old chunks are checked, the new tail cut.
     with open(path, "ab") as out:
         out.write(rng.randbytes(100 * KiB))
-    chunker.cut_bytes = 0
+    cut_bytes.count = 0
     grown = cuts(chunker, path, known)
-    assert chunker.cut_bytes < 4 * (2 * SMALL[2]), chunker.cut_bytes
+    assert cut_bytes.count < 4 * (2 * SMALL[2]), cut_bytes.count
     assert grown == cuts(chunker, path)
 
 

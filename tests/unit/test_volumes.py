@@ -37,6 +37,7 @@ from migrator.volumes.manifest import HEAD, list_passes, new_pass_id, pass_prefi
 from migrator.volumes.report import BackupReport
 from migrator.volumes.repository import PACKS, Repository
 from tests.volume_trees import (
+    CutBytes,
     MiB,
     assert_same_tree,
     change_one_percent,
@@ -169,31 +170,20 @@ def test_a_changed_large_file_is_cut_again_only_near_its_change(
     make_rich_tree(source, big=24 * MiB)
     settled(source)
     backup(store, source)
-    cut_bytes = [0]
-    real_cdc = Chunker._cdc
-
-    class Counting:
-        def __init__(self, cdc):
-            self.cdc = cdc
-
-        def cut_buf(self, buf):
-            cut_bytes[0] += len(buf)
-            return self.cdc.cut_buf(buf)
-
-    monkeypatch.setattr(Chunker, "_cdc", lambda self: Counting(real_cdc(self)))
+    cut_bytes = CutBytes(monkeypatch)
     big = source / "data" / "big.bin"
     with open(big, "r+b") as out:  # a page rewritten in place, as a database does
         out.seek(11 * MiB)
         out.write(os.urandom(4096))
     delta = backup(store, source, processes=0)
     assert delta.files_read == 1 and delta.bytes_read == 24 * MiB
-    assert 0 < cut_bytes[0] <= 3 * 2 * MiB, cut_bytes[0]  # a few chunks, not 24 MiB
+    assert 0 < cut_bytes.count <= 3 * 2 * MiB, cut_bytes.count  # a few chunks, not 24 MiB
     assert 1 <= delta.chunks_new <= 3
-    cut_bytes[0] = 0
+    cut_bytes.count = 0
     target = tmp_path / "dst"
     restore(store, target)
     assert volumes.verify_volume(store, "ns/data", source).differences.count == 0
-    assert cut_bytes[0] == 0  # every file's chunks checked by their ids alone
+    assert cut_bytes.count == 0  # every file's chunks checked by their ids alone
     assert_same_tree(source, target)
 
 
