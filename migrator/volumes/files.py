@@ -72,35 +72,85 @@ def join(root: bytes, rel: bytes) -> bytes:
 
 def walk(root: bytes, warn: Warn) -> Iterator[tuple[bytes, os.stat_result]]:
     """Every path under ``root`` (relative; the root itself is ``b""``) with its lstat, in
-    the manifest's order. What vanishes between listing and lstat is a warning."""
+    the manifest's order. What vanishes between listing and lstat is a warning.
+
+    A directory is opened once (never through a symlink put in its place since it was
+    listed) and its entries are stat'ed in it: the kernel looks up their last name only
+    (~1 µs less per path than from the root). Past ``_OPEN_LEVELS`` levels (one open
+    directory each), paths are stat'ed from the root. One sorted listing per level, names
+    only, whatever the size of a directory."""
     top = os.lstat(root)
     yield b"", top
-    stack = [iter(_listdir(root, b"", warn))]
-    while stack:
-        rel = next(stack[-1], None)
-        if rel is None:
-            stack.pop()
-            continue
-        try:
-            st = os.lstat(join(root, rel))
-        except FileNotFoundError:
-            warn(rel, "vanished during the pass")
-            continue
-        yield rel, st
-        if stat.S_ISDIR(st.st_mode):
-            if st.st_dev != top.st_dev:
-                warn(rel, "another file system is mounted here: its content is not copied")
-                continue
-            stack.append(iter(_listdir(root, rel, warn)))
-
-
-def _listdir(root: bytes, rel: bytes, warn: Warn) -> list[bytes]:
+    # Each level: its directory's fd (None: by path), its path (b"" for the root), its
+    # names in byte order.
+    stack: list[tuple[int | None, bytes, Iterator[bytes]]] = []
+    opened = _open_listing(root, None, root, b"", warn)  # the root: opened by its path
+    if opened is not None:
+        stack.append(opened)
     try:
-        names = sorted(os.listdir(join(root, rel)))
+        while stack:
+            fd, parent, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                if fd is not None:
+                    os.close(fd)
+                continue
+            rel = parent + b"/" + name if parent else name
+            try:
+                st = os.lstat(name, dir_fd=fd) if fd is not None else os.lstat(join(root, rel))
+            except FileNotFoundError:
+                warn(rel, "vanished during the pass")
+                continue
+            yield rel, st
+            if stat.S_ISDIR(st.st_mode):
+                if st.st_dev != top.st_dev:
+                    warn(rel, "another file system is mounted here: its content is not copied")
+                    continue
+                if fd is None or len(stack) >= _OPEN_LEVELS:
+                    opened = _open_listing(root, None, None, rel, warn)
+                else:
+                    opened = _open_listing(root, fd, name, rel, warn)
+                if opened is not None:
+                    stack.append(opened)
+    finally:
+        for fd, _parent, _names in stack:
+            if fd is not None:
+                os.close(fd)
+
+
+_OPEN_LEVELS = 64
+
+
+def _open_listing(
+    root: bytes, dir_fd: int | None, name: bytes | None, rel: bytes, warn: Warn
+) -> tuple[int | None, bytes, Iterator[bytes]] | None:
+    """A directory's names in byte order, with an fd of it: ``name`` opened in ``dir_fd``
+    (never through a symlink), or the root by its path; without a ``name``, no fd and it
+    is listed by its path from ``root``. None if it vanished or is no longer a
+    directory."""
+    try:
+        if name is None:
+            return None, rel, iter(sorted(os.listdir(join(root, rel))))
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        if dir_fd is not None:
+            flags |= os.O_NOFOLLOW
+        fd = os.open(name, flags, dir_fd=dir_fd)
+        try:
+            names = os.listdir(fd)  # str, listed by fd: the names' bytes fsdecoded
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, rel, iter(sorted(map(os.fsencode, names)))
     except FileNotFoundError:
         warn(rel, "directory vanished during the pass")
-        return []
-    return [rel + b"/" + n if rel else n for n in names]
+    except NotADirectoryError:
+        if not rel:
+            raise
+    except OSError as err:
+        if err.errno != errno.ELOOP or not rel:  # ELOOP: a symlink put in its place since
+            raise
+    return None
 
 
 def data_extents(fd: int, size: int) -> list[tuple[int, int]]:

@@ -32,7 +32,7 @@ import zstandard
 from migrator import jsoncodec
 from migrator.errors import ConfigError, SnapshotCorrupt, StoreKeyNotFound, VolumeNotFound
 from migrator.store.base import Store
-from migrator.volumes.entries import Entry, entry_path, path_key
+from migrator.volumes.entries import Entry, entry_path
 from migrator.volumes.repository import MANIFESTS, Repository, new_id
 
 _T = TypeVar("_T")
@@ -335,14 +335,14 @@ class _InWalkOrder(Generic[_T]):
     """Items in the walk's order, looked up by path in that same order: a merge of a stream
     with a walk of a tree that holds neither whole."""
 
-    def __init__(self, items: Iterator[tuple[tuple[bytes, ...], _T]]) -> None:
-        self._items = items
-        self._head: tuple[tuple[bytes, ...], _T] | None = next(self._items, None)
+    def __init__(self, items: Iterator[tuple[bytes, _T]]) -> None:
+        self._items = items  # each keyed by its path's order_key
+        self._head: tuple[bytes, _T] | None = next(self._items, None)
 
     def find(self, rel: bytes) -> _T | None:
         """The item of ``rel``, if there is one (ask in walk order: items before ``rel``
         are passed over for good)."""
-        key = path_key(rel)
+        key = order_key(rel)
         while self._head is not None and self._head[0] < key:
             self._head = next(self._items, None)
         if self._head is not None and self._head[0] == key:
@@ -354,7 +354,7 @@ class SortedEntries(_InWalkOrder[Entry]):
     """Entries in the walk's order, looked up by path in that order."""
 
     def __init__(self, entries: Iterator[Entry]) -> None:
-        super().__init__((path_key(entry_path(entry)), entry) for entry in entries)
+        super().__init__((order_key(entry_path(entry)), entry) for entry in entries)
 
 
 class SortedPassLines(_InWalkOrder[tuple[int, bytes]]):
@@ -365,7 +365,7 @@ class SortedPassLines(_InWalkOrder[tuple[int, bytes]]):
     def __init__(self, repo: Repository, info: PassInfo) -> None:
         lines = (line for _key, part in read_parts(repo, info) for line in part)
         super().__init__(
-            (path_key(line_path(line)), (number, line)) for number, line in enumerate(lines)
+            (order_key(line_path(line)), (number, line)) for number, line in enumerate(lines)
         )
 
 

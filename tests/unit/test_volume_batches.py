@@ -26,6 +26,7 @@ from migrator.volumes.manifest import (
     read_parts,
 )
 from migrator.volumes import records
+from migrator.volumes import files as files_module
 from migrator.volumes.files import walk
 from migrator.volumes.files import Chunker
 from migrator.volumes.repository import ChunkCodec
@@ -143,6 +144,56 @@ def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tm
                                                           (GONE, b"e/f")]
     assert batch.chunk_ids == [] and batch.bytes_read == 0
     assert scan(chunker, root, [b"gone/f"], []).items[0][0] == READ
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_walk_gives_each_path_its_lstat_at_any_depth_and_leaves_no_directory_open(
+        tmp_path: Path):
+    root = os.fsencode(tmp_path / "tree")
+    deep = root
+    for level in range(files_module._OPEN_LEVELS + 6):  # past the levels kept open
+        deep += b"/" + ODD_NAMES[1 + level % (len(ODD_NAMES) - 1)]
+        os.makedirs(deep)
+        with open(deep + b"x", "wb") as out:  # a file beside each directory
+            out.write(b"%d" % level)
+    os.symlink(b"..", root + b"/up")  # not followed
+    expected = [(b"", os.lstat(root))]
+    for top, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(top, name)
+            expected.append((os.path.relpath(path, root), os.lstat(path)))
+    expected.sort(key=lambda item: order_key(item[0]))
+    before = _open_fds()
+    got = list(walk(root, print))
+    assert [(rel, st.st_ino, st.st_mode, st.st_size) for rel, st in got] == [
+        (rel, st.st_ino, st.st_mode, st.st_size) for rel, st in expected]
+    assert _open_fds() == before
+    deep_walk = walk(root, print)
+    for _ in range(files_module._OPEN_LEVELS + 2):
+        next(deep_walk)
+    deep_walk.close()  # abandoned half way down
+    assert _open_fds() == before
+
+
+def test_a_directory_swapped_for_a_symlink_while_walked_is_not_listed_through(tmp_path: Path):
+    root, outside = os.fsencode(tmp_path / "tree"), tmp_path / "outside"
+    for directory in (b"d", b"e"):
+        os.makedirs(root + b"/" + directory)
+        with open(root + b"/" + directory + b"/f", "wb") as out:
+            out.write(b"inside")
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"a secret of the node")
+    warnings: list = []
+    paths = []
+    for rel, _st in walk(root, lambda *w: warnings.append(w)):
+        paths.append(rel)
+        if rel == b"d":  # listed as a directory, then swapped before the walk goes in
+            os.rename(root + b"/d", root + b"/gone")
+            os.symlink(outside, root + b"/d")
+    assert paths == [b"", b"d", b"e", b"e/f"] and not warnings
 
 
 def test_lines_of_a_batch_s_own_paths_in_order_match_one_to_one_and_look_alikes_do_not():
