@@ -400,6 +400,10 @@ def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
     """(file offset, chunk ref) of every chunk of a file entry: chunks fill its data extents
     in order, never across one's end."""
     refs = entry.get("c", [])
+    if len(refs) == 1 and "x" not in entry:  # a file in one chunk: most small files
+        ref = refs[0]
+        if 0 < int(ref[4]) == int(entry.get("s", 0)):
+            return [(0, ref)]
     placed: list[tuple[int, list[Any]]] = []
     if "x" not in entry:  # one extent, the whole file (the usual case): no extent list
         size = int(entry.get("s", 0))
@@ -438,7 +442,7 @@ def _placements(entry: Entry) -> list[tuple[int, list[Any]]]:
     return placed
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     """A file of the current window: its entry, final path, the number of its temporary
     name (:meth:`_Restorer.temp_of`), chunks to go."""
@@ -553,8 +557,9 @@ class _Restorer:
 
     def _read_windows(self, finish: Callable[[_Window], None]) -> None:
         window = _Window()
-        # Directories whose content is not done: (key, path, entry).
-        stack: list[tuple[tuple[bytes, ...], bytes, Entry]] = []
+        # Directories whose content is not done: (what the paths in it start with, its
+        # path, its entry). The manifest's order puts a directory's content right after it.
+        stack: list[tuple[bytes, bytes, Entry]] = []
         kept, number = self.kept, -1
         for part, lines in read_parts(self.repo, self.plan.info):
             for line in lines:
@@ -565,15 +570,15 @@ class _Restorer:
                 else:
                     entry = parse_line(line, part)
                     rel = entry_path(entry)
-                key = path_key(rel)
-                while stack and key[: len(stack[-1][0])] != stack[-1][0]:
+                # The directories this entry is not in are done.
+                while stack and not rel.startswith(stack[-1][0]):
                     window.dirs_done.append(stack.pop()[1:])
                 if entry is None:
                     continue
                 kind = entry["t"]
                 if kind == DIR:
                     if self._make_dir(rel):
-                        stack.append((key, rel, entry))
+                        stack.append((rel + b"/" if rel else b"", rel, entry))
                     continue
                 item = self._add_file(window, rel, entry) if kind == FILE else None
                 window.entries.append((entry, item))
@@ -653,15 +658,20 @@ class _Restorer:
     def _dispatch(self, pack: str, view: memoryview, targets: list[_Target]) -> list[Future[None]]:
         """Start writing what a fetched pack holds: batches of the files it holds whole,
         groups of the other files' chunks."""
-        by_file: dict[int, list[_Target]] = defaultdict(list)
+        # A file in one chunk is whole here (most small files); the others, by file.
+        single: list[list[_Target]] = []
+        by_file: dict[int, list[_Target]] = {}
         for target in targets:
-            by_file[id(target[0])].append(target)
+            if target[0].chunks == 1:
+                single.append([target])
+            else:
+                by_file.setdefault(id(target[0]), []).append(target)
         where = self.repo.pack_key(pack)
         futures: list[Future[None]] = []
         batch: list[tuple[_File, WholeFile]] = []
         batch_bytes = 0
         partial: list[list[_Target]] = []
-        for chunks in by_file.values():
+        for chunks in itertools.chain(single, by_file.values()):
             item = chunks[0][0]
             if len(chunks) != item.chunks:  # its other chunks are in other packs
                 partial.append(chunks)
@@ -1136,6 +1146,8 @@ def _holds(
     with the same content in this pass (``line``), its owner, mode and times brought up to
     date if they moved (``owner``: whether its owner is restored too; None: nothing is
     changed); None if it is to be written."""
+    if old_line == line and stat.S_ISREG(st.st_mode) and _as_restored(line, st):
+        return st.st_size  # the usual case, told without decoding the line
     entry = parse_line(line)
     if entry.get("t") != FILE or not stat.S_ISREG(st.st_mode):
         return None
@@ -1168,3 +1180,21 @@ def _holds(
         finally:
             os.close(fd)
     return size
+
+
+# A file entry's fields after its path up to its atime, and its size, as every writer of a
+# file's line puts them (see scan._FILE_FIELDS).
+_RESTORED_AS = b'"t":"f","m":%d,"u":%d,"g":%d,"mt":%d,"at":'
+_SIZE_AS = b',"s":%d,'
+
+
+def _as_restored(line: bytes, st: os.stat_result) -> bool:
+    """Whether a file's line says what its copy's lstat does: its mode, owner, mtime and
+    size, so that nothing of the copy is to be brought up to date (what :func:`_holds`
+    would find decoding the line). Those fields cannot appear inside a string of the line
+    (their quotes would be escaped there). False when the line was written otherwise, or
+    anything differs: the caller then decodes it."""
+    return (
+        _RESTORED_AS % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) in line
+        and _SIZE_AS % st.st_size in line
+    )

@@ -261,8 +261,18 @@ def test_restore_into_a_non_empty_target_keeps_or_deletes_extras(
 
 @pytest.mark.parametrize("processes", [0, 2], ids=["threads", "writer-processes"])
 def test_a_restore_over_an_earlier_one_writes_only_what_changed(
-        store, tmp_path: Path, settled, processes):
+        store, tmp_path: Path, settled, processes, monkeypatch):
     source, target = tmp_path / "src", tmp_path / "dst"
+    # How many copies the survey finds kept from their lines' bytes, without decoding them.
+    told = [0]
+    as_restored = restore_module._as_restored
+
+    def counted(line: bytes, st: os.stat_result) -> bool:
+        kept = as_restored(line, st)
+        told[0] += kept
+        return kept
+
+    monkeypatch.setattr(restore_module, "_as_restored", counted)
     make_rich_tree(source)
     settled(source)
     first = backup(store, source, key=KEY)
@@ -283,6 +293,7 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
     preview = volumes.preview_restore(volumes.plan_restore(store, "ns/data", target, key=KEY))
     assert describe(target) == before  # f002's mode and f003's mtime not brought up to date
     assert preview["basePass"] == first.pass_id and preview["filesToWrite"] == 4
+    told[0] = 0
     again = restore(store, target, key=KEY, processes=processes)
     assert not again.partial, again.to_dict()["problems"]
     assert again.files_unchanged == preview["filesUnchanged"]
@@ -291,6 +302,8 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
     assert again.files == second.files == full.files
     written = again.files - again.files_unchanged
     assert written == 4  # big.bin, two small files, f004
+    # Decoded: f002 and f003, whose metadata is brought up to date; the others by bytes.
+    assert told[0] == again.files_unchanged - 2
     assert again.bytes_written + again.bytes_unchanged == second.bytes_total
     assert 0 < again.bytes_written < 0.2 * second.bytes_total  # the big file is 6 of ~55 MB
     assert_same_tree(source, target)
@@ -301,8 +314,9 @@ def test_a_restore_over_an_earlier_one_writes_only_what_changed(
     assert os.stat(target / "data" / "big.bin").st_ino != big_inode
     assert restored.read(os.fsencode(target)).complete == second.pass_id
     # Once more, nothing changed: nothing downloaded, nothing written.
+    told[0] = 0
     idle = restore(store, target, key=KEY, processes=processes)
-    assert idle.base_pass == second.pass_id
+    assert idle.base_pass == second.pass_id and told[0] == idle.files_unchanged
     assert idle.bytes_downloaded == 0 and idle.bytes_written == 0
     assert idle.files_unchanged == idle.files and idle.packs == 0
     assert_same_tree(source, target)
