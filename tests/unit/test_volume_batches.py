@@ -125,7 +125,9 @@ def test_the_walk_in_runs_gives_every_path_in_the_manifest_s_order(tmp_path: Pat
         )
 
 
-def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tmp_path: Path):
+def _tree_beside_a_secret(tmp_path: Path) -> tuple[bytes, Path]:
+    """A tree of two directories, d and e, each holding a file f; and a directory outside
+    it holding a file f too, a secret."""
     root, outside = os.fsencode(tmp_path / "tree"), tmp_path / "outside"
     for directory in (b"d", b"e"):
         os.makedirs(root + b"/" + directory)
@@ -133,6 +135,11 @@ def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tm
             out.write(b"inside")
     outside.mkdir()
     (outside / "f").write_bytes(b"a secret of the node")
+    return root, outside
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tmp_path: Path):
+    root, outside = _tree_beside_a_secret(tmp_path)
     paths = [p for run in walk_runs(root, print) for p in run]
     assert paths == [b"", b"d", b"d/f", b"e", b"e/f"]
     os.rename(root + b"/d", root + b"/gone")
@@ -179,13 +186,7 @@ def test_the_walk_gives_each_path_its_lstat_at_any_depth_and_leaves_no_directory
 
 
 def test_a_directory_swapped_for_a_symlink_while_walked_is_not_listed_through(tmp_path: Path):
-    root, outside = os.fsencode(tmp_path / "tree"), tmp_path / "outside"
-    for directory in (b"d", b"e"):
-        os.makedirs(root + b"/" + directory)
-        with open(root + b"/" + directory + b"/f", "wb") as out:
-            out.write(b"inside")
-    outside.mkdir()
-    (outside / "secret").write_bytes(b"a secret of the node")
+    root, outside = _tree_beside_a_secret(tmp_path)
     warnings: list = []
     paths = []
     for rel, _st in walk(root, lambda *w: warnings.append(w)):
