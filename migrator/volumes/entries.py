@@ -33,6 +33,13 @@ DIR, FILE, SYMLINK, HARDLINK, SPECIAL = "d", "f", "l", "h", "s"
 Entry = dict[str, Any]
 Ref = list[Any]  # [chunk id hex, pack id, offset, stored length, raw length]
 
+# A file entry's fields after its path, as every writer of a file's line puts them (the
+# order a backup builds the entry in), in two pieces: up to its atime's value, and its size
+# with the commas around it. Found in a line's bytes, they tell what the line holds without
+# decoding it: they cannot appear inside a string (their quotes would be escaped there).
+FILE_LINE_HEAD = b'"t":"f","m":%d,"u":%d,"g":%d,"mt":%d,"at":'
+FILE_LINE_SIZE = b',"s":%d,'
+
 
 def put_path(entry: Entry, field: str, value: bytes) -> None:
     """Store ``value`` under ``field`` (str) or ``field + "b"`` (base64) in ``entry``."""

@@ -78,6 +78,8 @@ from migrator.volumes import restored
 from migrator.volumes.entries import (
     DIR,
     FILE,
+    FILE_LINE_HEAD,
+    FILE_LINE_SIZE,
     HARDLINK,
     SPECIAL,
     SYMLINK,
@@ -1182,19 +1184,12 @@ def _holds(
     return size
 
 
-# A file entry's fields after its path up to its atime, and its size, as every writer of a
-# file's line puts them (see scan._FILE_FIELDS).
-_RESTORED_AS = b'"t":"f","m":%d,"u":%d,"g":%d,"mt":%d,"at":'
-_SIZE_AS = b',"s":%d,'
-
-
 def _as_restored(line: bytes, st: os.stat_result) -> bool:
     """Whether a file's line says what its copy's lstat does: its mode, owner, mtime and
     size, so that nothing of the copy is to be brought up to date (what :func:`_holds`
-    would find decoding the line). Those fields cannot appear inside a string of the line
-    (their quotes would be escaped there). False when the line was written otherwise, or
-    anything differs: the caller then decodes it."""
+    would find decoding the line; see :data:`~.entries.FILE_LINE_HEAD`). False when the
+    line was written otherwise, or anything differs: the caller then decodes it."""
     return (
-        _RESTORED_AS % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) in line
-        and _SIZE_AS % st.st_size in line
+        FILE_LINE_HEAD % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) in line
+        and FILE_LINE_SIZE % st.st_size in line
     )

@@ -29,6 +29,8 @@ from migrator import jsoncodec
 from migrator.volumes.entries import (
     DIR,
     FILE,
+    FILE_LINE_HEAD,
+    FILE_LINE_SIZE,
     SPECIAL,
     SYMLINK,
     Entry,
@@ -278,9 +280,8 @@ def ref_json(chunk_id: bytes, pack: str, offset: int, length: int, raw: int) -> 
     return b'["%s","%s",%d,%d,%d]' % (hexlify(chunk_id), pack.encode(), offset, length, raw)
 
 
-# A file entry's fields after its path, as every writer of a file's line puts them (the
-# order its entry is built in: see scan).
-_FILE_FIELDS = b'"t":"f","m":%d,"u":%d,"g":%d,"mt":%d,"at":%d,"s":%d,"n":[%d,%d]'
+# A file entry's fields after its path, as scan builds its entry (see entries.FILE_LINE_HEAD).
+_FILE_FIELDS = FILE_LINE_HEAD + b"%d" + FILE_LINE_SIZE + b'"n":[%d,%d]'
 
 
 def _unchanged_line(line: bytes, st: os.stat_result) -> bool:
