@@ -63,7 +63,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, *, checked: bool = False) -> None:
         """Store ``data`` under ``key``, replacing what was there, all or nothing.
         ``checked``: its readers verify it themselves (see the module's docstring)."""
 

@@ -44,7 +44,7 @@ class LocalStore(Store):
                 raise StoreError(f"cannot create directory {self.root}: {err.strerror}") from err
         self._require_root()
 
-    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, *, checked: bool = False) -> None:
         with self._atomic_write(key) as out:
             out.write(data)
 

@@ -154,7 +154,7 @@ class S3Store(Store):
             self._client.head_bucket(Bucket=self.bucket)
         self._bucket_seen = True
 
-    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, *, checked: bool = False) -> None:
         with self._errors(key):
             self._client.put_object(
                 Bucket=self.bucket, Key=self._full(key), Body=data, **_put_checksum(checked)

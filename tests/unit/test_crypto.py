@@ -86,6 +86,9 @@ def test_encrypt_round_trip_and_layout() -> None:
         == b"secret payload"
     )
     assert crypto.encrypt(KEY, b"x", "n") != crypto.encrypt(KEY, b"x", "n")  # fresh nonce each time
+    # A pack is sealed from its bytearray; what is stored may come back as bytes.
+    sealed = crypto.encrypt(KEY, bytearray(b"pack" * 100), "p")
+    assert crypto.decrypt(KEY, bytes(sealed), "p") == crypto.decrypt(KEY, sealed, "p") == b"pack" * 100
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "other-name", "header", "short"])

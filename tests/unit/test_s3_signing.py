@@ -59,10 +59,13 @@ def test_without_an_endpoint_aws_itself_is_reached_over_https_unsigned():
     assert sent[-1]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
 
 
+@pytest.mark.parametrize("body_type", [bytes, bytearray])
 @pytest.mark.parametrize("checked", [True, False], ids=["checked", "unchecked"])
-def test_over_plain_http_the_signature_covers_the_body(checked: bool):
+def test_over_plain_http_the_signature_covers_the_body(checked: bool, body_type: type):
+    """Also a bytearray's (a sealed pack is one), which is hashed and sent as it is."""
     store = S3Store("bucket", endpoint_url="http://127.0.0.1:9", region="us-east-1")
     sent = _sent_headers(store)
-    body = b"y" * 4096
+    body = body_type(b"y" * 4096 + b"z")
     store.put_bytes("packs/p1", body, checked=checked)
     assert sent[-1]["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
+    assert sent[-1]["content-length"] == str(len(body))

@@ -804,7 +804,7 @@ class PartGate(LocalStore):
         self.fail = fail
         self.stored: list[str] = []
 
-    def put_bytes(self, key: str, data: bytes, *, checked: bool = False) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, *, checked: bool = False) -> None:
         if "/part-" in key:
             number = int(key.rsplit("/part-", 1)[1][:5])
             if number == 0:
