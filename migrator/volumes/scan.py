@@ -38,7 +38,7 @@ from migrator.volumes.entries import (
     put_path,
     same_content_key,
 )
-from migrator.volumes.files import Chunker, FileRead, join, read_file
+from migrator.volumes.files import Chunker, FileRead, join, read_file, read_whole
 from migrator.volumes.manifest import match_lines
 from migrator.volumes.repository import ChunkCodec, Location
 
@@ -90,12 +90,18 @@ class _Collect:
         self.batch = batch
 
     def locate(self, chunk_id: bytes, data: memoryview) -> Location:
-        codec, payload = self.codec.encode_chunk(data)
-        batch = self.batch
-        batch.chunk_ids.append(chunk_id)
-        batch.chunk_raw.append(len(data))
-        batch.chunk_stored.append(bytes((codec,)) + payload)
-        return Location("", len(batch.chunk_ids) - 1, 0, len(data))
+        _keep(self.codec, self.batch, chunk_id, data)
+        return Location("", len(self.batch.chunk_ids) - 1, 0, len(data))
+
+
+def _keep(
+    codec: ChunkCodec, batch: ScannedBatch, chunk_id: bytes, data: bytes | memoryview
+) -> None:
+    """Add a new chunk, encoded, to the batch's."""
+    codec_byte, payload = codec.encode_chunk(data)
+    batch.chunk_ids.append(chunk_id)
+    batch.chunk_raw.append(len(data))
+    batch.chunk_stored.append(bytes((codec_byte,)) + payload)
 
 
 _CHUNKER: Chunker | None = None
@@ -122,8 +128,17 @@ def fill(entry: Entry, got: FileRead) -> None:
         entry["v"] = 1
 
 
-def _read_small(chunker: Chunker, name: bytes, dir_fd: int | None, batch: ScannedBatch) -> FileRead:
-    """Read a small file whole, its chunks into the batch (none left if the read fails)."""
+def _read_small(
+    chunker: Chunker, name: bytes, dir_fd: int | None, st: os.stat_result, batch: ScannedBatch
+) -> FileRead:
+    """Read a small file (``st``: its lstat) whole, its chunks into the batch (none left
+    if the read fails). Most are one chunk without holes: read without the chunker."""
+    codec = chunker.codec
+    if st.st_size <= codec.chunk_min and st.st_blocks * 512 >= st.st_size:
+        data, got = read_whole(name, dir_fd, st)
+        if data:
+            _keep(codec, batch, codec.chunk_id(data), data)
+        return got
     kept = len(batch.chunk_ids)
     try:
         return read_file(chunker, name, _Collect(chunker.codec, batch), dir_fd=dir_fd)
@@ -206,13 +221,14 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
                         out((LARGE, rel, (entry, known_chunks(old)), link))
                     else:
                         first = len(batch.chunk_ids)
-                        got = _read_small(chunker, name, dir_fd, batch)
+                        got = _read_small(chunker, name, dir_fd, st, batch)
                         fill(entry, got)
                         del entry["c"]  # the pass knows where the chunks go
                         budget -= got.bytes_read
                         batch.bytes_read += got.bytes_read
                         head = dumps(entry)[:-1]
-                        read = (head, first, len(got.refs), got.size, got.bytes_read, got.changed)
+                        count = len(batch.chunk_ids) - first
+                        read = (head, first, count, got.size, got.bytes_read, got.changed)
                         out((READ, rel, read, link))
                     continue
                 kind = stat.S_IFMT(mode)

@@ -153,6 +153,75 @@ def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tm
     assert scan(chunker, root, [b"gone/f"], []).items[0][0] == READ
 
 
+_CODEC = ChunkCodec(b"s" * 32, 128 * 1024, 512 * 1024, 2 * 1024 * 1024)
+
+
+def _settled_file(path: Path, data: bytes) -> bytes:
+    """A file written and dated ten minutes back (not re-read as just modified)."""
+    path.write_bytes(data)
+    then = time.time() - 600
+    os.utime(path, (then, then))
+    return os.fsencode(path)
+
+
+def test_a_small_file_read_whole_gives_what_the_chunker_gives(tmp_path: Path):
+    """A pass's small files are read without the chunker: the same chunk, the same
+    record of the read."""
+    chunker = Chunker(_CODEC)
+    sizes = [0, 1, 3000, _CODEC.chunk_min]
+    paths = [_settled_file(tmp_path / f"f{size}", os.urandom(size)) for size in sizes]
+    recent = tmp_path / "recent"
+    recent.write_bytes(b"just written")
+    for path in [*paths, os.fsencode(recent)]:
+        data, whole = files_module.read_whole(path, None, os.lstat(path))
+        chunks: list[tuple[bytes, bytes]] = []
+
+        class Sink:
+            def locate(self, chunk_id, chunk):
+                chunks.append((chunk_id, bytes(chunk)))
+                return Location("p", 0, len(chunk), len(chunk))
+
+        read = files_module.read_file(chunker, path, Sink())
+        assert chunks == ([(_CODEC.chunk_id(data), data)] if data else [])
+        assert data == open(path, "rb").read()
+        fields = ("extents", "size", "bytes_read", "changed", "volatile", "inode", "ctime_ns",
+                  "mtime_ns")
+        assert [getattr(whole, f) for f in fields] == [getattr(read, f) for f in fields], path
+        assert whole.volatile == (path == os.fsencode(recent))
+
+
+def test_a_small_file_replaced_grown_or_shrunk_after_its_lstat_counts_as_changed(
+        tmp_path: Path):
+    original = os.urandom(3000)
+    names = ["kept", "replaced", "grown", "shrunk", "dir"]
+    paths = {name: _settled_file(tmp_path / name, original) for name in names}
+    seen = {name: os.lstat(path) for name, path in paths.items()}
+    # After the lstat, before the read: another file of the same size and times in its
+    # place (only its inode differs), data appended, the file cut short, a directory.
+    other = _settled_file(tmp_path / "other", os.urandom(3000))
+    os.utime(other, ns=(seen["replaced"].st_atime_ns, seen["replaced"].st_mtime_ns))
+    os.rename(other, paths["replaced"])
+    with open(paths["grown"], "ab") as out:
+        out.write(b"more")
+    os.truncate(paths["shrunk"], 10)
+    os.unlink(paths["dir"])
+    os.mkdir(paths["dir"])
+
+    def read(name: str) -> tuple[bytes, files_module.FileRead]:
+        return files_module.read_whole(paths[name], None, seen[name])
+
+    data, got = read("kept")
+    assert data == original and not got.changed and not got.volatile
+    _data, got = read("replaced")
+    assert got.changed and got.volatile and got.inode == seen["replaced"].st_ino
+    data, got = read("grown")
+    assert data == original and got.size == 3000 and got.changed and got.volatile
+    data, got = read("shrunk")
+    assert data == original[:10] and got.size == got.bytes_read == 10 and got.changed
+    with pytest.raises(FileNotFoundError):
+        read("dir")
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

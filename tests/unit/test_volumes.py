@@ -27,6 +27,7 @@ from migrator.errors import (
 )
 from migrator.store import LocalStore
 from migrator.volumes import backup as backup_module
+from migrator.volumes import files as files_module
 from migrator.volumes import restore as restore_module
 from migrator.volumes import restored
 from migrator.volumes import scan as scan_module
@@ -193,14 +194,14 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
     make_rich_tree(source)
     growing = source / "data" / "big.bin"
     vanishing = source / "data" / "small" / "f010"
-    real_read = backup_module.read_file
+    real_open = files_module.open_for_reading
     real_cut = Chunker.cut
 
-    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
+    def open_for_reading(path, dir_fd=None):  # how every read opens its file
         where = os.fsencode(os.readlink(f"/proc/self/fd/{dir_fd}")) + b"/" if dir_fd else b""
         if where + path == os.fsencode(vanishing):
-            os.unlink(vanishing)  # gone between the listing and the read
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
+            os.unlink(vanishing)  # gone between its lstat and the read
+        return real_open(path, dir_fd)
 
     def cut(self, fd, offset, length, each, known=None):
         got = real_cut(self, fd, offset, length, each, known)
@@ -209,8 +210,7 @@ def test_file_growing_or_vanishing_during_a_pass_is_a_warning_the_next_pass_catc
                 out.write(b"appended while read\n")
         return got
 
-    monkeypatch.setattr(backup_module, "read_file", read_file)
-    monkeypatch.setattr(scan_module, "read_file", read_file)
+    monkeypatch.setattr(files_module, "open_for_reading", open_for_reading)
     monkeypatch.setattr(Chunker, "cut", cut)
     report = backup(store, source, processes=0)  # the patches live in this process
     monkeypatch.undo()
@@ -703,17 +703,16 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     source = tmp_path / "src"
     make_rich_tree(source, big=3 * MiB)
     settled(source)
-    real_read = backup_module.read_file
+    real_open = files_module.open_for_reading
     calls = []
 
-    def dying_read(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
+    def dying_open(path, dir_fd=None):  # how every read opens its file
         calls.append(path)
         if len(calls) >= 180 and any(store.list("volumes/manifests/")):
             raise KeyboardInterrupt  # the process dies here, some checkpoints written
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
+        return real_open(path, dir_fd)
 
-    monkeypatch.setattr(backup_module, "read_file", dying_read)
-    monkeypatch.setattr(scan_module, "read_file", dying_read)
+    monkeypatch.setattr(files_module, "open_for_reading", dying_open)
     monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 20)  # frequent checkpoints
     monkeypatch.setattr("migrator.volumes.packs.PACK_TARGET", 64 * 1024)  # and packs
     monkeypatch.setattr(backup_module, "BATCH_ENTRIES", 16)
@@ -722,8 +721,7 @@ def test_a_killed_pass_leaves_no_complete_pass_and_the_next_one_resumes(
     monkeypatch.setattr(backup_module, "_AHEAD", 0)
     with pytest.raises(KeyboardInterrupt):
         backup(store, source, workers=1, processes=0)
-    monkeypatch.setattr(backup_module, "read_file", real_read)
-    monkeypatch.setattr(scan_module, "read_file", real_read)
+    monkeypatch.setattr(files_module, "open_for_reading", real_open)
     (interrupted,) = list_passes(store, "ns/data")
     assert not interrupted.complete
     with pytest.raises(VolumeNotFound):
@@ -826,18 +824,18 @@ def test_a_pass_goes_on_while_a_manifest_part_is_stored(tmp_path: Path, monkeypa
     settled(source)
     store = PartGate(tmp_path / "store")
     store.check(create=True)
-    real_read = scan_module.read_file
+    real_open = files_module.open_for_reading
     reads = []
 
-    def read_file(chunker, path, sink, on_bytes=None, dir_fd=None, known=None):
+    def open_for_reading(path, dir_fd=None):  # how every read opens its file
         reads.append(path)
         # Past the first part's 50 entries and the two batches of 4 read ahead; the second
         # part waits for the first to be stored.
         if len(reads) == 80:
             store.go_on.set()
-        return real_read(chunker, path, sink, on_bytes, dir_fd=dir_fd, known=known)
+        return real_open(path, dir_fd)
 
-    monkeypatch.setattr(scan_module, "read_file", read_file)
+    monkeypatch.setattr(files_module, "open_for_reading", open_for_reading)
     monkeypatch.setattr("migrator.volumes.manifest.PART_ENTRIES", 50)
     monkeypatch.setattr(backup_module, "BATCH_ENTRIES", 4)
     report = backup(store, source, processes=0)
