@@ -409,6 +409,8 @@ class _Pass:
         if scanned.bytes_read:
             self.meter.add_bytes(scanned.bytes_read)
         pending, add_lines = self.pending, self.writer.add_lines
+        # Finished lines while none waits for a read, written once (joined), in order.
+        ready: list[bytes] = []
         for what, rel, payload, link in scanned.items:
             item: tuple[Entry | bytes, Future[FileRead] | None] | None
             if what == LINES:
@@ -418,19 +420,30 @@ class _Pass:
                     report.files += files
                     report.bytes_total += size
                 if not pending:
-                    add_lines(lines)
+                    ready.append(lines)
                     continue
                 item = lines, None
+            elif what == READ and link is None:  # a small file read (most, in a first pass)
+                line = self._read_line(rel, payload, refs)
+                if not pending:
+                    ready.append(line)
+                    continue
+                item = line, None
             else:
                 item = self._item(what, rel, payload, link, refs)
                 if item is None:
                     continue
+                if ready:
+                    add_lines(b"\n".join(ready))
+                    ready.clear()
                 if item[1] is None and not pending:
                     self._emit(*item)
                     continue
             pending.append(item)
             if len(pending) > self.workers + _AHEAD:
                 self._drain()
+        if ready:
+            add_lines(b"\n".join(ready))
         self._drain()
         self._meter_files()
 
@@ -486,13 +499,10 @@ class _Pass:
         first_path = self.links.setdefault(link, rel) if link is not None else rel
         known = None
         if what == READ:
-            head, first, count, size, bytes_read, changed = payload
-            line = read_line(head, refs[first : first + count])
             if first_path == rel:
-                self._count_read(rel, bytes_read, changed)
-                self._count_file(size)
-                return line, None
-            entry: Entry = jsoncodec.loads(line)
+                return self._read_line(rel, payload, refs), None
+            head, first, count = payload[:3]
+            entry: Entry = jsoncodec.loads(read_line(head, refs[first : first + count]))
         elif what == LARGE:
             entry, known = payload
         else:
@@ -515,6 +525,13 @@ class _Pass:
             self.meter.add_bytes,
             known=known,
         )
+
+    def _read_line(self, rel: bytes, payload: Any, refs: list[bytes]) -> bytes:
+        """The manifest line of a file a scanner read (a READ item's ``payload``), counted."""
+        head, first, count, size, bytes_read, changed = payload
+        self._count_read(rel, bytes_read, changed)
+        self._count_file(size)
+        return read_line(head, refs[first : first + count])
 
     def _count_read(self, rel: bytes, bytes_read: int, changed: bool) -> None:
         self.report.files_read += 1
