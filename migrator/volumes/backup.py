@@ -97,6 +97,7 @@ from migrator.volumes.scan import (
     fill,
     read_line,
     ref_json,
+    run_lines,
     walk_runs,
 )
 
@@ -351,7 +352,8 @@ class _Pass:
         self._metered = 0  # files the progress meter was told of
 
     def run(self) -> BackupReport:
-        inflight: deque[Future[ScannedBatch]] = deque()
+        # Each batch's scan, and the previous lines it was scanned with (see run_lines).
+        inflight: deque[tuple[Future[ScannedBatch], list[bytes]]] = deque()
         old = _previous_lines(self.repo, self.previous, self.interrupted, self.index)
         paths: list[bytes] = []  # walked, not yet in a batch
         size = BATCH_ENTRIES
@@ -362,15 +364,14 @@ class _Pass:
                     continue
                 whole = len(paths) - len(paths) % size
                 for start in range(0, whole, size):
-                    batch = paths[start : start + size]
-                    inflight.append(self._scan(batch, old.take(batch)))
-                    while inflight and (inflight[0].done() or len(inflight) > 2 * self.lanes):
-                        self._take(inflight.popleft())
+                    inflight.append(self._scan(paths[start : start + size], old))
+                    while inflight and (inflight[0][0].done() or len(inflight) > 2 * self.lanes):
+                        self._take(*inflight.popleft())
                 paths = paths[whole:]
             if paths:
-                inflight.append(self._scan(paths, old.take(paths)))
+                inflight.append(self._scan(paths, old))
             while inflight:
-                self._take(inflight.popleft())
+                self._take(*inflight.popleft())
             while self.pending:
                 self._emit(*self.pending.popleft())
             self._meter_files()
@@ -383,16 +384,22 @@ class _Pass:
         self.readers.shutdown()
         return self._commit()
 
-    def _scan(self, batch: list[bytes], previous: list[bytes]) -> Future[ScannedBatch]:
+    def _scan(
+        self, batch: list[bytes], old: SortedLines
+    ) -> tuple[Future[ScannedBatch], list[bytes]]:
+        """Start scanning a batch of paths with the previous lines in their range; the
+        scan, and those lines."""
+        previous = old.take(batch)
         if self.pool is not None:
-            return self.pool.submit(scan_module.scan_in_worker, self.root, batch, previous)
+            scanned = self.pool.submit(scan_module.scan_in_worker, self.root, batch, previous)
+            return scanned, previous
         done: Future[ScannedBatch] = Future()
         done.set_result(scan_module.scan(self.chunker, self.root, batch, previous))
-        return done
+        return done, previous
 
-    def _take(self, future: Future[ScannedBatch]) -> None:
+    def _take(self, future: Future[ScannedBatch], previous: list[bytes]) -> None:
         """Turn a scanned batch into entries (in order): its new chunks into packs at once,
-        its large files to the reader threads."""
+        its large files to the reader threads. ``previous``: the lines it was scanned with."""
         try:
             scanned = future.result()
         except BrokenProcessPool as err:
@@ -414,7 +421,8 @@ class _Pass:
         for what, rel, payload, link in scanned.items:
             item: tuple[Entry | bytes, Future[FileRead] | None] | None
             if what == LINES:
-                lines, files, size = payload
+                segments, files, size = payload
+                lines = run_lines(segments, previous)
                 if files:
                     report.files_reused += files
                     report.files += files

@@ -421,18 +421,19 @@ def line_key(line: bytes) -> bytes:
     return order_key(line_path(line))
 
 
-def match_lines(paths: list[bytes], lines: list[bytes]) -> list[bytes | None]:
-    """For each path (in walk order), its line among ``lines`` (in walk order), or None."""
+def match_lines(paths: list[bytes], lines: list[bytes]) -> list[int | None]:
+    """For each path (in walk order), the index of its line among ``lines`` (in walk
+    order), or None."""
     if _aligned(paths, lines):
-        return list(lines)
-    found: list[bytes | None] = []
+        return list(range(len(lines)))
+    found: list[int | None] = []
     keys = [line_key(line) for line in lines]
     at, count = 0, len(keys)
     for path in paths:
         want = order_key(path)
         while at < count and keys[at] < want:
             at += 1
-        found.append(lines[at] if at < count and keys[at] == want else None)
+        found.append(at if at < count and keys[at] == want else None)
     return found
 
 

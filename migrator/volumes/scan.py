@@ -50,8 +50,10 @@ BATCH_BYTES = 8 * 1024 * 1024
 BATCH_ENTRIES = 256
 
 # What a worker made of a path: the first field of an item of ScannedBatch.items.
-LINES = 0  # finished entries of consecutive paths (no path): (their JSON lines joined by
-# newlines, how many of them are files reused, those files' bytes)
+LINES = 0  # finished entries of consecutive paths (no path): (their JSON lines as segments,
+# how many of them are files reused, those files' bytes); a segment is new lines joined by
+# newlines, or a (start, stop) range of the batch's previous lines reused as they are (not
+# sent back to the pass, which has them): see run_lines
 REUSED = 1  # payload: the entry (a dict) of a file reused that may be a hard link
 READ = 2  # payload: (its line without its chunk list: the JSON object up to, not with, its
 # closing brace; its first chunk's index in the batch's lists; how many; its size; bytes
@@ -157,11 +159,12 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
     items = batch.items
     dumps, loads = jsoncodec.dumps, jsoncodec.loads
     budget = BATCH_BYTES
-    # Finished lines are sent as runs (one item, one write for the pass), not path by path.
-    run: list[bytes] = []
+    # Finished lines are sent as runs (one item, one write for the pass), not path by path:
+    # each a new line, or the index of a previous line reused as it is.
+    run: list[bytes | int] = []
     reused = [0, 0]  # files and bytes in the run
 
-    def keep(line: bytes, size: int | None = None) -> None:
+    def keep(line: bytes | int, size: int | None = None) -> None:
         """A finished line; ``size``: a reused file's."""
         run.append(line)
         if size is not None:
@@ -170,7 +173,7 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
 
     def flush() -> None:
         if run:
-            items.append((LINES, b"", (b"\n".join(run), *reused), None))
+            items.append((LINES, b"", (_segments(run), *reused), None))
             run.clear()
             reused[:] = [0, 0]
 
@@ -180,19 +183,20 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
 
     parents = _Parents(root)
     try:
-        for rel, line in zip(paths, match_lines(paths, previous), strict=True):
+        for rel, index in zip(paths, match_lines(paths, previous), strict=True):
             try:
                 dir_fd, name = parents.of(rel)
                 st = os.lstat(name, dir_fd=dir_fd)
                 mode = st.st_mode
                 old = None
-                if line is not None and stat.S_ISREG(mode):
+                if index is not None and stat.S_ISREG(mode):
+                    line = previous[index]
                     if st.st_nlink == 1 and _unchanged_line(line, st):
-                        keep(line, st.st_size)
+                        keep(index, st.st_size)
                         continue
                     old = loads(line)
                     if st.st_nlink == 1 and _unchanged(old, st):
-                        keep(line, st.st_size)
+                        keep(index, st.st_size)
                         continue
                 entry: Entry = {}
                 put_path(entry, "p", rel)
@@ -253,6 +257,43 @@ def scan(chunker: Chunker, root: bytes, paths: list[bytes], previous: list[bytes
         parents.close()
     flush()
     return batch
+
+
+def _segments(run: list[bytes | int]) -> list[bytes | tuple[int, int]]:
+    """A run of lines as a LINES item's segments: new lines joined, previous lines (by
+    index) as ranges."""
+    segments: list[bytes | tuple[int, int]] = []
+    fresh: list[bytes] = []
+    start = stop = -1
+    for one in run:
+        if isinstance(one, int):
+            if fresh:
+                segments.append(b"\n".join(fresh))
+                fresh = []
+            if one == stop:
+                stop += 1
+                continue
+            if start >= 0:
+                segments.append((start, stop))
+            start, stop = one, one + 1
+        else:
+            if start >= 0:
+                segments.append((start, stop))
+                start = stop = -1
+            fresh.append(one)
+    if start >= 0:
+        segments.append((start, stop))
+    if fresh:
+        segments.append(b"\n".join(fresh))
+    return segments
+
+
+def run_lines(segments: list[bytes | tuple[int, int]], previous: list[bytes]) -> bytes:
+    """The lines of a LINES item (its ``segments``), joined by newlines; ``previous``: the
+    lines its batch was scanned with."""
+    return b"\n".join(
+        one if isinstance(one, bytes) else b"\n".join(previous[one[0] : one[1]]) for one in segments
+    )
 
 
 class _Parents:

@@ -27,6 +27,7 @@ from migrator.volumes.manifest import (
 )
 from migrator.volumes import records
 from migrator.volumes import files as files_module
+from migrator.volumes import scan as scan_module
 from migrator.volumes.files import walk
 from migrator.volumes.files import Chunker
 from migrator.volumes.repository import ChunkCodec
@@ -75,6 +76,11 @@ def _runs(lines: list[bytes], size: int) -> Iterator[list[bytes]]:
         yield lines[i : i + size]
 
 
+def _matched(paths: list[bytes], lines: list[bytes]) -> list[bytes | None]:
+    """Each path's line among ``lines``, as :func:`match_lines` finds it (by index)."""
+    return [None if index is None else lines[index] for index in match_lines(paths, lines)]
+
+
 def test_sorted_lines_hand_each_batch_the_lines_of_its_paths():
     paths = sorted(_paths(), key=path_key)
     kept = paths[::3]  # the previous pass had a third of them
@@ -84,8 +90,20 @@ def test_sorted_lines_hand_each_batch_the_lines_of_its_paths():
             previous = SortedLines(_runs([lines[p] for p in kept], run_size))
             for i in range(0, len(paths), batch_size):
                 batch = paths[i : i + batch_size]
-                got = match_lines(batch, previous.take(batch))
+                got = _matched(batch, previous.take(batch))
                 assert got == [lines.get(p) for p in batch]
+
+
+def test_a_run_of_reused_and_new_lines_comes_back_whole_with_only_new_lines_sent():
+    previous = [_line(b"p%d" % i) for i in range(10)]
+    new = [_line(b"n%d" % i) for i in range(3)]
+    run = [0, 1, 2, new[0], new[1], 3, 5, 6, new[2], 9]
+    segments = scan_module._segments(run)
+    # Previous lines go as ranges (a gap starts another), new ones joined.
+    assert segments == [(0, 3), new[0] + b"\n" + new[1], (3, 4), (5, 7), new[2], (9, 10)]
+    lines = [previous[one] if isinstance(one, int) else one for one in run]
+    assert scan_module.run_lines(segments, previous) == b"\n".join(lines)
+    assert scan_module._segments([]) == [] and scan_module._segments([new[0]]) == [new[0]]
 
 
 def test_a_removed_directory_between_two_paths_is_not_handed_out_whole():
@@ -96,7 +114,7 @@ def test_a_removed_directory_between_two_paths_is_not_handed_out_whole():
     previous = SortedLines(_runs([_line(p) for p in old], 20_000))
     batch = [b"a", b"c"]
     assert previous.take(batch) == [_line(b"a"), _line(b"c")]
-    assert match_lines([b"d"], previous.take([b"d"])) == [_line(b"d")]
+    assert _matched([b"d"], previous.take([b"d"])) == [_line(b"d")]
 
 
 def test_the_walk_in_runs_gives_every_path_in_the_manifest_s_order(tmp_path: Path):
@@ -271,13 +289,13 @@ def test_lines_of_a_batch_s_own_paths_in_order_match_one_to_one_and_look_alikes_
     plain = [p for p in paths if b'"' not in p and b"\\" not in p]
     for batch in (paths, plain, plain[1:4]):
         lines = [_line(p) for p in batch]
-        assert match_lines(batch, lines) == lines
-        assert match_lines(batch, [_line(p + b"x") for p in batch]) == [None] * len(batch)
+        assert _matched(batch, lines) == lines
+        assert _matched(batch, [_line(p + b"x") for p in batch]) == [None] * len(batch)
     # A path that ends with a backslash is written escaped: the start of another's line.
     assert _line(b'a"b').startswith(b'{"p":"a\\"')
-    assert match_lines([b"a\\"], [_line(b'a"b')]) == [None]
-    assert match_lines([b"ab"], [_line(b"ab/c")]) == [None]
-    assert match_lines([b"a", b"b"], [_line(b"b"), _line(b"c")]) == [None, _line(b"b")]
+    assert _matched([b"a\\"], [_line(b'a"b')]) == [None]
+    assert _matched([b"ab"], [_line(b"ab/c")]) == [None]
+    assert _matched([b"a", b"b"], [_line(b"b"), _line(b"c")]) == [None, _line(b"b")]
 
 
 def test_an_unchanged_file_is_told_from_its_line_as_from_its_entry(tmp_path: Path):
