@@ -467,23 +467,29 @@ class _File:
 _Target = tuple[_File, int, list[Any]]  # a file, a chunk's offset in it, the chunk's ref
 
 
-def _whole(item: _File, chunks: list[_Target], view: memoryview) -> WholeFile:
-    """A file whose every chunk is in the pack ``view`` holds, for a writer."""
-    parent, name = item.final.rsplit(b"/", 1)
-    return WholeFile(
-        parent,
+def _whole(
+    item: _File, chunks: list[_Target], view: memoryview, parent: bytes = b""
+) -> tuple[Any, ...]:
+    """A file whose every chunk is in the pack ``view`` holds, for a writer: a
+    :class:`WholeFile`'s fields as the plain tuple that travels to a writer process.
+    ``parent``: the directory of the file before it, given as that very object when it is
+    this file's too (pickled once for a batch, not once a file)."""
+    folder, name = item.final.rsplit(b"/", 1)
+    entry = item.entry
+    return (
+        parent if folder == parent else folder,
         name,
         [
             (
                 offset,
-                bytes(view[int(ref[2]) : int(ref[2]) + int(ref[3])]),
+                view[int(ref[2]) : int(ref[2]) + int(ref[3])].tobytes(),
                 bytes.fromhex(ref[0]),
                 int(ref[4]),
             )
             for _item, offset, ref in chunks
         ],
-        int(item.entry["s"]),
-        meta_of(item.entry),
+        int(entry["s"]),
+        meta_of(entry),
     )
 
 
@@ -676,20 +682,22 @@ class _Restorer:
                 by_file.setdefault(id(target[0]), []).append(target)
         where = self.repo.pack_key(pack)
         futures: list[Future[None]] = []
-        batch: list[tuple[_File, WholeFile]] = []
+        batch: list[tuple[_File, tuple[Any, ...]]] = []
         batch_bytes = 0
+        parent = b""
         partial: list[list[_Target]] = []
         for chunks in itertools.chain(single, by_file.values()):
             item = chunks[0][0]
             if len(chunks) != item.chunks:  # its other chunks are in other packs
                 partial.append(chunks)
                 continue
-            whole = _whole(item, chunks, view)
-            if batch and batch[-1][1].parent != whole.parent:
+            whole = _whole(item, chunks, view, parent)
+            if batch and whole[0] is not parent:
                 futures.append(self._write_whole(batch, where))  # one directory per batch:
                 batch, batch_bytes = [], 0  # the writers' links contend less for its lock
+            parent = whole[0]
             batch.append((item, whole))
-            batch_bytes += whole.size  # at least what its chunks hold
+            batch_bytes += whole[3]  # its size: at least what its chunks hold
             if len(batch) >= _WHOLE_FILES_PER_TASK or batch_bytes >= _BYTES_PER_TASK:
                 futures.append(self._write_whole(batch, where))
                 batch, batch_bytes = [], 0
@@ -700,15 +708,15 @@ class _Restorer:
             futures.append(self.pool.submit(self._write_files, pack, view, group))
         return futures
 
-    def _write_whole(self, batch: list[tuple[_File, WholeFile]], where: str) -> Future[None]:
-        """Write files held whole in one pack, in a writer process (or a thread), and count
-        them when done."""
+    def _write_whole(self, batch: list[tuple[_File, tuple[Any, ...]]], where: str) -> Future[None]:
+        """Write files held whole in one pack (:func:`_whole`), in a writer process (or a
+        thread), and count them when done."""
         if self.writers is not None:
             written: Future[list[str | None]] = self.writers.submit(
-                write_in_worker, [tuple(whole) for _item, whole in batch], where, self.staged
+                write_in_worker, [whole for _item, whole in batch], where, self.staged
             )
         else:
-            files = [whole for _item, whole in batch]
+            files = [WholeFile._make(whole) for _item, whole in batch]
             writer = FileWriter(self.repo.codec)
             written = self.pool.submit(write_files, writer, files, where, self.staged)
         done: Future[None] = Future()
@@ -723,7 +731,7 @@ class _Restorer:
                         continue
                     item.remaining = 0
                     item.done = True
-                    written.append(whole.size)
+                    written.append(whole[3])
                 self._count_files(len(written), sum(written))
                 self.meter.add_bytes(sum(written))
                 done.set_result(None)
@@ -806,7 +814,8 @@ class _Restorer:
         """A file whose chunks all arrived (or that has none), or that failed."""
         if item.failed is None and not item.remaining:  # it has no data: holes, or nothing
             try:
-                self.writer.write(_whole(item, [], memoryview(b"")), "", staged=self.staged)
+                empty = WholeFile._make(_whole(item, [], memoryview(b"")))
+                self.writer.write(empty, "", staged=self.staged)
             finally:
                 self.writer.close()
             item.done = True
