@@ -345,8 +345,10 @@ class Chunker:
 
 def open_for_reading(path: bytes, dir_fd: int | None = None) -> int:
     """An fd of ``path`` (relative to ``dir_fd`` if given) for reading without following a
-    symlink (and without touching its atime when allowed)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    symlink (and without touching its atime when allowed). Without blocking: a FIFO put in
+    a file's place after its lstat opens at once, to be found no regular file, where a
+    plain open would wait for a writer forever (reading a regular file does not block)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         return os.open(path, flags | _O_NOATIME, dir_fd=dir_fd)
     except PermissionError:
@@ -414,7 +416,9 @@ def read_whole(path: bytes, dir_fd: int | None, seen: os.stat_result) -> tuple[b
         started = time.time_ns()
         data = os.pread(fd, seen.st_size, 0) if seen.st_size else b""
         after = os.fstat(fd)
-    except IsADirectoryError:  # a directory put in its place
+    except OSError as err:  # a directory (EISDIR) or a FIFO (ESPIPE) put in its place
+        if err.errno not in (errno.EISDIR, errno.ESPIPE):
+            raise
         raise FileNotFoundError(errno.ENOENT, "no longer a regular file", path) from None
     finally:
         os.close(fd)

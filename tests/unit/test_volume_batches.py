@@ -5,6 +5,7 @@ chunk index's records."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,7 +212,7 @@ def test_a_small_file_read_whole_gives_what_the_chunker_gives(tmp_path: Path):
 def test_a_small_file_replaced_grown_or_shrunk_after_its_lstat_counts_as_changed(
         tmp_path: Path):
     original = os.urandom(3000)
-    names = ["kept", "replaced", "grown", "shrunk", "dir"]
+    names = ["kept", "replaced", "grown", "shrunk", "dir", "fifo"]
     paths = {name: _settled_file(tmp_path / name, original) for name in names}
     seen = {name: os.lstat(path) for name, path in paths.items()}
     # After the lstat, before the read: another file of the same size and times in its
@@ -224,6 +225,8 @@ def test_a_small_file_replaced_grown_or_shrunk_after_its_lstat_counts_as_changed
     os.truncate(paths["shrunk"], 10)
     os.unlink(paths["dir"])
     os.mkdir(paths["dir"])
+    os.unlink(paths["fifo"])
+    os.mkfifo(paths["fifo"])
 
     def read(name: str) -> tuple[bytes, files_module.FileRead]:
         return files_module.read_whole(paths[name], None, seen[name])
@@ -238,6 +241,21 @@ def test_a_small_file_replaced_grown_or_shrunk_after_its_lstat_counts_as_changed
     assert data == original[:10] and got.size == got.bytes_read == 10 and got.changed
     with pytest.raises(FileNotFoundError):
         read("dir")
+    # A FIFO is opened without waiting for a writer (an open that blocked would hang the
+    # pass): the alarm fails the test instead.
+    def hung(_signum, _frame):
+        raise AssertionError("opening a FIFO in a file's place blocked")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(5)
+    try:
+        with pytest.raises(FileNotFoundError):
+            read("fifo")
+        with pytest.raises(FileNotFoundError):
+            files_module.read_file(Chunker(_CODEC), paths["fifo"], None)  # type: ignore[arg-type]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _open_fds() -> int:
