@@ -143,7 +143,7 @@ def _read_small(
         return got
     kept = len(batch.chunk_ids)
     try:
-        return read_file(chunker, name, _Collect(chunker.codec, batch), dir_fd=dir_fd)
+        return read_file(chunker, name, _Collect(codec, batch), dir_fd=dir_fd)
     except BaseException:
         del batch.chunk_ids[kept:], batch.chunk_raw[kept:], batch.chunk_stored[kept:]
         raise

@@ -157,6 +157,9 @@ def _tree_beside_a_secret(tmp_path: Path) -> tuple[bytes, Path]:
     return root, outside
 
 
+_CODEC = ChunkCodec(b"s" * 32, 128 * 1024, 512 * 1024, 2 * 1024 * 1024)
+
+
 def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tmp_path: Path):
     root, outside = _tree_beside_a_secret(tmp_path)
     paths = [p for run in walk_runs(root, print) for p in run]
@@ -164,15 +167,12 @@ def test_a_directory_swapped_for_a_symlink_after_the_walk_is_not_read_through(tm
     os.rename(root + b"/d", root + b"/gone")
     os.symlink(outside, root + b"/d")  # after the walk, before the scan
     os.rename(root + b"/e", root + b"/e2")
-    chunker = Chunker(ChunkCodec(b"s" * 32, 128 * 1024, 512 * 1024, 2 * 1024 * 1024))
+    chunker = Chunker(_CODEC)
     batch = scan(chunker, root, paths[2:], [])
     assert [(item[0], item[1]) for item in batch.items] == [(FAILED, b"d/f"), (GONE, b"e"),
                                                           (GONE, b"e/f")]
     assert batch.chunk_ids == [] and batch.bytes_read == 0
     assert scan(chunker, root, [b"gone/f"], []).items[0][0] == READ
-
-
-_CODEC = ChunkCodec(b"s" * 32, 128 * 1024, 512 * 1024, 2 * 1024 * 1024)
 
 
 def _settled_file(path: Path, data: bytes) -> bytes:
