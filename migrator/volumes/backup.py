@@ -318,6 +318,8 @@ class _Pass:
         self.pool = pool
         self.lanes = lanes
         self.root = plan.source
+        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
+        indexing = self.readers.submit(repo.load_index)  # while the passes are looked up
         passes = pass_ids(repo.store, plan.name)
         self.previous, self.interrupted, self.superseded = _bases(repo, plan.name, passes)
         # Interrupted passes before the previous complete one: it was killed before it
@@ -334,7 +336,7 @@ class _Pass:
             previous=self.previous.pass_id if self.previous else None,
             resumed_from=self.interrupted.pass_id if self.interrupted else None,
         )
-        self.index = repo.load_index()
+        self.index = indexing.result()
         self.meter = Meter(
             progress,
             plan.bytes_to_read if plan.counted else None,
@@ -344,7 +346,6 @@ class _Pass:
         self.writer = ManifestWriter(repo, plan.name, self.pass_id)
         self.chunker = Chunker(repo.codec)
         self.sink = _Sink(repo, self.index, self.packs)
-        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
         self.workers = workers
         # Entries waiting for a large file's read (the first one's), and all after them.
         self.pending: deque[tuple[Entry | bytes, Future[FileRead] | None]] = deque()
@@ -375,14 +376,22 @@ class _Pass:
             while self.pending:
                 self._emit(*self.pending.popleft())
             self._meter_files()
+            # The last part is stored while the last packs are: the head alone waits for
+            # them (a part without a head is a checkpoint, its chunks checked on resume).
+            self.writer.flush()
             self.packs.close()
+            # The last index documents are merged while the head is written: a pack is
+            # finished with its own document already, merged or not.
+            merging = self.readers.submit(self.packs.merge_rest)
+            self.readers.shutdown(wait=False)
+            report = self._commit()
         except BaseException:
             self.readers.shutdown(wait=False, cancel_futures=True)
             self.packs.abort()
             self.writer.abort()
             raise
-        self.readers.shutdown()
-        return self._commit()
+        merging.result()
+        return report
 
     def _scan(
         self, batch: list[bytes], old: SortedLines

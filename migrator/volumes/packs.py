@@ -7,7 +7,8 @@ the whole pack (AES-256-GCM, the pack's key as associated data). Right after a p
 uploaded, its index document is written under ``volumes/index/packs/``: a pack is finished
 when that document exists, and a pass that resumes after a kill loads those documents and
 does not upload those chunks again. Every :data:`MERGE_EVERY` finished packs the writer
-merges their documents into one.
+merges their documents into one, and the rest at the end of the pass, while its head is
+written.
 """
 
 from __future__ import annotations
@@ -130,8 +131,9 @@ class PackWriter:
         return places
 
     def close(self) -> None:
-        """Upload the last pack, wait for every upload, merge the remaining index documents.
-        Raises the first upload failure."""
+        """Upload the last pack and wait for every upload: every chunk is stored when this
+        returns. Raises the first upload failure. The remaining index documents are merged
+        by :meth:`merge_rest`, which a pass runs beside writing its head."""
         with self._lock:
             sealed = (self._pack, self._buffer, self._chunks) if self._chunks else None
             self._new_pack()
@@ -142,6 +144,11 @@ class PackWriter:
                 future.result()
         finally:
             self._pool.shutdown(wait=True)
+
+    def merge_rest(self) -> None:
+        """Merge the index documents of the packs uploaded since the last merge (after
+        :meth:`close`). Not needed for the packs to count as finished: each has its own
+        document until then."""
         with self._merge_lock:
             self._merge()
 

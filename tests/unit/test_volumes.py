@@ -36,7 +36,7 @@ from migrator.volumes.entries import get_path, put_path
 from migrator.volumes.files import Chunker
 from migrator.volumes.manifest import HEAD, list_passes, new_pass_id, pass_prefix, read_entries
 from migrator.volumes.report import BackupReport
-from migrator.volumes.repository import PACKS, Repository
+from migrator.volumes.repository import INDEX, PACKS, Repository
 from tests.volume_trees import (
     CutBytes,
     MiB,
@@ -160,6 +160,25 @@ def test_incremental_pass_reads_changed_files_and_uploads_only_new_chunks(
     target = tmp_path / "dst"
     restore(store, target)
     assert_same_tree(source, target)
+
+
+def test_a_complete_pass_leaves_its_packs_indexed_in_one_merged_document(
+        store, tmp_path: Path, settled):
+    """Each pack gets an index document of its own as it is stored (what a resumed pass
+    finds); a complete pass leaves them merged into one, written beside its head."""
+    source = tmp_path / "src"
+    make_rich_tree(source, big=20 * MiB)
+    settled(source)
+    first = backup(store, source)
+    assert first.packs >= 2
+    assert list(store.list(INDEX)) == [f"{INDEX}{first.pass_id}-00000.idx"]
+    assert len(Repository.open(store, None).load_index()) == first.chunks_new
+    (source / "data" / "new.bin").write_bytes(os.urandom(3 * MiB))
+    second = backup(store, source)
+    assert second.packs == 1
+    assert sorted(store.list(INDEX)) == sorted(
+        f"{INDEX}{report.pass_id}-00000.idx" for report in (first, second))
+    assert len(Repository.open(store, None).load_index()) == first.chunks_new + second.chunks_new
 
 
 def test_a_changed_large_file_is_cut_again_only_near_its_change(
