@@ -108,7 +108,8 @@ _AHEAD = 512
 
 @dataclass
 class BackupPlan:
-    """What a pass would do. Counts are filled only when the plan was asked to count."""
+    """What a pass would do. The passes it builds on and the counts are filled only when
+    the plan was asked to count."""
 
     store: Store
     key: bytes | None
@@ -143,8 +144,10 @@ def plan(
     key: bytes | None = None,
     count: bool = True,
 ) -> BackupPlan:
-    """What a pass of ``source`` as volume ``name`` would read; with ``count``, walk the tree
-    to say how much (without it, only the passes it builds on are looked up)."""
+    """What a pass of ``source`` as volume ``name`` would read; with ``count``, look up the
+    passes it builds on and walk the tree to say how much. Without it only the source and
+    the name are checked: :func:`apply` looks the passes up itself, so nothing is read
+    from the store twice."""
     check_name(name)
     root = os.fsencode(os.path.realpath(source))
     if not os.path.isdir(root):
@@ -152,14 +155,15 @@ def plan(
             f"{os.fsdecode(root)} is not a directory",
             hint="give the directory the volume is mounted at",
         )
+    if not count:
+        return BackupPlan(store, key, name, root, None, None)
     try:
         repo: Repository | None = Repository.open(store, key)
     except (StoreKeyNotFound, StoreNotFound):  # no pass into this store yet (apply makes it)
         repo = None
     previous, interrupted, _after = _bases(repo, name) if repo is not None else (None, None, [])
     result = BackupPlan(store, key, name, root, previous, interrupted)
-    if count:
-        _count(result, _previous_entries(repo, previous, interrupted))
+    _count(result, _previous_entries(repo, previous, interrupted))
     return result
 
 
