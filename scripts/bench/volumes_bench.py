@@ -253,15 +253,14 @@ def run(cmd: list[str], env: dict[str, str] | None = None, stdin: Any = None,
     sampler.start()
     try:
         out, err = proc.communicate(timeout=timeout)
+        seconds = time.monotonic() - started
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        return {"seconds": None, "peak_mb": peak[0] / MiB, "stdout": "", "timed_out": timeout}
+    finally:
         ended.set()
         sampler.join()
-        return {"seconds": None, "peak_mb": peak[0] / MiB, "stdout": "", "timed_out": timeout}
-    seconds = time.monotonic() - started
-    ended.set()
-    sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... failed ({proc.returncode}): "
                            f"{err.decode(errors='replace')[-2000:]}")
